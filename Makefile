@@ -1,0 +1,100 @@
+# specdec - build, test, run.
+#   make            library (static + shared) and bin/specdec
+#   make run        generate with the shipped models (../shared/models)
+#   make test       build and run every test (tests/run.sh)
+#   make test-san   the tests under ASan + UBSan (separate build dir)
+#   make fuzz       libFuzzer targets (clang), run for FUZZ_SECONDS each
+#   make bench      forward-pass benchmark table (bench-forward)
+# Variables: CC (gcc or clang), BUILD (object dir), SAN=1 (sanitizers), O (opt flags)
+
+CC      ?= cc
+BUILD   ?= build
+O       ?= -O2
+SAN     ?=
+FUZZ_SECONDS ?= 60
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS  := -std=c11 $(O) -g $(WARN) -D_GNU_SOURCE -fPIC -pthread -Iinclude -Isrc -Itests $(EXTRA_CFLAGS)
+LDLIBS  := -pthread -lm
+# Tools and tests parse JSON with jansson (Debian libjansson-dev); the library does not.
+TOOL_LDLIBS := -ljansson $(LDLIBS)
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx2
+
+LIB_SRC  := $(sort $(wildcard src/*.c src/kernels/*.c src/spec/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL_SRC := $(sort $(wildcard tests/util/*.c))
+TEST_UTIL_OBJ := $(TEST_UTIL_SRC:%.c=$(BUILD)/%.o)
+HDRS     := $(wildcard include/*.h src/*.h src/kernels/*.h src/spec/*.h tools/*.h tests/util/*.h)
+
+STATIC   := $(BUILD)/libspecdec.a
+SHARED   := $(BUILD)/libspecdec.so
+BINDIR   ?= bin
+BIN      := $(BINDIR)/specdec
+
+.PHONY: all lib run test test-san fuzz bench clean
+# Keep objects of tests/util between test builds.
+.SECONDARY:
+all: $(STATIC) $(SHARED) $(BIN)
+lib: $(STATIC) $(SHARED)
+
+$(BUILD)/%_avx2.o: %_avx2.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -c $< -o $@
+$(BUILD)/%_avx512.o: %_avx512.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN): $(TOOL_OBJ) $(STATIC)
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(TOOL_LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(STATIC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_UTIL_OBJ) $(STATIC) $(TOOL_LDLIBS)
+
+run: all
+	./$(BIN) generate -p "static int btrfs_" -n 64 --temp 0
+	./$(BIN) generate -md ../shared/models/kernel-c-draft.gguf -p "static int btrfs_" -n 64 --temp 0 --json || true
+
+test: all $(TEST_BIN)
+	BUILD=$(BUILD) BIN=$(BIN) sh tests/run.sh
+
+test-san:
+	$(MAKE) BUILD=build-san BINDIR=build-san/bin SAN=1 O=-O1 test
+
+FUZZ_SRC := $(sort $(wildcard tests/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/%.c=build-fuzz/%)
+# Each fuzz target links only the sources it exercises (FUZZ_DEPS_<name>).
+FUZZ_DEPS_fuzz_gguf := src/gguf.c src/status.c
+.SECONDEXPANSION:
+build-fuzz/%: tests/%.c $$(FUZZ_DEPS_$$*) $(HDRS)
+	@mkdir -p build-fuzz
+	clang -std=c11 -O1 -g -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_DEPS_$*) -lm
+fuzz: $(FUZZ_BIN)
+	sh tests/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+bench: all
+	./$(BIN) bench-forward -t 2
+
+clean:
+	rm -rf build build-san build-fuzz bin

@@ -1,0 +1,328 @@
+/*
+ * specdec.h - public API of libspecdec: GGUF models on CPU with lossless
+ * speculative decoding.
+ *
+ * Conventions
+ *  - Opaque handles; every object made by sd_X_new()/sd_X_load() is freed by
+ *    the matching sd_X_free(), which accepts NULL.
+ *  - Functions that can fail return sd_status (SD_OK == 0, errors < 0).
+ *    Loaders take an optional (err, err_size) buffer that receives a
+ *    human-readable message naming the problem (and the file offset for
+ *    malformed files).
+ *  - Library code never exits, aborts or asserts on bad input.
+ *  - No global mutable state: any number of models and contexts can live in
+ *    one process (a target and a draft model side by side).
+ *
+ * Shapes are written as (rows, cols), row-major, e.g. logits (n_vocab).
+ */
+#ifndef SPECDEC_H
+#define SPECDEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SD_API __attribute__((visibility("default")))
+#else
+#define SD_API
+#endif
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum sd_status {
+    SD_OK = 0,
+    SD_ERR_INVALID_ARG = -1,  /* NULL or out-of-range argument                */
+    SD_ERR_IO = -2,           /* open/stat/mmap/read/write failed              */
+    SD_ERR_FORMAT = -3,       /* malformed or hostile file content             */
+    SD_ERR_UNSUPPORTED = -4,  /* valid but not supported (arch, tensor type)   */
+    SD_ERR_NOMEM = -5,        /* allocation failed                             */
+    SD_ERR_NOT_FOUND = -6,    /* key, tensor or token absent                   */
+    SD_ERR_CTX_FULL = -7,     /* the KV cache has no room for the batch        */
+    SD_ERR_MISMATCH = -8,     /* objects that must agree do not (vocabularies) */
+} sd_status;
+
+/* Static string for a status code (never NULL). */
+SD_API const char *sd_status_str(int status);
+
+/* ------------------------------------------------------------ type ids */
+
+/* Tensor element types; the values are ggml's (GGUF tensor_info.type). */
+typedef enum sd_type {
+    SD_TYPE_F32 = 0,
+    SD_TYPE_F16 = 1,
+    SD_TYPE_Q4_0 = 2,
+    SD_TYPE_Q4_1 = 3,
+    SD_TYPE_Q5_0 = 6,
+    SD_TYPE_Q5_1 = 7,
+    SD_TYPE_Q8_0 = 8,
+    SD_TYPE_Q8_1 = 9,
+    SD_TYPE_Q2_K = 10,
+    SD_TYPE_Q3_K = 11,
+    SD_TYPE_Q4_K = 12,
+    SD_TYPE_Q5_K = 13,
+    SD_TYPE_Q6_K = 14,
+    SD_TYPE_Q8_K = 15,
+    SD_TYPE_BF16 = 30,
+    SD_TYPE_COUNT = 40,       /* upper bound of the id space, not a type      */
+    SD_TYPE_NONE = -1,        /* "keep as stored" in sd_model_params.quantize */
+} sd_type;
+
+/* Name of a type ("f16", "q8_0", ...) or NULL if unknown. */
+SD_API const char *sd_type_name(int type);
+
+/* ------------------------------------------------------------ threads */
+
+/* A persistent pool of worker threads shared by any number of contexts (a
+ * target and a draft context should share one pool). A pool runs one job at
+ * a time: do not decode on two contexts that share a pool from two threads
+ * at once. The pool must outlive the contexts that use it. */
+typedef struct sd_threadpool sd_threadpool;
+
+/* n_threads >= 1 (the calling thread counts as one). */
+SD_API sd_status sd_threadpool_new(int n_threads, sd_threadpool **out);
+SD_API void sd_threadpool_free(sd_threadpool *pool);
+SD_API int sd_threadpool_n_threads(const sd_threadpool *pool);
+
+/* ------------------------------------------------------------ model */
+
+typedef enum sd_backend {
+    SD_BACKEND_AUTO = 0,      /* best the CPU supports, chosen at run time */
+    SD_BACKEND_REF = 1,       /* scalar reference kernels                  */
+    SD_BACKEND_AVX2 = 2,
+    SD_BACKEND_AVX512 = 3,
+} sd_backend;
+
+/* Name of the backend the running CPU gets for SD_BACKEND_AUTO. */
+SD_API const char *sd_backend_name(sd_backend b);
+
+typedef struct sd_model_params {
+    int quantize;        /* SD_TYPE_NONE (default) keeps weights as stored;
+                            SD_TYPE_Q8_0 converts F16/F32 matrices on load */
+    sd_backend backend;  /* kernels to use (default SD_BACKEND_AUTO)       */
+} sd_model_params;
+
+SD_API sd_model_params sd_model_default_params(void);
+
+/* A model: weights, hyper-parameters and vocabulary; immutable after load
+ * and safe to share between contexts and threads. A GGUF file holding only a
+ * vocabulary (no tensors) loads as a vocab-only model: tokenizing works,
+ * sd_ctx_new() returns SD_ERR_UNSUPPORTED. */
+typedef struct sd_model sd_model;
+
+/* Loads a GGUF v2/v3 file. On success *out owns the model (free with
+ * sd_model_free). Errors: SD_ERR_IO, SD_ERR_FORMAT (hostile/corrupt file,
+ * message names the offset), SD_ERR_UNSUPPORTED, SD_ERR_NOMEM. */
+SD_API sd_status sd_model_load(const char *path, const sd_model_params *params,
+                               sd_model **out, char *err, size_t err_size);
+SD_API void sd_model_free(sd_model *model);
+
+#define SD_MAX_EARLY_EXITS 8
+
+typedef struct sd_model_info {
+    const char *arch;        /* "llama", ... (owned by the model)          */
+    const char *name;        /* general.name or ""                          */
+    bool vocab_only;
+    int n_vocab;
+    int n_embd;              /* model width                                 */
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int head_dim;            /* n_embd / n_head                             */
+    int n_ff;
+    int n_rot;               /* rope.dimension_count                        */
+    int n_ctx_train;
+    float rope_base;
+    float norm_eps;
+    int weight_type;         /* sd_type of the largest matrices             */
+    size_t weight_bytes;     /* bytes of all weights as used at run time    */
+    size_t weight_bytes_per_token; /* weight bytes read by one decode step
+                                      (all matrices, one embedding row)     */
+    int n_early_exit;        /* specdec.early_exit_layers                   */
+    int early_exit[SD_MAX_EARLY_EXITS];
+} sd_model_info;
+
+SD_API void sd_model_get_info(const sd_model *model, sd_model_info *info);
+
+/* ------------------------------------------------------------ vocabulary */
+
+typedef struct sd_vocab sd_vocab;
+
+/* The model's vocabulary (owned by the model). */
+SD_API const sd_vocab *sd_model_vocab(const sd_model *model);
+
+SD_API int sd_vocab_n_tokens(const sd_vocab *vocab);
+SD_API int32_t sd_vocab_bos(const sd_vocab *vocab);   /* -1 if none */
+SD_API int32_t sd_vocab_eos(const sd_vocab *vocab);   /* -1 if none */
+SD_API bool sd_vocab_add_bos(const sd_vocab *vocab);  /* tokenizer.ggml.add_bos_token */
+/* True for end-of-generation tokens (EOS, EOT). */
+SD_API bool sd_vocab_is_eog(const sd_vocab *vocab, int32_t id);
+/* The token's text as stored in the vocabulary (e.g. "\xe2\x96\x81the",
+ * "<0x0A>"), NUL-terminated, owned by the vocab; NULL if id is out of range. */
+SD_API const char *sd_vocab_token_text(const sd_vocab *vocab, int32_t id);
+
+/* Tokenizes text[0..len). Writes at most max_ids ids. Returns the number of
+ * tokens the text needs (if larger than max_ids, only max_ids were written;
+ * call again with a larger buffer), or a negative sd_status.
+ * add_bos: prepend BOS (callers normally pass sd_vocab_add_bos()).
+ * parse_special: text of control/user-defined tokens ("<s>") becomes those
+ * tokens; otherwise it is tokenized as plain text. */
+SD_API int sd_tokenize(const sd_vocab *vocab, const char *text, size_t len,
+                       int32_t *ids, int max_ids, bool add_bos, bool parse_special);
+
+/* Raw bytes of one token as it appears in text ("\xe2\x96\x81" -> ' ', byte
+ * tokens "<0x0A>" -> one byte, control tokens -> nothing). May be an
+ * incomplete UTF-8 sequence. Returns the number of bytes (written only if it
+ * fits in size) or a negative sd_status. */
+SD_API int sd_token_to_piece(const sd_vocab *vocab, int32_t id, char *buf, int size);
+
+/* Streaming detokenizer: push ids one at a time and get only complete UTF-8;
+ * bytes of a character split across tokens are held back until complete.
+ * Invalid sequences come out as U+FFFD. */
+typedef struct sd_detok sd_detok;
+
+SD_API sd_detok *sd_detok_new(const sd_vocab *vocab);   /* NULL on NOMEM */
+SD_API void sd_detok_free(sd_detok *d);
+/* Appends the text that became complete to out (NUL-terminated if out_size
+ * > 0). Returns the number of bytes written (excluding NUL) or a negative
+ * sd_status. out_size >= 64 always suffices for one token of up to 48 bytes. */
+SD_API int sd_detok_push(sd_detok *d, int32_t id, char *out, int out_size);
+/* Emits whatever is held back (as U+FFFD if incomplete). */
+SD_API int sd_detok_flush(sd_detok *d, char *out, int out_size);
+
+/* ------------------------------------------------------------ context */
+
+typedef struct sd_ctx_params {
+    int n_ctx;             /* KV cells; 0 = the model's training context     */
+    sd_threadpool *pool;   /* borrowed; NULL = single-threaded               */
+} sd_ctx_params;
+
+SD_API sd_ctx_params sd_ctx_default_params(void);
+
+/* One sequence: its KV cache, scratch buffers and last outputs. */
+typedef struct sd_ctx sd_ctx;
+
+SD_API sd_status sd_ctx_new(const sd_model *model, const sd_ctx_params *params,
+                            sd_ctx **out);
+SD_API void sd_ctx_free(sd_ctx *ctx);
+SD_API const sd_model *sd_ctx_model(const sd_ctx *ctx);
+SD_API int sd_ctx_n_ctx(const sd_ctx *ctx);
+
+/* What a decode produces for the rows it outputs. */
+enum {
+    SD_OUTPUT_LOGITS = 1u,  /* output_norm + output head -> (n_vocab)          */
+    SD_OUTPUT_HIDDEN = 2u,  /* hidden state after the last layer run, before
+                               output_norm -> (n_embd)                         */
+};
+
+/* A batch of n_tokens rows for one sequence.
+ *
+ * KV cells: the cache holds cells [0, kv_len) per layer. Each layer run
+ * appends the batch's n_tokens cells after its current cells. Every row
+ * attends to all cells already in the cache, plus the batch rows the mask
+ * allows. RoPE uses pos, stored with the cell, so cells can later be moved
+ * (sd_ctx_kv_keep) without changing their meaning. */
+typedef struct sd_batch {
+    int32_t n_tokens;
+    const int32_t *token;  /* (n_tokens) ids; required when layer_begin == 0  */
+    const float *embd;     /* (n_tokens, n_embd) states entering layer_begin;
+                              required when layer_begin > 0                   */
+    const int32_t *pos;    /* (n_tokens) positions; NULL: kv_len + i          */
+    const uint8_t *mask;   /* (n_tokens, n_tokens) row-major; mask[i*n+j] != 0
+                              lets row i attend to batch row j. NULL: causal
+                              (j <= i). A token tree passes its ancestor mask
+                              (self included).                                */
+    const uint8_t *output; /* (n_tokens) nonzero: output this row.
+                              NULL: the last row only                         */
+    int32_t layer_begin;   /* run layers [layer_begin, layer_end)             */
+    int32_t layer_end;     /* 0 means n_layer                                 */
+    uint32_t out_flags;    /* SD_OUTPUT_* bits; 0 means SD_OUTPUT_LOGITS      */
+} sd_batch;
+
+/* A causal batch over all layers with logits for the last row. */
+SD_API sd_batch sd_batch_simple(const int32_t *tokens, int32_t n_tokens);
+
+/* Runs the batch. Returns SD_OK, SD_ERR_INVALID_ARG (bad ids, mask, layer
+ * range, missing inputs), SD_ERR_CTX_FULL (not enough free cells in some
+ * layer run). On error the cache is unchanged. */
+SD_API sd_status sd_ctx_decode(sd_ctx *ctx, const sd_batch *batch);
+
+/* Several sequences (contexts of the same model sharing ctxs[0]'s pool) in
+ * one forward: weights are read once for all rows. All batches must have the
+ * same layer range and out_flags. Outputs land in each context. */
+SD_API sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_seq);
+
+/* Outputs of the last decode, i-th output row in batch order, valid until
+ * the next decode on this context; NULL if absent or i out of range. */
+SD_API int sd_ctx_n_outputs(const sd_ctx *ctx);
+SD_API const float *sd_ctx_logits(const sd_ctx *ctx, int i);  /* (n_vocab) */
+SD_API const float *sd_ctx_hidden(const sd_ctx *ctx, int i);  /* (n_embd)  */
+
+/* Cells in layer il's cache (all layers agree except between partial-layer
+ * decodes). */
+SD_API int sd_ctx_kv_len(const sd_ctx *ctx, int il);
+/* Minimum over layers. */
+SD_API int sd_ctx_kv_min(const sd_ctx *ctx);
+/* Drops every cell at index >= n in all layers (rollback). n >= 0. */
+SD_API sd_status sd_ctx_kv_truncate(sd_ctx *ctx, int n);
+/* Keeps cells [0, n_prefix) and then the listed cells (strictly increasing,
+ * each >= n_prefix and < kv_len), moved down to follow the prefix; drops the
+ * rest. Used to keep an accepted tree path. */
+SD_API sd_status sd_ctx_kv_keep(sd_ctx *ctx, int n_prefix, const int32_t *cells, int n_cells);
+SD_API void sd_ctx_kv_clear(sd_ctx *ctx);
+
+/* ------------------------------------------------------------ sampling */
+
+/* xoshiro256** generator; a plain value, copy it to fork a stream. */
+typedef struct sd_rng {
+    uint64_t s[4];
+} sd_rng;
+
+SD_API void sd_rng_seed(sd_rng *rng, uint64_t seed);
+SD_API uint64_t sd_rng_next(sd_rng *rng);
+/* Uniform double in [0, 1) with 53 random bits. */
+SD_API double sd_rng_uniform(sd_rng *rng);
+
+/* Sampler settings. The chain is llama.cpp's: top-k, top-p, min-p on the
+ * temperature-1 softmax, then temperature on the kept logits. temp <= 0 is
+ * greedy (argmax, lowest id on ties). */
+typedef struct sd_sampler_params {
+    float temp;      /* default 0.8                    */
+    int top_k;       /* default 40; <= 0 disables      */
+    float top_p;     /* default 0.95; >= 1 disables    */
+    float min_p;     /* default 0.05; <= 0 disables    */
+    uint64_t seed;   /* default 0xFFFFFFFF             */
+} sd_sampler_params;
+
+SD_API sd_sampler_params sd_sampler_default_params(void);
+
+typedef struct sd_sampler sd_sampler;
+
+/* Errors: SD_ERR_INVALID_ARG (n_vocab < 1, NaN or negative parameters),
+ * SD_ERR_NOMEM. */
+SD_API sd_status sd_sampler_new(const sd_sampler_params *params, int n_vocab,
+                                sd_sampler **out);
+SD_API void sd_sampler_free(sd_sampler *s);
+SD_API bool sd_sampler_is_greedy(const sd_sampler *s);
+/* The generator the sampler draws from (owned by the sampler). */
+SD_API sd_rng *sd_sampler_rng(sd_sampler *s);
+
+/* Writes probs (n_vocab): the exact distribution sd_sampler_sample() draws
+ * from for these logits (zeros outside the kept set; one-hot when greedy). */
+SD_API void sd_sampler_dist(sd_sampler *s, const float *logits, float *probs);
+/* Samples a token for these logits (argmax when greedy). */
+SD_API int32_t sd_sampler_sample(sd_sampler *s, const float *logits);
+/* Draws an index from a distribution over n entries (need not sum to 1;
+ * must have a positive entry) with the sampler's generator; -1 if none. */
+SD_API int32_t sd_sampler_draw(sd_sampler *s, const float *probs, int n);
+/* Argmax of n logits (lowest index on ties). */
+SD_API int32_t sd_argmax(const float *x, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SPECDEC_H */

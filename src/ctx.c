@@ -1,0 +1,123 @@
+/* ctx.c - contexts: creation, KV-cache operations, outputs. */
+#include "ctx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+sd_ctx_params sd_ctx_default_params(void) {
+    sd_ctx_params p = {.n_ctx = 0, .pool = NULL};
+    return p;
+}
+
+static void scratch_free(sd_scratch *s) {
+    free(s->x); free(s->xn); free(s->xq); free(s->xr); free(s->q); free(s->k); free(s->v);
+    free(s->att); free(s->tmp); free(s->gate); free(s->up); free(s->rope);
+    memset(s, 0, sizeof *s);
+}
+
+void sd_ctx_free(sd_ctx *ctx) {
+    if (!ctx) return;
+    scratch_free(&ctx->s);
+    free(ctx->n_cells);
+    free(ctx->k_cache);
+    free(ctx->v_cache);
+    free(ctx->logits);
+    free(ctx->hidden);
+    free(ctx);
+}
+
+sd_status sd_ctx_new(const sd_model *model, const sd_ctx_params *params, sd_ctx **out) {
+    if (!model || !out) return SD_ERR_INVALID_ARG;
+    *out = NULL;
+    if (model->vocab_only) return SD_ERR_UNSUPPORTED;
+    sd_ctx_params p = params ? *params : sd_ctx_default_params();
+    if (p.n_ctx < 0 || p.n_ctx > (1 << 22)) return SD_ERR_INVALID_ARG;
+    sd_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return SD_ERR_NOMEM;
+    ctx->model = model;
+    ctx->pool = p.pool;
+    ctx->n_ctx = p.n_ctx ? p.n_ctx : model->n_ctx_train;
+    size_t kvd = (size_t)model->n_head_kv * (size_t)model->head_dim;
+    size_t n = (size_t)model->n_layer * (size_t)ctx->n_ctx * kvd;
+    ctx->n_cells = calloc((size_t)model->n_layer, sizeof *ctx->n_cells);
+    ctx->k_cache = malloc(n * sizeof(uint16_t));
+    ctx->v_cache = malloc(n * sizeof(uint16_t));
+    if (!ctx->n_cells || !ctx->k_cache || !ctx->v_cache) {
+        sd_ctx_free(ctx);
+        return SD_ERR_NOMEM;
+    }
+    *out = ctx;
+    return SD_OK;
+}
+
+const sd_model *sd_ctx_model(const sd_ctx *ctx) { return ctx ? ctx->model : NULL; }
+int sd_ctx_n_ctx(const sd_ctx *ctx) { return ctx ? ctx->n_ctx : 0; }
+int sd_ctx_n_outputs(const sd_ctx *ctx) { return ctx ? ctx->n_out : 0; }
+
+const float *sd_ctx_logits(const sd_ctx *ctx, int i) {
+    if (!ctx || !ctx->out_logits || i < 0 || i >= ctx->n_out) return NULL;
+    return ctx->logits + (size_t)i * (size_t)ctx->model->n_vocab;
+}
+
+const float *sd_ctx_hidden(const sd_ctx *ctx, int i) {
+    if (!ctx || !ctx->out_hidden || i < 0 || i >= ctx->n_out) return NULL;
+    return ctx->hidden + (size_t)i * (size_t)ctx->model->n_embd;
+}
+
+int sd_ctx_kv_len(const sd_ctx *ctx, int il) {
+    if (!ctx || il < 0 || il >= ctx->model->n_layer) return 0;
+    return ctx->n_cells[il];
+}
+
+int sd_ctx_kv_min(const sd_ctx *ctx) {
+    if (!ctx) return 0;
+    int n = ctx->n_cells[0];
+    for (int il = 1; il < ctx->model->n_layer; il++)
+        if (ctx->n_cells[il] < n) n = ctx->n_cells[il];
+    return n;
+}
+
+sd_status sd_ctx_kv_truncate(sd_ctx *ctx, int n) {
+    if (!ctx || n < 0) return SD_ERR_INVALID_ARG;
+    for (int il = 0; il < ctx->model->n_layer; il++)
+        if (ctx->n_cells[il] > n) ctx->n_cells[il] = n;
+    return SD_OK;
+}
+
+void sd_ctx_kv_clear(sd_ctx *ctx) {
+    if (ctx) sd_ctx_kv_truncate(ctx, 0);
+}
+
+sd_status sd_ctx_kv_keep(sd_ctx *ctx, int n_prefix, const int32_t *cells, int n_keep) {
+    if (!ctx || n_prefix < 0 || n_keep < 0 || (n_keep > 0 && !cells)) return SD_ERR_INVALID_ARG;
+    const sd_model *m = ctx->model;
+    /* Validate against every layer before moving anything. */
+    for (int il = 0; il < m->n_layer; il++) {
+        if (n_prefix > ctx->n_cells[il]) return SD_ERR_INVALID_ARG;
+        for (int i = 0; i < n_keep; i++) {
+            if (cells[i] < n_prefix || cells[i] >= ctx->n_cells[il]) return SD_ERR_INVALID_ARG;
+            if (i > 0 && cells[i] <= cells[i - 1]) return SD_ERR_INVALID_ARG;
+        }
+    }
+    size_t kvd = (size_t)m->n_head_kv * (size_t)m->head_dim;
+    for (int il = 0; il < m->n_layer; il++) {
+        uint16_t *K = ctx->k_cache + (size_t)il * (size_t)ctx->n_ctx * kvd;
+        uint16_t *V = ctx->v_cache + (size_t)il * (size_t)ctx->n_ctx * kvd;
+        for (int i = 0; i < n_keep; i++) {
+            size_t dst = (size_t)(n_prefix + i), src = (size_t)cells[i];
+            if (dst == src) continue;
+            memcpy(K + dst * kvd, K + src * kvd, kvd * sizeof(uint16_t));
+            memcpy(V + dst * kvd, V + src * kvd, kvd * sizeof(uint16_t));
+        }
+        ctx->n_cells[il] = n_prefix + n_keep;
+    }
+    return SD_OK;
+}
+
+sd_batch sd_batch_simple(const int32_t *tokens, int32_t n_tokens) {
+    sd_batch b;
+    memset(&b, 0, sizeof b);
+    b.n_tokens = n_tokens;
+    b.token = tokens;
+    return b;
+}

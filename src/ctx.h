@@ -1,0 +1,47 @@
+/*
+ * ctx.h - internal layout of a context: KV cache, scratch, outputs.
+ *
+ * KV cache: for each layer, K and V are (n_ctx, Hkv*D) F16 (as llama.cpp
+ * stores them), one row per cell; K rows are stored already rotated (RoPE at the cell's position), so
+ * cells can be moved without recomputation. n_cells[l] cells are valid in
+ * layer l (layers differ only between partial-layer decodes).
+ */
+#ifndef SD_CTX_H
+#define SD_CTX_H
+
+#include "model.h"
+#include "threadpool.h"
+
+typedef struct sd_scratch {
+    size_t cap_rows;       /* rows the buffers below hold                   */
+    float *x;              /* (N, E)  residual stream                        */
+    float *xn;             /* (N, max(E, H*D, F))  normed input of a matmul  */
+    void *xq;              /* (N, blocks of max(E, H*D, F)) Q8_0 copy of a matmul input */
+    float *xr;             /* (N, max(E, H*D, F)) F16-rounded copy of a matmul input    */
+    float *q;              /* (N, H*D)                                      */
+    float *k;              /* (N, Hkv*D)                                    */
+    float *v;              /* (N, Hkv*D)                                    */
+    float *att;            /* (N, H*D)   attention output                   */
+    float *tmp;            /* (N, E)     projection output                  */
+    float *gate;           /* (N, F)                                        */
+    float *up;             /* (N, F)                                        */
+    float *rope;           /* (N, n_rot) cos/sin pairs per row              */
+} sd_scratch;
+
+struct sd_ctx {
+    const sd_model *model;
+    sd_threadpool *pool;
+    int n_ctx;
+    int *n_cells;          /* (n_layer) valid cells per layer                */
+    uint16_t *k_cache;     /* (n_layer, n_ctx, Hkv*D) F16                    */
+    uint16_t *v_cache;     /* (n_layer, n_ctx, Hkv*D) F16                    */
+    sd_scratch s;
+
+    int n_out;             /* outputs of the last decode                     */
+    size_t cap_out;        /* rows the output buffers hold                   */
+    float *logits;         /* (n_out, V)                                    */
+    float *hidden;         /* (n_out, E)                                    */
+    bool out_logits, out_hidden;
+};
+
+#endif

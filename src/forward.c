@@ -1,0 +1,425 @@
+/*
+ * forward.c - the transformer forward pass over a batch of rows from one or
+ * more sequences, run by every thread of the pool with barriers between
+ * phases (each phase splits its work by thread index ith of nth).
+ *
+ * Letters: N = rows in the batch (all sequences), E = n_embd, H = n_head,
+ * Hkv = n_head_kv, D = head_dim, F = n_ff, V = n_vocab.
+ *
+ * Per layer (llama):  xn = rmsnorm(x) ; q,k,v = xn Wq, xn Wk, xn Wv (+ bias)
+ *   rope(q, k) ; cache <- k, v ; att = softmax(q K^T / sqrt(D) + mask) V
+ *   x += att Wo ; xn = rmsnorm(x) ; x += (silu(xn Wg) * (xn Wu)) Wd
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "kernels/attn.h"
+
+typedef struct fwd_seq {
+    sd_ctx *ctx;
+    const sd_batch *b;
+    int row0;          /* first row of this sequence in the batch      */
+    int out0;          /* first output row of this sequence            */
+    int n_out;
+} fwd_seq;
+
+typedef struct fwd_job {
+    const sd_model *m;
+    const sd_kernels *kern;
+    sd_threadpool *pool;
+    sd_scratch *s;
+    fwd_seq *seqs;     /* (n_seq) */
+    int n_seq;
+    int N;             /* rows */
+    int *row_seq;      /* (N) sequence of each row */
+    int *out_rows;     /* (n_out) row of each output */
+    int n_out;
+    int lb, le;        /* layer range */
+    uint32_t flags;
+    float *logits;     /* (n_out, V) destination (may be a combined buffer) */
+    float *hidden;     /* (n_out, E) */
+} fwd_job;
+
+/* Bytes of one Q8_0 row of K elements. */
+static size_t q8_row_bytes(int K) { return (size_t)(K / SD_QK8_0) * sizeof(sd_block_q8_0); }
+
+/* y (N, ld) columns [0, M) of w applied to x (N, K) (or its Q8_0 copy xq),
+ * this thread's share of the columns. */
+static void matmul(const fwd_job *J, int ith, int nth, const sd_weight *w, const float *x,
+                   float *y, size_t ldy, int N) {
+    const void *xq = J->s->xq;
+    int m0, m1;
+    sd_split((int)w->rows, ith, nth, 16, &m0, &m1);
+    if (m0 >= m1 || N == 0) return;
+    const int K = (int)w->cols;
+    switch (w->type) {
+    case SD_TYPE_F32:
+        J->kern->gemm_f32(y, ldy, x, (size_t)K * sizeof(float), w->data, w->row_bytes, K, N, m0, m1);
+        break;
+    case SD_TYPE_F16: /* ggml feeds F16 matmuls F16-rounded activations */
+        J->kern->gemm_f16(y, ldy, J->s->xr, (size_t)K * sizeof(float), w->data, w->row_bytes, K, N, m0, m1);
+        break;
+    case SD_TYPE_Q8_0:
+        J->kern->gemm_q8_0(y, ldy, xq, q8_row_bytes(K), w->data, w->row_bytes, K, N, m0, m1);
+        break;
+    default: break; /* rejected at load */
+    }
+}
+
+/* Which input formats the weights reading one activation buffer need. */
+enum { NEED_Q8 = 1, NEED_F16 = 2 };
+static int needs(const sd_weight *a, const sd_weight *b, const sd_weight *c) {
+    const sd_weight *w[3] = {a, b, c};
+    int f = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!w[i]) continue;
+        if (w[i]->type == SD_TYPE_Q8_0) f |= NEED_Q8;
+        if (w[i]->type == SD_TYPE_F16) f |= NEED_F16;
+    }
+    return f;
+}
+
+/* Converts rows [r0, r1) of x (rows of K floats) into the formats the next
+ * matmuls read: Q8_0 blocks in s->xq, F16-rounded floats in s->xr. */
+static void prepare_rows(const fwd_job *J, const float *x, int K, int r0, int r1, int need) {
+    for (int r = r0; r < r1; r++) {
+        const float *xr = x + (size_t)r * K;
+        if (need & NEED_Q8)
+            J->kern->quantize_row_q8_0((char *)J->s->xq + (size_t)r * q8_row_bytes(K), xr, K);
+        if (need & NEED_F16) {
+            float *dst = J->s->xr + (size_t)r * K;
+            memcpy(dst, xr, (size_t)K * sizeof(float));
+            J->kern->round_f16_row(dst, (size_t)K);
+        }
+    }
+}
+
+/* cos/sin table of row r at position pos (ggml's incremental theta). */
+static void rope_table(const sd_model *m, float *t, int pos) {
+    const float theta_scale = powf(m->rope_base, -2.0f / (float)m->n_rot);
+    float theta = (float)pos;
+    for (int i = 0; i < m->n_rot / 2; i++) {
+        t[2 * i] = cosf(theta);
+        t[2 * i + 1] = sinf(theta);
+        theta *= theta_scale;
+    }
+}
+
+/* Rotates n_heads heads of D values in place. */
+static void rope_apply(const sd_model *m, float *x, int n_heads, const float *t) {
+    const int D = m->head_dim, half = m->n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * D;
+        if (m->rope_type == SD_ROPE_NORM) {
+            for (int i = 0; i < half; i++) {
+                float c = t[2 * i], s = t[2 * i + 1];
+                float a = v[2 * i], b = v[2 * i + 1];
+                v[2 * i] = a * c - b * s;
+                v[2 * i + 1] = a * s + b * c;
+            }
+        } else {
+            for (int i = 0; i < half; i++) {
+                float c = t[2 * i], s = t[2 * i + 1];
+                float a = v[i], b = v[i + half];
+                v[i] = a * c - b * s;
+                v[i + half] = a * s + b * c;
+            }
+        }
+    }
+}
+
+static int row_pos(const fwd_seq *q, int i, int kv0) { return q->b->pos ? q->b->pos[i] : kv0 + i; }
+
+/* Attention of row r (batch index i of sequence q) for kv head g: writes the
+ * n_rep query heads sharing g into att_row. */
+static void attend(const fwd_job *J, int il, const fwd_seq *q, int i, int g, float *att_row,
+                   const float *q_row) {
+    const sd_model *m = J->m;
+    const sd_ctx *ctx = q->ctx;
+    const int D = m->head_dim, KVD = m->n_head_kv * D, n_rep = m->n_head / m->n_head_kv;
+    const sd_batch *b = q->b;
+    const size_t off = (size_t)il * (size_t)ctx->n_ctx * KVD + (size_t)g * D;
+    int n_batch = i + 1;
+    const uint8_t *v = NULL;
+    if (b->mask) {
+        n_batch = b->n_tokens;
+        v = b->mask + (size_t)i * (size_t)b->n_tokens;
+    }
+    J->kern->attn_f16(att_row + (size_t)g * n_rep * D, q_row + (size_t)g * n_rep * D, n_rep, D,
+            1.0f / sqrtf((float)D), ctx->k_cache + off, ctx->v_cache + off, (size_t)KVD,
+            ctx->n_cells[il], n_batch, v);
+}
+
+static void add_rows(float *x, const float *y, int E, int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
+        float *xr = x + (size_t)r * E;
+        const float *yr = y + (size_t)r * E;
+        for (int e = 0; e < E; e++) xr[e] += yr[e];
+    }
+}
+
+static void forward_worker(void *arg, int ith, int nth) {
+    const fwd_job *J = arg;
+    const sd_model *m = J->m;
+    const sd_kernels *kern = J->kern;
+    sd_scratch *s = J->s;
+    const int N = J->N, E = m->n_embd, D = m->head_dim, H = m->n_head, Hkv = m->n_head_kv;
+    const int QD = H * D, KVD = Hkv * D, F = m->n_ff;
+    int r0, r1;
+    sd_split(N, ith, nth, 1, &r0, &r1);
+
+    /* Inputs and RoPE tables for this thread's rows. */
+    for (int r = r0; r < r1; r++) {
+        const fwd_seq *q = &J->seqs[J->row_seq[r]];
+        int i = r - q->row0;
+        if (J->lb == 0) sd_weight_get_row(&m->tok_embd, q->b->token[i], s->x + (size_t)r * E);
+        else memcpy(s->x + (size_t)r * E, q->b->embd + (size_t)i * E, (size_t)E * sizeof(float));
+        rope_table(m, s->rope + (size_t)r * m->n_rot, row_pos(q, i, q->ctx->n_cells[J->lb]));
+    }
+
+    for (int il = J->lb; il < J->le; il++) {
+        const sd_layer *L = &m->layers[il];
+        /* --- attention block: xn = rmsnorm(x); q, k, v */
+        for (int r = r0; r < r1; r++) {
+            if (il > J->lb) add_rows(s->x, s->tmp, E, r, r + 1); /* previous layer's FFN */
+            kern->rmsnorm(s->xn + (size_t)r * E, s->x + (size_t)r * E, L->attn_norm, m->norm_eps, E);
+        }
+        prepare_rows(J, s->xn, E, r0, r1, needs(&L->wq, &L->wk, &L->wv));
+        sd_threadpool_barrier(J->pool);
+        matmul(J, ith, nth, &L->wq, s->xn, s->q, QD, N);
+        matmul(J, ith, nth, &L->wk, s->xn, s->k, KVD, N);
+        matmul(J, ith, nth, &L->wv, s->xn, s->v, KVD, N);
+        sd_threadpool_barrier(J->pool);
+        /* biases, RoPE, append k and v to the cache as F16 */
+        for (int r = r0; r < r1; r++) {
+            const fwd_seq *q = &J->seqs[J->row_seq[r]];
+            sd_ctx *ctx = q->ctx;
+            float *qr = s->q + (size_t)r * QD, *kr = s->k + (size_t)r * KVD, *vr = s->v + (size_t)r * KVD;
+            if (L->bq) {
+                for (int e = 0; e < QD; e++) qr[e] += L->bq[e];
+                for (int e = 0; e < KVD; e++) kr[e] += L->bk[e];
+                for (int e = 0; e < KVD; e++) vr[e] += L->bv[e];
+            }
+            const float *t = s->rope + (size_t)r * m->n_rot;
+            rope_apply(m, qr, H, t);
+            rope_apply(m, kr, Hkv, t);
+            size_t cell = (size_t)ctx->n_cells[il] + (size_t)(r - q->row0);
+            size_t base = ((size_t)il * (size_t)ctx->n_ctx + cell) * (size_t)KVD;
+            kern->fp32_to_fp16_row(ctx->k_cache + base, kr, (size_t)KVD);
+            kern->fp32_to_fp16_row(ctx->v_cache + base, vr, (size_t)KVD);
+        }
+        sd_threadpool_barrier(J->pool);
+        /* attention: work items (row, kv head) */
+        {
+            int a0, a1;
+            sd_split(N * Hkv, ith, nth, 1, &a0, &a1);
+            for (int a = a0; a < a1; a++) {
+                int r = a / Hkv, g = a % Hkv;
+                const fwd_seq *q = &J->seqs[J->row_seq[r]];
+                attend(J, il, q, r - q->row0, g, s->att + (size_t)r * QD, s->q + (size_t)r * QD);
+            }
+        }
+        int need = needs(&L->wo, NULL, NULL);
+        if (need) {
+            sd_threadpool_barrier(J->pool);
+            prepare_rows(J, s->att, QD, r0, r1, need);
+        }
+        sd_threadpool_barrier(J->pool);
+        matmul(J, ith, nth, &L->wo, s->att, s->tmp, E, N);
+        sd_threadpool_barrier(J->pool);
+        /* --- feed-forward block */
+        add_rows(s->x, s->tmp, E, r0, r1);
+        for (int r = r0; r < r1; r++)
+            kern->rmsnorm(s->xn + (size_t)r * E, s->x + (size_t)r * E, L->ffn_norm, m->norm_eps, E);
+        prepare_rows(J, s->xn, E, r0, r1, needs(&L->w_gate, &L->w_up, NULL));
+        sd_threadpool_barrier(J->pool);
+        matmul(J, ith, nth, &L->w_gate, s->xn, s->gate, F, N);
+        matmul(J, ith, nth, &L->w_up, s->xn, s->up, F, N);
+        sd_threadpool_barrier(J->pool);
+        for (int r = r0; r < r1; r++) kern->swiglu(s->gate + (size_t)r * F, s->up + (size_t)r * F, F);
+        prepare_rows(J, s->gate, F, r0, r1, needs(&L->w_down, NULL, NULL));
+        sd_threadpool_barrier(J->pool);
+        matmul(J, ith, nth, &L->w_down, s->gate, s->tmp, E, N);
+        sd_threadpool_barrier(J->pool);
+    }
+    add_rows(s->x, s->tmp, E, r0, r1);
+    sd_threadpool_barrier(J->pool);
+
+    /* --- outputs: gather the rows asked for into (n_out, E) */
+    int o0, o1;
+    sd_split(J->n_out, ith, nth, 1, &o0, &o1);
+    for (int o = o0; o < o1; o++) {
+        const float *xr = s->x + (size_t)J->out_rows[o] * E;
+        if (J->flags & SD_OUTPUT_HIDDEN) memcpy(J->hidden + (size_t)o * E, xr, (size_t)E * sizeof(float));
+        if (J->flags & SD_OUTPUT_LOGITS) kern->rmsnorm(s->xn + (size_t)o * E, xr, m->output_norm, m->norm_eps, E);
+    }
+    if (!(J->flags & SD_OUTPUT_LOGITS)) return;
+    prepare_rows(J, s->xn, E, o0, o1, needs(&m->output, NULL, NULL));
+    sd_threadpool_barrier(J->pool);
+    matmul(J, ith, nth, &m->output, s->xn, J->logits, (size_t)m->n_vocab, J->n_out);
+}
+
+/* Grows the scratch to hold N rows. */
+static sd_status scratch_reserve(sd_scratch *s, const sd_model *m, size_t N) {
+    if (N <= s->cap_rows) return SD_OK;
+    size_t E = (size_t)m->n_embd, QD = (size_t)m->n_head * m->head_dim;
+    size_t KVD = (size_t)m->n_head_kv * m->head_dim, F = (size_t)m->n_ff;
+    size_t W = E > QD ? E : QD;
+    if (F > W) W = F;
+    size_t cap = N < 8 ? 8 : N;
+    enum { NB = 11 };
+    const size_t widths[NB] = {E, W, W, QD, KVD, KVD, QD, E, F, F, (size_t)m->n_rot};
+    float *bufs[NB];
+    void *xq = malloc(cap * (W / SD_QK8_0 + 1) * sizeof(sd_block_q8_0));
+    bool ok = xq != NULL;
+    for (int i = 0; i < NB; i++) {
+        bufs[i] = malloc(cap * widths[i] * sizeof(float) + 64);
+        ok = ok && bufs[i];
+    }
+    if (!ok) {
+        free(xq);
+        for (int i = 0; i < NB; i++) free(bufs[i]);
+        return SD_ERR_NOMEM;
+    }
+    float **dst[NB] = {&s->x, &s->xn, &s->xr, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up, &s->rope};
+    for (int i = 0; i < NB; i++) {
+        free(*dst[i]);
+        *dst[i] = bufs[i];
+    }
+    free(s->xq);
+    s->xq = xq;
+    s->cap_rows = cap;
+    return SD_OK;
+}
+
+/* Grows a context's output buffers. */
+static sd_status outputs_reserve(sd_ctx *ctx, size_t n_out) {
+    if (n_out <= ctx->cap_out && ctx->logits) return SD_OK;
+    const sd_model *m = ctx->model;
+    size_t cap = n_out < 4 ? 4 : n_out;
+    float *lg = malloc(cap * (size_t)m->n_vocab * sizeof(float));
+    float *hd = malloc(cap * (size_t)m->n_embd * sizeof(float));
+    if (!lg || !hd) {
+        free(lg);
+        free(hd);
+        return SD_ERR_NOMEM;
+    }
+    free(ctx->logits);
+    free(ctx->hidden);
+    ctx->logits = lg;
+    ctx->hidden = hd;
+    ctx->cap_out = cap;
+    return SD_OK;
+}
+
+/* Checks one batch against its context; returns its output count or < 0. */
+static int validate(const sd_ctx *ctx, const sd_batch *b, int lb, int le) {
+    const sd_model *m = ctx->model;
+    if (b->n_tokens < 1 || b->n_tokens > ctx->n_ctx) return b->n_tokens < 1 ? SD_ERR_INVALID_ARG : SD_ERR_CTX_FULL;
+    if (lb == 0 && !b->token) return SD_ERR_INVALID_ARG;
+    if (lb > 0 && !b->embd) return SD_ERR_INVALID_ARG;
+    if (lb == 0)
+        for (int i = 0; i < b->n_tokens; i++)
+            if (b->token[i] < 0 || b->token[i] >= m->n_vocab) return SD_ERR_INVALID_ARG;
+    for (int il = lb; il < le; il++)
+        if (ctx->n_cells[il] + b->n_tokens > ctx->n_ctx) return SD_ERR_CTX_FULL;
+    if (b->pos)
+        for (int i = 0; i < b->n_tokens; i++)
+            if (b->pos[i] < 0 || b->pos[i] > (1 << 24)) return SD_ERR_INVALID_ARG;
+    if (!b->pos && ctx->n_cells[lb] + b->n_tokens > (1 << 24)) return SD_ERR_INVALID_ARG;
+    int n_out = 0;
+    for (int i = 0; i < b->n_tokens; i++) n_out += b->output ? (b->output[i] != 0) : (i == b->n_tokens - 1);
+    return n_out;
+}
+
+sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_seq) {
+    if (!ctxs || !batches || n_seq < 1 || !ctxs[0]) return SD_ERR_INVALID_ARG;
+    const sd_model *m = ctxs[0]->model;
+    const int lb = batches[0].layer_begin;
+    const int le = batches[0].layer_end ? batches[0].layer_end : m->n_layer;
+    const uint32_t flags = batches[0].out_flags ? batches[0].out_flags : SD_OUTPUT_LOGITS;
+    if (lb < 0 || le > m->n_layer || lb >= le) return SD_ERR_INVALID_ARG;
+    if (flags & ~(uint32_t)(SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN)) return SD_ERR_INVALID_ARG;
+
+    fwd_seq *seqs = calloc((size_t)n_seq, sizeof *seqs);
+    if (!seqs) return SD_ERR_NOMEM;
+    int N = 0, n_out = 0, max_ctx = 0;
+    sd_status st = SD_OK;
+    for (int k = 0; k < n_seq && st == SD_OK; k++) {
+        const sd_batch *b = &batches[k];
+        sd_ctx *ctx = ctxs[k];
+        if (!ctx || ctx->model != m || b->layer_begin != lb ||
+            (b->layer_end ? b->layer_end : m->n_layer) != le ||
+            (b->out_flags ? b->out_flags : SD_OUTPUT_LOGITS) != flags) {
+            st = SD_ERR_INVALID_ARG;
+            break;
+        }
+        for (int j = 0; j < k; j++)
+            if (ctxs[j] == ctx) st = SD_ERR_INVALID_ARG;
+        int no = validate(ctx, b, lb, le);
+        if (no < 0) st = (sd_status)no;
+        if (st != SD_OK) break;
+        seqs[k] = (fwd_seq){.ctx = ctx, .b = b, .row0 = N, .out0 = n_out, .n_out = no};
+        N += b->n_tokens;
+        n_out += no;
+        if (ctx->n_ctx > max_ctx) max_ctx = ctx->n_ctx;
+    }
+    sd_ctx *owner = ctxs[0];
+    int *row_seq = NULL, *out_rows = NULL;
+    float *comb_logits = NULL, *comb_hidden = NULL;
+    if (st == SD_OK) st = scratch_reserve(&owner->s, m, (size_t)N);
+    for (int k = 0; k < n_seq && st == SD_OK; k++) st = outputs_reserve(seqs[k].ctx, (size_t)seqs[k].n_out);
+    if (st == SD_OK) {
+        row_seq = malloc((size_t)N * sizeof *row_seq);
+        out_rows = malloc(((size_t)n_out + 1) * sizeof *out_rows);
+        if (!row_seq || !out_rows) st = SD_ERR_NOMEM;
+    }
+    if (st == SD_OK && n_seq > 1) {
+        comb_logits = malloc(((size_t)n_out + 1) * (size_t)m->n_vocab * sizeof(float));
+        comb_hidden = malloc(((size_t)n_out + 1) * (size_t)m->n_embd * sizeof(float));
+        if (!comb_logits || !comb_hidden) st = SD_ERR_NOMEM;
+    }
+    if (st == SD_OK) {
+        int o = 0;
+        for (int k = 0; k < n_seq; k++) {
+            const sd_batch *b = seqs[k].b;
+            for (int i = 0; i < b->n_tokens; i++) {
+                row_seq[seqs[k].row0 + i] = k;
+                bool want = b->output ? b->output[i] != 0 : i == b->n_tokens - 1;
+                if (want) out_rows[o++] = seqs[k].row0 + i;
+            }
+        }
+        fwd_job J = {.m = m, .kern = m->kern, .pool = owner->pool, .s = &owner->s, .seqs = seqs,
+                     .n_seq = n_seq, .N = N, .row_seq = row_seq, .out_rows = out_rows,
+                     .n_out = n_out, .lb = lb, .le = le, .flags = flags,
+                     .logits = n_seq > 1 ? comb_logits : owner->logits,
+                     .hidden = n_seq > 1 ? comb_hidden : owner->hidden};
+        sd_threadpool_run(owner->pool, forward_worker, &J);
+        for (int k = 0; k < n_seq; k++) {
+            sd_ctx *ctx = seqs[k].ctx;
+            if (n_seq > 1) {
+                memcpy(ctx->logits, comb_logits + (size_t)seqs[k].out0 * m->n_vocab,
+                       (size_t)seqs[k].n_out * m->n_vocab * sizeof(float));
+                memcpy(ctx->hidden, comb_hidden + (size_t)seqs[k].out0 * m->n_embd,
+                       (size_t)seqs[k].n_out * m->n_embd * sizeof(float));
+            }
+            for (int il = lb; il < le; il++) ctx->n_cells[il] += seqs[k].b->n_tokens;
+            ctx->n_out = seqs[k].n_out;
+            ctx->out_logits = (flags & SD_OUTPUT_LOGITS) != 0;
+            ctx->out_hidden = (flags & SD_OUTPUT_HIDDEN) != 0;
+        }
+    }
+    free(comb_logits);
+    free(comb_hidden);
+    free(row_seq);
+    free(out_rows);
+    free(seqs);
+    return st;
+}
+
+sd_status sd_ctx_decode(sd_ctx *ctx, const sd_batch *batch) {
+    if (!ctx || !batch) return SD_ERR_INVALID_ARG;
+    return sd_decode_multi(&ctx, batch, 1);
+}

@@ -1,0 +1,45 @@
+/*
+ * attn.h - attention over an F16 KV cache with llama.cpp's CPU flash-
+ * attention numerics: queries rounded to F16, scores in F32 (dot of F16
+ * values), online softmax, the V accumulator held in F16 and rescaled as the
+ * running maximum grows, normalized at the end. Matching these roundings is
+ * what puts our log-probs within 0.01 of the reference outputs.
+ *
+ * Letters: R = query heads sharing one KV head (n_rep), D = head_dim.
+ */
+#ifndef SD_ATTN_H
+#define SD_ATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SD_ATTN_MAX_REP 16
+#define SD_ATTN_MAX_D 256
+
+/* out (R, D) = softmax(q K^T * scale) V over the visible cells, where cells
+ * [0, n_prefix) are all visible and cells n_prefix + j for j < n_batch are
+ * visible iff vis == NULL or vis[j] != 0.
+ * q: (R, D) F32 (rounded to F16 inside). K, V: F16 rows, cell c at
+ * K + c*stride. A row that sees no cell gets zeros. R <= SD_ATTN_MAX_REP,
+ * D <= SD_ATTN_MAX_D. */
+typedef void (*sd_attn_fn)(float *out, const float *q, int R, int D, float scale,
+                           const uint16_t *K, const uint16_t *V, size_t stride,
+                           int n_prefix, int n_batch, const uint8_t *vis);
+
+void sd_attn_f16_ref(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                     const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
+void sd_attn_f16_avx2(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                      const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
+void sd_attn_f16_avx512(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                        const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
+
+/* F32 -> F16 (round to nearest even), n values; and x rounded to the
+ * nearest F16 value in place. One version per table. */
+void sd_fp32_to_fp16_row_ref(uint16_t *y, const float *x, size_t n);
+void sd_fp32_to_fp16_row_avx2(uint16_t *y, const float *x, size_t n);
+void sd_fp32_to_fp16_row_avx512(uint16_t *y, const float *x, size_t n);
+void sd_round_f16_row_ref(float *x, size_t n);
+void sd_round_f16_row_avx2(float *x, size_t n);
+void sd_round_f16_row_avx512(float *x, size_t n);
+
+#endif

@@ -1,0 +1,54 @@
+/* attn_ref.c - scalar reference of the F16 flash-attention kernel. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/attn.h"
+#include "kernels/kernels.h"
+
+void sd_fp32_to_fp16_row_ref(uint16_t *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = sd_fp32_to_fp16(x[i]);
+}
+
+void sd_round_f16_row_ref(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = sd_fp16_to_fp32(sd_fp32_to_fp16(x[i]));
+}
+
+void sd_attn_f16_ref(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                     const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis) {
+    float qf[SD_ATTN_MAX_REP][SD_ATTN_MAX_D];   /* q rounded to F16 */
+    uint16_t acc[SD_ATTN_MAX_REP][SD_ATTN_MAX_D]; /* F16 accumulators */
+    float M[SD_ATTN_MAX_REP], S[SD_ATTN_MAX_REP];
+    for (int r = 0; r < R; r++) {
+        for (int d = 0; d < D; d++) {
+            qf[r][d] = sd_fp16_to_fp32(sd_fp32_to_fp16(q[(size_t)r * D + d]));
+            acc[r][d] = 0;
+        }
+        M[r] = -INFINITY;
+        S[r] = 0.0f;
+    }
+    const int n = n_prefix + n_batch;
+    for (int c = 0; c < n; c++) {
+        if (c >= n_prefix && vis && !vis[c - n_prefix]) continue;
+        const uint16_t *k = K + (size_t)c * stride, *v = V + (size_t)c * stride;
+        for (int r = 0; r < R; r++) {
+            float s = 0.0f;
+            for (int d = 0; d < D; d++) s += qf[r][d] * sd_fp16_to_fp32(k[d]);
+            s *= scale;
+            float ms = 1.0f, vs = 1.0f;
+            if (s > M[r]) {
+                ms = expf(M[r] - s);
+                M[r] = s;
+                for (int d = 0; d < D; d++) acc[r][d] = sd_fp32_to_fp16(sd_fp16_to_fp32(acc[r][d]) * ms);
+            } else {
+                vs = expf(s - M[r]);
+            }
+            for (int d = 0; d < D; d++)
+                acc[r][d] = sd_fp32_to_fp16(fmaf(sd_fp16_to_fp32(v[d]), vs, sd_fp16_to_fp32(acc[r][d])));
+            S[r] = S[r] * ms + vs;
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float inv = S[r] > 0.0f ? 1.0f / S[r] : 0.0f;
+        for (int d = 0; d < D; d++) out[(size_t)r * D + d] = sd_fp16_to_fp32(acc[r][d]) * inv;
+    }
+}

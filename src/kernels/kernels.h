@@ -1,0 +1,90 @@
+/*
+ * kernels.h - compute kernels behind one table per instruction set.
+ *
+ * Letters: N = rows of activations (tokens), K = reduction length (input
+ * features), M = output features. Weights W are (M, K) row-major in their
+ * storage type (GGUF ne0 = K). Activations are F32 (N, K), or, for weight
+ * types whose vec_dot_type is Q8_0, pre-converted rows of Q8_0 blocks.
+ *
+ * Every table entry has a scalar reference in kernels_ref.c; the AVX2 and
+ * AVX-512 tables (kernels_avx2.c, kernels_avx512.c) are tested against it in
+ * tests/test_kernels.c with the tolerances stated there.
+ *
+ * Threading is the caller's: a kernel computes the output columns [m0, m1)
+ * for all N rows; callers split [0, M) across threads.
+ */
+#ifndef SD_KERNELS_H
+#define SD_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "specdec.h"
+
+#define SD_QK8_0 32
+typedef struct {
+    uint16_t d;            /* delta, IEEE half */
+    int8_t qs[SD_QK8_0];   /* quants           */
+} sd_block_q8_0;
+_Static_assert(sizeof(sd_block_q8_0) == 34, "wrong q8_0 block size");
+
+/* y[n*ldy + m] = sum_k x[n][k] * W[m][k]  for n in [0,N), m in [m0,m1).
+ * x: activations in the weight type's vec_dot format, row n at
+ * (const char *)x + n*x_stride bytes. w: weight rows, row m at
+ * (const char *)w + m*w_stride bytes. */
+typedef void (*sd_gemm_fn)(float *y, size_t ldy,
+                           const void *x, size_t x_stride,
+                           const void *w, size_t w_stride,
+                           int K, int N, int m0, int m1);
+
+typedef struct sd_kernels {
+    const char *name;                 /* "ref", "avx2", "avx512" */
+
+    sd_gemm_fn gemm_f32;              /* W F32,  x F32  */
+    sd_gemm_fn gemm_f16;              /* W F16,  x F32  */
+    sd_gemm_fn gemm_q8_0;             /* W Q8_0, x Q8_0 */
+
+    /* x (K) -> K/32 Q8_0 blocks (K multiple of 32), round-to-nearest like
+     * ggml's quantize_row_q8_0. */
+    void (*quantize_row_q8_0)(void *dst, const float *x, int K);
+
+    /* Attention helpers. */
+    float (*dot_f32)(const float *a, const float *b, int n);
+    void (*axpy_f32)(float *y, float a, const float *x, int n);  /* y += a*x */
+
+    /* y = x / sqrt(mean(x^2) + eps) * w   (n) */
+    void (*rmsnorm)(float *y, const float *x, const float *w, float eps, int n);
+    /* g = silu(g) * u   (n) */
+    void (*swiglu)(float *g, const float *u, int n);
+
+    /* F16 helpers (src/kernels/attn*.c). */
+    void (*fp32_to_fp16_row)(uint16_t *y, const float *x, size_t n);
+    /* x rounded to the nearest F16 value, in place (activations entering a
+     * matmul with F16 weights, as ggml converts them). */
+    void (*round_f16_row)(float *x, size_t n);
+    /* Flash attention over an F16 KV cache: see attn.h (sd_attn_fn). */
+    void (*attn_f16)(float *out, const float *q, int R, int D, float scale,
+                     const uint16_t *K, const uint16_t *V, size_t stride,
+                     int n_prefix, int n_batch, const uint8_t *vis);
+} sd_kernels;
+
+/* Tables; sd_kernels_avx2()/avx512() return NULL when the CPU lacks the
+ * instructions (checked at run time), so one binary runs everywhere. */
+const sd_kernels *sd_kernels_ref(void);
+const sd_kernels *sd_kernels_avx2(void);
+const sd_kernels *sd_kernels_avx512(void);
+/* AUTO picks the best available; an explicit request the CPU cannot run
+ * returns NULL. */
+const sd_kernels *sd_kernels_get(sd_backend b);
+/* The dispatch rule of sd_kernels_get for given CPU capabilities (0/1), so
+ * tests can simulate CPUs without AVX2 / AVX-512. Tables returned for
+ * capabilities the running CPU lacks must not be called. */
+const sd_kernels *sd_kernels_pick(sd_backend b, int has_avx2, int has_avx512);
+
+/* Scalar conversions (exact IEEE half <-> float, round-to-nearest-even). */
+float sd_fp16_to_fp32(uint16_t h);
+uint16_t sd_fp32_to_fp16(float f);
+/* Dequantize a Q8_0 row of K elements (reference). */
+void sd_dequantize_row_q8_0(float *y, const void *x, int K);
+
+#endif

@@ -1,0 +1,87 @@
+#!/bin/sh
+# test_cli.sh - the command-line contract, end to end on the shipped models:
+# perplexity against the reference values, tokenize/generate output against
+# the reference ids, and clear errors (non-zero exit, no crash) on bad input.
+set -u
+BIN=${BIN:-bin/specdec}
+SHARED=${SHARED:-../shared}
+export SPECDEC_MODEL_DIR=${SPECDEC_MODEL_DIR:-$SHARED/models}
+fails=0; checks=0
+ok()   { checks=$((checks+1)); echo "ok   $1"; }
+bad()  { checks=$((checks+1)); fails=$((fails+1)); echo "FAIL $1"; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+# within VALUE REF TOL_PERCENT
+within() { awk -v v="$1" -v r="$2" -v t="$3" 'BEGIN { d = (v - r) / r * 100; if (d < 0) d = -d; exit !(d <= t) }'; }
+ppl_of() { sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p' "$1"; }
+
+check_ppl() { # name args ref tol
+    name=$1; ref=$2; tol=$3; shift 3
+    if "$BIN" perplexity "$@" -f "$SHARED/reference/heldout-btrfs.txt" -t 2 --json > "$tmp/ppl.json" 2> "$tmp/ppl.err"; then
+        p=$(ppl_of "$tmp/ppl.json")
+        if [ -n "$p" ] && within "$p" "$ref" "$tol"; then ok "perplexity $name = $p (ref $ref, tol $tol%)"
+        else bad "perplexity $name = '$p' not within $tol% of $ref"; fi
+    else bad "perplexity $name exited non-zero: $(tail -n 2 "$tmp/ppl.err")"; fi
+}
+check_ppl target 4.7922 0.5
+check_ppl draft 10.4038 0.5 -m "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf"
+check_ppl "target --quantize q8_0" 4.7922 1.0 --quantize q8_0
+check_ppl "llama.cpp Q8_0 file" 4.7938 1.0 -m "$SPECDEC_MODEL_DIR/quant/kernel-c-target-Q8_0.gguf"
+
+# The plain-text output contract.
+out=$("$BIN" perplexity -m "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf" -f "$SHARED/reference/heldout-btrfs.txt" -t 2 2>/dev/null)
+case "$out" in "ppl = "*) ok "perplexity prints 'ppl = X'";; *) bad "perplexity output '$out'";; esac
+
+# tokenize and generate against the first reference line.
+python3 - "$SHARED" "$tmp/prompt.txt" > "$tmp/ref.txt" <<'PY' || bad "python reference extraction"
+import json, sys
+b = json.loads(open(sys.argv[1] + "/bench/code-btrfs.jsonl").readline())
+r = json.loads(open(sys.argv[1] + "/reference/kernel-c-target.code-btrfs.jsonl").readline())
+print(json.dumps(r["prompt_ids"]))
+print(json.dumps(r["greedy_ids"][:32]))
+open(sys.argv[2], "w").write(b["prompt"])
+PY
+want_ids=$(sed -n 1p "$tmp/ref.txt"); want_gen=$(sed -n 2p "$tmp/ref.txt")
+got=$("$BIN" tokenize -f "$tmp/prompt.txt" 2>&1)
+[ "$got" = "$want_ids" ] && ok "tokenize reproduces reference prompt_ids" || bad "tokenize: got ${got%%,*}... want ${want_ids%%,*}..."
+"$BIN" generate -f "$tmp/prompt.txt" -n 32 --temp 0 -t 2 --json > "$tmp/gen.json" 2>&1
+python3 - "$tmp/gen.json" "$want_ids" "$want_gen" <<'PY' && ok "generate --json: keys, prompt_ids and 32 greedy ids equal the reference" || bad "generate --json differs: $(head -c 300 "$tmp/gen.json")"
+import json, sys
+g = json.load(open(sys.argv[1]))
+assert g["prompt_ids"] == json.loads(sys.argv[2])
+assert g["ids"] == json.loads(sys.argv[3]), (g["ids"], sys.argv[3])
+assert isinstance(g["text"], str) and len(g["text"]) > 0
+t = g["timings"]
+assert t["prompt_ms"] > 0 and t["gen_ms"] > 0 and t["gen_tokens_per_s"] > 0
+PY
+txt=$("$BIN" generate -p "static int" -n 8 --temp 0 -t 1 2>/dev/null)
+[ -n "$txt" ] && ok "generate streams text to stdout" || bad "generate printed nothing"
+# Sampling is reproducible with a seed.
+a=$("$BIN" generate -p "static int" -n 16 --temp 0.8 --seed 42 -t 1 --json 2>/dev/null | sed 's/"timings".*//')
+b=$("$BIN" generate -p "static int" -n 16 --temp 0.8 --seed 42 -t 1 --json 2>/dev/null | sed 's/"timings".*//')
+[ -n "$a" ] && [ "$a" = "$b" ] && ok "seeded sampling is reproducible" || bad "seeded sampling differs"
+# A vocab-only GGUF tokenizes through the CLI.
+got=$(printf 'Hello world' > "$tmp/hw.txt"; "$BIN" tokenize -m "$SHARED/vocab/ggml-vocab-llama-spm.gguf" --no-bos -f "$tmp/hw.txt" 2>&1)
+[ "$got" = "[15043, 3186]" ] && ok "tokenize with a vocab-only GGUF" || bad "vocab-only tokenize: $got"
+
+# Bad input: clear error, non-zero exit, no crash (exit code < 128).
+expect_error() { # name cmd...
+    name=$1; shift
+    "$@" > "$tmp/o" 2> "$tmp/e"; rc=$?
+    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q "error" "$tmp/e"; then ok "error: $name ($(head -c 120 "$tmp/e" | tr '\n' ' '))"
+    else bad "error: $name (exit $rc, stderr: $(head -c 200 "$tmp/e"))"; fi
+}
+expect_error "missing model" "$BIN" generate -m /nonexistent.gguf -p x -n 1
+head -c 1000 "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf" > "$tmp/trunc.gguf"
+expect_error "truncated model" "$BIN" generate -m "$tmp/trunc.gguf" -p x -n 1
+printf 'GGUF\003\000\000\000' > "$tmp/short.gguf"
+expect_error "8-byte file" "$BIN" tokenize -m "$tmp/short.gguf" -p x
+expect_error "unknown option" "$BIN" generate --bogus
+expect_error "bad number" "$BIN" generate -p x -n abc
+expect_error "no prompt" "$BIN" generate -n 1
+expect_error "context overflow" "$BIN" generate -p x -n 5000 -c 64
+expect_error "missing prompt file" "$BIN" generate -f /nonexistent.txt
+expect_error "unknown command" "$BIN" frobnicate
+
+echo "test_cli.sh: $checks checks, $fails failed"
+[ $fails -eq 0 ] && [ $checks -gt 0 ]

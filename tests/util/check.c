@@ -1,0 +1,50 @@
+#include "util/check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+check_state g_check;
+
+int check_report(const char *name) {
+    fprintf(stderr, "%s: %d checks, %d failed\n", name, g_check.n_ok + g_check.n_fail,
+            g_check.n_fail);
+    if (g_check.n_ok + g_check.n_fail == 0) {
+        fprintf(stderr, "%s: no checks ran\n", name);
+        return 1;
+    }
+    return g_check.n_fail ? 1 : 0;
+}
+
+const char *test_model_dir(void) {
+    const char *d = getenv("SPECDEC_MODEL_DIR");
+    return d && *d ? d : "../shared/models";
+}
+
+const char *test_shared_dir(void) {
+    static char buf[4096];
+    const char *m = test_model_dir();
+    size_t n = strlen(m);
+    while (n > 0 && m[n - 1] == '/') n--;
+    while (n > 0 && m[n - 1] != '/') n--;
+    if (n == 0) return "..";
+    if (n >= sizeof buf) n = sizeof buf - 1;
+    memcpy(buf, m, n);
+    buf[n] = 0;
+    return buf;
+}
+
+char *test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return NULL; }
+    long n = ftell(f);
+    if (n < 0) { fclose(f); return NULL; }
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    if (!b) { fclose(f); return NULL; }
+    if (fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); fclose(f); return NULL; }
+    fclose(f);
+    b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}

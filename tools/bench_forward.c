@@ -1,0 +1,156 @@
+/* bench_forward.c - `specdec bench-forward`: the numbers speculation lives
+ * on. For each model (target, draft) at its stored type and at Q8_0: decode
+ * tokens/s at an empty context and at 728 tokens of context, achieved GB/s
+ * of weight traffic, and the cost of one forward of n = 1..32 tokens
+ * relative to n = 1 (at 256 tokens of context). */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+typedef struct bench_extra {
+    const char *draft;
+    int reps;
+} bench_extra;
+
+static int extra_opt(const char *a, const char *next, void *user) {
+    bench_extra *e = user;
+    if (!strcmp(a, "-md") || !strcmp(a, "--model-draft")) {
+        if (!next) return -1;
+        e->draft = next;
+        return 2;
+    }
+    if (!strcmp(a, "--reps")) {
+        if (!next || atoi(next) < 1) return -1;
+        e->reps = atoi(next);
+        return 2;
+    }
+    return 0;
+}
+
+typedef struct bench_row {
+    char model[64];
+    const char *type;
+    double tps_empty, tps_728, gbps_empty, gbps_728;
+    double cost[6];       /* ms per forward, n = 1,2,4,8,16,32 */
+} bench_row;
+
+static const int k_batch[6] = {1, 2, 4, 8, 16, 32};
+
+/* Decodes n_steps single tokens after a prefill of n_prefill; tokens/s. */
+static double decode_rate(sd_ctx *ctx, int n_vocab, int n_prefill, int n_steps) {
+    int32_t *toks = malloc((size_t)(n_prefill > 0 ? n_prefill : 1) * sizeof *toks);
+    if (!toks) return 0;
+    for (int i = 0; i < n_prefill; i++) toks[i] = (int32_t)((i * 7919 + 13) % n_vocab);
+    sd_ctx_kv_clear(ctx);
+    if (n_prefill > 0) {
+        sd_batch b = sd_batch_simple(toks, n_prefill);
+        if (sd_ctx_decode(ctx, &b) != SD_OK) { free(toks); return 0; }
+    }
+    free(toks);
+    double t0 = tool_now_ms();
+    for (int i = 0; i < n_steps; i++) {
+        int32_t t = (int32_t)((i * 31 + 5) % n_vocab);
+        sd_batch b = sd_batch_simple(&t, 1);
+        if (sd_ctx_decode(ctx, &b) != SD_OK) return 0;
+    }
+    double ms = tool_now_ms() - t0;
+    return n_steps / (ms / 1e3);
+}
+
+/* ms per forward of n tokens (all rows output logits, as verification
+ * does) at a context of n_past tokens, median-free mean over reps. */
+static double forward_cost(sd_ctx *ctx, int n_vocab, int n_past, int n, int reps) {
+    int32_t toks[32];
+    uint8_t out[32];
+    for (int i = 0; i < n; i++) { toks[i] = (int32_t)((i * 101 + 7) % n_vocab); out[i] = 1; }
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        sd_ctx_kv_truncate(ctx, n_past);
+        sd_batch b = sd_batch_simple(toks, n);
+        b.output = out;
+        double t0 = tool_now_ms();
+        if (sd_ctx_decode(ctx, &b) != SD_OK) return 0;
+        double ms = tool_now_ms() - t0;
+        if (ms < best) best = ms;
+    }
+    return best;
+}
+
+static int bench_model(const tool_opts *o, const char *path, const char *label, int quantize,
+                       sd_threadpool *pool, int reps, bench_row *row) {
+    tool_opts oo = *o;
+    oo.quantize = quantize;
+    sd_model *m = tool_load_model(&oo, path);
+    if (!m) return -1;
+    sd_model_info info;
+    sd_model_get_info(m, &info);
+    sd_ctx_params cp = sd_ctx_default_params();
+    cp.n_ctx = 1024;
+    cp.pool = pool;
+    sd_ctx *ctx = NULL;
+    if (sd_ctx_new(m, &cp, &ctx) != SD_OK) {
+        sd_model_free(m);
+        return -1;
+    }
+    memset(row, 0, sizeof *row);
+    snprintf(row->model, sizeof row->model, "%s", label);
+    row->type = sd_type_name(info.weight_type);
+    decode_rate(ctx, info.n_vocab, 1, 32); /* warm-up */
+    row->tps_empty = decode_rate(ctx, info.n_vocab, 1, 256);
+    row->tps_728 = decode_rate(ctx, info.n_vocab, 728, 128);
+    row->gbps_empty = row->tps_empty * (double)info.weight_bytes_per_token / 1e9;
+    row->gbps_728 = row->tps_728 * (double)info.weight_bytes_per_token / 1e9;
+    decode_rate(ctx, info.n_vocab, 256, 1);
+    for (int i = 0; i < 6; i++) row->cost[i] = forward_cost(ctx, info.n_vocab, 256, k_batch[i], reps);
+    fprintf(stderr, "  %-8s %-5s done\n", label, row->type);
+    sd_ctx_free(ctx);
+    sd_model_free(m);
+    return 0;
+}
+
+int cmd_bench_forward(int argc, char **argv) {
+    tool_opts o;
+    bench_extra ex = {.draft = NULL, .reps = 20};
+    if (tool_parse(argc, argv, 2, &o, extra_opt, &ex) != 0) return 1;
+    char tbuf[PATH_MAX], dbuf[PATH_MAX];
+    const char *target = o.model ? o.model : tool_model_path("kernel-c-target.gguf", tbuf, sizeof tbuf);
+    const char *draft = ex.draft ? ex.draft : tool_model_path("kernel-c-draft.gguf", dbuf, sizeof dbuf);
+    sd_threadpool *pool = NULL;
+    if (sd_threadpool_new(o.n_threads, &pool) != SD_OK) return 1;
+    bench_row rows[4];
+    int n_rows = 0;
+    const char *paths[2] = {target, draft}, *labels[2] = {"target", "draft"};
+    fprintf(stderr, "bench-forward: %d threads, %s kernels\n", o.n_threads, sd_backend_name(o.backend));
+    for (int mi = 0; mi < 2; mi++)
+        for (int q = 0; q < 2; q++)
+            if (bench_model(&o, paths[mi], labels[mi], q ? SD_TYPE_Q8_0 : SD_TYPE_NONE, pool, ex.reps,
+                            &rows[n_rows]) == 0)
+                n_rows++;
+    sd_threadpool_free(pool);
+    if (o.json) {
+        printf("{\"threads\": %d, \"backend\": \"%s\", \"rows\": [", o.n_threads, sd_backend_name(o.backend));
+        for (int i = 0; i < n_rows; i++) {
+            bench_row *r = &rows[i];
+            printf("%s{\"model\": \"%s\", \"type\": \"%s\", \"decode_tps_ctx0\": %.1f, \"decode_tps_ctx728\": %.1f, "
+                   "\"gbps_ctx0\": %.2f, \"gbps_ctx728\": %.2f, \"forward_ms\": {",
+                   i ? ", " : "", r->model, r->type, r->tps_empty, r->tps_728, r->gbps_empty, r->gbps_728);
+            for (int j = 0; j < 6; j++) printf("%s\"%d\": %.4f", j ? ", " : "", k_batch[j], r->cost[j]);
+            printf("}}");
+        }
+        printf("]}\n");
+        return 0;
+    }
+    printf("| model  | type | tok/s ctx 0 | GB/s | tok/s ctx 728 | GB/s | n=1 ms | n=2 | n=4 | n=8 | n=16 | n=32 |\n");
+    printf("|--------|------|-------------|------|---------------|------|--------|-----|-----|-----|------|------|\n");
+    for (int i = 0; i < n_rows; i++) {
+        bench_row *r = &rows[i];
+        printf("| %-6s | %-4s | %11.1f | %4.1f | %13.1f | %4.1f | %6.3f |", r->model, r->type, r->tps_empty,
+               r->gbps_empty, r->tps_728, r->gbps_728, r->cost[0]);
+        for (int j = 1; j < 6; j++) printf(" %.2fx |", r->cost[0] > 0 ? r->cost[j] / r->cost[0] : 0);
+        printf("\n");
+    }
+    printf("forward cost of n tokens (all rows with logits) at 256 tokens of context, relative to n = 1\n");
+    return 0;
+}

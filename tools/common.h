@@ -1,0 +1,62 @@
+/* common.h - shared pieces of the specdec command-line tools. */
+#ifndef SD_TOOLS_COMMON_H
+#define SD_TOOLS_COMMON_H
+
+#include <stdio.h>
+
+#include "specdec.h"
+
+/* Options shared by the subcommands (llama.cpp spellings). */
+typedef struct tool_opts {
+    const char *model;       /* -m; NULL = shipped target                  */
+    const char *prompt;      /* -p                                          */
+    const char *file;        /* -f                                          */
+    int n_predict;           /* -n                                          */
+    int n_threads;           /* -t                                          */
+    int n_ctx;               /* -c                                          */
+    sd_sampler_params sp;    /* --temp --top-k --top-p --min-p --seed        */
+    bool seed_set;
+    bool ignore_eos;         /* --ignore-eos                                */
+    bool json;               /* --json                                      */
+    bool no_bos;             /* --no-bos                                    */
+    bool parse_special;      /* --parse-special                             */
+    int quantize;            /* --quantize q8_0                             */
+    sd_backend backend;      /* --backend ref|avx2|avx512|auto              */
+} tool_opts;
+
+/* Parses argv[first..argc) into o (after setting defaults). Unknown options
+ * are handed to extra(arg, next, user) which returns how many arguments it
+ * used (1 or 2) or 0 if it does not know the option. Returns 0 or prints an
+ * error and returns -1. */
+typedef int (*tool_extra_fn)(const char *arg, const char *next, void *user);
+int tool_parse(int argc, char **argv, int first, tool_opts *o, tool_extra_fn extra, void *user);
+
+/* Path of a shipped model file: $SPECDEC_MODEL_DIR/name, else
+ * ../shared/models/name relative to the working directory or to the
+ * repository the binary lives in. Writes into buf. */
+const char *tool_model_path(const char *name, char *buf, size_t size);
+
+/* Loads opts->model (or the shipped target); prints errors; NULL on failure. */
+sd_model *tool_load_model(const tool_opts *o, const char *path_or_null);
+
+/* The prompt text (-p or contents of -f; malloc'd) and its length; NULL on
+ * failure (message printed). */
+char *tool_read_prompt(const tool_opts *o, size_t *len);
+
+/* Tokenizes with the vocab's BOS policy (unless no_bos); malloc'd ids. */
+int32_t *tool_tokenize(const sd_vocab *v, const char *text, size_t len, bool add_bos,
+                       bool parse_special, int *n_out);
+
+/* Monotonic time in milliseconds. */
+double tool_now_ms(void);
+
+/* Writes s[0..n) as a JSON string literal (quotes included). */
+void tool_json_str(FILE *f, const char *s, size_t n);
+void tool_json_ids(FILE *f, const int32_t *ids, int n);
+
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_bench_forward(int argc, char **argv);
+
+#endif

@@ -1,0 +1,33 @@
+/* main.c - the specdec command-line tool: one subcommand per file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: specdec COMMAND [options]\n"
+            "commands:\n"
+            "  generate      [-m MODEL] (-p TEXT | -f FILE) -n N [--temp T] [--top-k K] [--top-p P]\n"
+            "                [--min-p P] [--seed S] [-t N] [-c N] [--ignore-eos] [--json] [--quantize q8_0]\n"
+            "  tokenize      [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--parse-special]\n"
+            "  perplexity    [-m MODEL] -f FILE [-c 512] [-t N] [--json]\n"
+            "  bench-forward [-m MODEL] [-md DRAFT] [-t N] [--json]\n"
+            "Without -m the shipped target ../shared/models/kernel-c-target.gguf is used\n"
+            "($SPECDEC_MODEL_DIR overrides the folder).\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage();
+        return argc < 2 ? 1 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc, argv);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc, argv);
+    if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc, argv);
+    if (!strcmp(cmd, "bench-forward")) return cmd_bench_forward(argc, argv);
+    fprintf(stderr, "error: unknown command '%s'\n", cmd);
+    usage();
+    return 1;
+}
