@@ -372,6 +372,87 @@ static void test_gemm(const sd_kernels *t, rng_t *r) {
     }
 }
 
+/* ------------------------------------------------------------ batch invariance */
+
+/* y (N, ldy) for tokens [n0, n0+nn) of case c, rows [m0, m1), x pointing at
+ * token n0 (so the kernel sees only those tokens). */
+static void gemm_run(const sd_kernels *t, const gemm_case *c, float *y, size_t ldy,
+                     int n0, int nn, int m0, int m1) {
+    gemm_of(t, c->type)(y + (size_t)n0 * ldy, ldy,
+                        (const char *)c->x + (size_t)n0 * c->x_stride, c->x_stride,
+                        c->w, c->w_stride, c->K, nn, m0, m1);
+}
+
+/* Batch invariance (speculative verification must reproduce plain decoding
+ * bit for bit): y[n][m] must not depend on how many tokens share a call,
+ * which other tokens they are, or how [0, M) is split (at multiples of 16).
+ * The full batch is computed once; then each token alone (N = 1), then
+ * random sub-batches x random m-ranges; all must match with memcmp. */
+static void test_batch_invariance(const sd_kernels *t, rng_t *r) {
+    static const int Ks[] = {32, 96, 384, 1024, 7, 100};
+    static const int Ms[] = {16, 37, 384};
+    for (int type = 0; type < 3; type++) {
+        int bad_single = 0, bad_split = 0, cases = 0;
+        for (size_t ik = 0; ik < sizeof Ks / sizeof *Ks; ik++) {
+            int K = Ks[ik];
+            if (type == T_Q8 && K % 32)
+                continue;
+            for (size_t im = 0; im < sizeof Ms / sizeof *Ms; im++) {
+                int M = Ms[im];
+                int N = 2 + (int)(rng_u32(r) % 39); /* 2..40 */
+                gemm_case c;
+                case_make(&c, type, K, M, N, r);
+                size_t ldy = (size_t)M + 5, ny = (size_t)N * ldy;
+                float *yfull = calloc(ny, 4), *y1 = calloc(ny, 4), *ys = calloc(ny, 4);
+                gemm_run(t, &c, yfull, ldy, 0, N, 0, M);
+                for (int n = 0; n < N; n++)
+                    gemm_run(t, &c, y1, ldy, n, 1, 0, M);
+                for (int n = 0; n < N; n++)
+                    if (memcmp(yfull + (size_t)n * ldy, y1 + (size_t)n * ldy,
+                               (size_t)M * 4) != 0 && bad_single++ == 0)
+                        for (int m = 0; m < M; m++)
+                            if (fbits(yfull[(size_t)n * ldy + m]) !=
+                                fbits(y1[(size_t)n * ldy + m])) {
+                                fprintf(stderr, "  %s gemm_%s K=%d M=%d N=%d: token %d "
+                                        "m=%d alone %.9g, in batch %.9g\n", t->name,
+                                        type_name[type], K, M, N, n, m,
+                                        y1[(size_t)n * ldy + m], yfull[(size_t)n * ldy + m]);
+                                break;
+                            }
+                /* random sub-batches x random m-ranges (cuts at multiples of 16) */
+                for (int rep = 0; rep < 3; rep++) {
+                    for (int n0 = 0; n0 < N;) {
+                        int nn = 1 + (int)(rng_u32(r) % (unsigned)(N - n0));
+                        if (rep == 2 && nn > 8)
+                            nn = 1 + nn % 8; /* small sub-batches, like k+1 */
+                        for (int m0 = 0; m0 < M;) {
+                            int m1 = m0 + 16 * (1 + (int)(rng_u32(r) % 8u));
+                            if (m1 > M || rng_u32(r) % 4u == 0)
+                                m1 = M;
+                            gemm_run(t, &c, ys, ldy, n0, nn, m0, m1);
+                            m0 = m1;
+                        }
+                        n0 += nn;
+                    }
+                    for (int n = 0; n < N; n++)
+                        if (memcmp(yfull + (size_t)n * ldy, ys + (size_t)n * ldy,
+                                   (size_t)M * 4) != 0 && bad_split++ == 0)
+                            fprintf(stderr, "  %s gemm_%s K=%d M=%d N=%d: token %d "
+                                    "differs under a split batch\n", t->name,
+                                    type_name[type], K, M, N, n);
+                }
+                cases++;
+                free(yfull), free(y1), free(ys);
+                case_free(&c);
+            }
+        }
+        CHECK(bad_single == 0, "%s gemm_%s: %d tokens alone != in batch (%d cases)",
+              t->name, type_name[type], bad_single, cases);
+        CHECK(bad_split == 0, "%s gemm_%s: %d tokens differ under split batches",
+              t->name, type_name[type], bad_split);
+    }
+}
+
 /* ------------------------------------------------------------ quantize */
 
 static void test_quantize(const sd_kernels *t, rng_t *r) {
@@ -521,6 +602,7 @@ int main(void) {
             continue;
         }
         test_gemm(tables[i], &r);
+        test_batch_invariance(tables[i], &r);
         if (i > 0) {
             test_quantize(tables[i], &r);
             test_vectors(tables[i], &r);

@@ -6,65 +6,189 @@
 
 #include "kernels/attn.h"
 
+/* exp(x) for 16 lanes (Cephes expf: range reduction by ln2 in two parts, a
+ * degree-6 polynomial, scaling by 2^n); within ~2 ulp of expf for
+ * x >= -87, exactly 0 below. Flushing avoids denormals (microcoded, ~100x
+ * slower) in the accumulation; weights below 1.6e-38 vanish in the F16
+ * accumulator either way. */
+static inline __m512 exp16(__m512 x) {
+    __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-88.3762626647949f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_mov_ps(normal, _mm512_scalef_ps(y, fx));
+}
+
+static inline __m512 round_f16(__m512 x) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
+#define ATTN_BLOCK 64
+
+/* Sum of each of 16 vectors, as one vector (lane i = sum of v[i]). */
+static inline __m512 transpose_sum16(__m512 *v) {
+    /* pairwise: 16 -> 8 -> 4 -> 2 -> 1 levels of lane-interleaved adds */
+    __m512 a[8], b[4], c[2];
+    for (int i = 0; i < 8; i++) {
+        __m512 lo = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+        __m512 hi = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+        a[i] = _mm512_add_ps(lo, hi); /* lanes: (v2i, v2i+1) pairs interleaved */
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512 lo = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a[2 * i]), _mm512_castps_pd(a[2 * i + 1])));
+        __m512 hi = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a[2 * i]), _mm512_castps_pd(a[2 * i + 1])));
+        b[i] = _mm512_add_ps(lo, hi);
+    }
+    for (int i = 0; i < 2; i++) {
+        __m512 lo = _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88);
+        __m512 hi = _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd);
+        c[i] = _mm512_add_ps(lo, hi);
+    }
+    __m512 lo = _mm512_shuffle_f32x4(c[0], c[1], 0x88);
+    __m512 hi = _mm512_shuffle_f32x4(c[0], c[1], 0xdd);
+    return _mm512_add_ps(lo, hi);
+}
+
+/* Accumulates cells [0, nb) of a block for R heads of D = 64 with the F16
+ * accumulators held in registers (acc is loaded and stored once per block).
+ * Same operation order as the generic loop. */
+static inline __attribute__((always_inline)) void accum_d64(
+    const int R, float (*acc)[SD_ATTN_MAX_D], float *S, float (*sc)[ATTN_BLOCK],
+    uint8_t (*grow)[ATTN_BLOCK], const int *cells, int nb, const uint16_t *V, size_t stride) {
+    __m512 a[4][4];
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < 4; j++) a[r][j] = _mm512_load_ps(&acc[r][16 * j]);
+    for (int b = 0; b < nb; b++) {
+        const uint16_t *v = V + (size_t)cells[b] * stride;
+        __m512 vf[4];
+        for (int j = 0; j < 4; j++) vf[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16 * j)));
+        for (int r = 0; r < R; r++) {
+            float e = sc[r][b], vs = e, ms = 1.0f;
+            if (grow[r][b]) {
+                ms = e;
+                vs = 1.0f;
+                __m512 vms = _mm512_set1_ps(ms);
+                for (int j = 0; j < 4; j++) a[r][j] = round_f16(_mm512_mul_ps(a[r][j], vms));
+            }
+            __m512 vvs = _mm512_set1_ps(vs);
+            for (int j = 0; j < 4; j++) a[r][j] = round_f16(_mm512_fmadd_ps(vf[j], vvs, a[r][j]));
+            S[r] = S[r] * ms + vs;
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < 4; j++) _mm512_store_ps(&acc[r][16 * j], a[r][j]);
+}
+
+/* Same per-cell order as the reference (running max M, rescale of the F16
+ * accumulator when M grows, then acc += v * e^(s - M)); the scores and the
+ * exponentials of a block of cells are computed up front, vectorized. */
 void sd_attn_f16_avx512(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
                         const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis) {
-    if (D % 16 != 0) {
+    if (D % 16 != 0 || R > SD_ATTN_MAX_REP || D > SD_ATTN_MAX_D) {
         sd_attn_f16_ref(out, q, R, D, scale, K, V, stride, n_prefix, n_batch, vis);
         return;
     }
     const int nv = D / 16;
     __m512 qf[SD_ATTN_MAX_REP * (SD_ATTN_MAX_D / 16)];
-    uint16_t acc[SD_ATTN_MAX_REP][SD_ATTN_MAX_D] __attribute__((aligned(64)));
+    float acc[SD_ATTN_MAX_REP][SD_ATTN_MAX_D] __attribute__((aligned(64))); /* F16 values */
     float M[SD_ATTN_MAX_REP], S[SD_ATTN_MAX_REP];
+    float sc[SD_ATTN_MAX_REP][ATTN_BLOCK] __attribute__((aligned(64)));  /* scores, then e^arg */
+    uint8_t grow[SD_ATTN_MAX_REP][ATTN_BLOCK];                           /* new running max */
+    int cells[ATTN_BLOCK];
     for (int r = 0; r < R; r++) {
         for (int j = 0; j < nv; j++) {
-            __m512 x = _mm512_loadu_ps(q + (size_t)r * D + 16 * j);
-            qf[r * nv + j] = _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
-            _mm256_store_si256((__m256i *)&acc[r][16 * j], _mm256_setzero_si256());
+            qf[r * nv + j] = round_f16(_mm512_loadu_ps(q + (size_t)r * D + 16 * j));
+            _mm512_store_ps(&acc[r][16 * j], _mm512_setzero_ps());
         }
         M[r] = -INFINITY;
         S[r] = 0.0f;
     }
     const int n = n_prefix + n_batch;
-    for (int c = 0; c < n; c++) {
-        if (c >= n_prefix && vis && !vis[c - n_prefix]) continue;
-        const uint16_t *k = K + (size_t)c * stride, *v = V + (size_t)c * stride;
-        for (int r = 0; r < R; r++) {
-            __m512 sum = _mm512_setzero_ps();
-            for (int j = 0; j < nv; j++) {
-                __m512 kf = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * j)));
-                sum = _mm512_fmadd_ps(qf[r * nv + j], kf, sum);
-            }
-            float s = _mm512_reduce_add_ps(sum) * scale;
-            float ms = 1.0f, vs = 1.0f;
-            if (s > M[r]) {
-                ms = expf(M[r] - s);
-                M[r] = s;
-                __m512 vms = _mm512_set1_ps(ms);
-                for (int j = 0; j < nv; j++) {
-                    __m256i *a = (__m256i *)&acc[r][16 * j];
-                    __m512 af = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256(a)), vms);
-                    _mm256_store_si256(a, _mm512_cvtps_ph(af, _MM_FROUND_TO_NEAREST_INT));
+    int c = 0;
+    while (c < n) {
+        /* gather up to ATTN_BLOCK visible cells */
+        int nb = 0;
+        for (; c < n && nb < ATTN_BLOCK; c++)
+            if (c < n_prefix || !vis || vis[c - n_prefix]) cells[nb++] = c;
+        if (nb == 0) break;
+        /* scores: 16 cells at a time per head, the 16 partial sums added up
+         * by a transpose */
+        for (int b0 = 0; b0 < nb; b0 += 16) {
+            int nc = nb - b0 < 16 ? nb - b0 : 16;
+            for (int r = 0; r < R; r++) {
+                __m512 part[16];
+                for (int b = 0; b < 16; b++) {
+                    if (b >= nc) { part[b] = _mm512_setzero_ps(); continue; }
+                    const uint16_t *k = K + (size_t)cells[b0 + b] * stride;
+                    __m512 sum = _mm512_mul_ps(qf[r * nv], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)k)));
+                    for (int j = 1; j < nv; j++)
+                        sum = _mm512_fmadd_ps(qf[r * nv + j], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * j))), sum);
+                    part[b] = sum;
                 }
-            } else {
-                vs = expf(s - M[r]);
+                _mm512_store_ps(&sc[r][b0], _mm512_mul_ps(transpose_sum16(part), _mm512_set1_ps(scale)));
             }
-            __m512 vvs = _mm512_set1_ps(vs);
-            for (int j = 0; j < nv; j++) {
-                __m256i *a = (__m256i *)&acc[r][16 * j];
-                __m512 vf = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16 * j)));
-                __m512 af = _mm512_fmadd_ps(vf, vvs, _mm512_cvtph_ps(_mm256_load_si256(a)));
-                _mm256_store_si256(a, _mm512_cvtps_ph(af, _MM_FROUND_TO_NEAREST_INT));
+        }
+        /* running max: arg = M_old - s where the max grows (the rescale
+         * factor), else s - M (the weight) */
+        for (int r = 0; r < R; r++) {
+            float m = M[r];
+            for (int b = 0; b < nb; b++) {
+                float s = sc[r][b];
+                if (s > m) {
+                    sc[r][b] = m - s;
+                    grow[r][b] = 1;
+                    m = s;
+                } else {
+                    sc[r][b] = s - m;
+                    grow[r][b] = 0;
+                }
             }
-            S[r] = S[r] * ms + vs;
+            M[r] = m;
+            for (int b = 0; b < nb; b += 16) _mm512_store_ps(&sc[r][b], exp16(_mm512_load_ps(&sc[r][b])));
+        }
+        /* accumulate in cell order */
+        if (nv == 4 && R <= 4) {
+            switch (R) {
+            case 1: accum_d64(1, acc, S, sc, grow, cells, nb, V, stride); break;
+            case 2: accum_d64(2, acc, S, sc, grow, cells, nb, V, stride); break;
+            case 3: accum_d64(3, acc, S, sc, grow, cells, nb, V, stride); break;
+            default: accum_d64(4, acc, S, sc, grow, cells, nb, V, stride); break;
+            }
+            continue;
+        }
+        for (int b = 0; b < nb; b++) {
+            const uint16_t *v = V + (size_t)cells[b] * stride;
+            __m512 vf[SD_ATTN_MAX_D / 16];
+            for (int j = 0; j < nv; j++) vf[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16 * j)));
+            for (int r = 0; r < R; r++) {
+                float e = sc[r][b], vs = e, ms = 1.0f;
+                float *a = acc[r];
+                if (grow[r][b]) {
+                    ms = e;
+                    vs = 1.0f;
+                    __m512 vms = _mm512_set1_ps(ms);
+                    for (int j = 0; j < nv; j++)
+                        _mm512_store_ps(a + 16 * j, round_f16(_mm512_mul_ps(_mm512_load_ps(a + 16 * j), vms)));
+                }
+                __m512 vvs = _mm512_set1_ps(vs);
+                for (int j = 0; j < nv; j++)
+                    _mm512_store_ps(a + 16 * j, round_f16(_mm512_fmadd_ps(vf[j], vvs, _mm512_load_ps(a + 16 * j))));
+                S[r] = S[r] * ms + vs;
+            }
         }
     }
     for (int r = 0; r < R; r++) {
         __m512 inv = _mm512_set1_ps(S[r] > 0.0f ? 1.0f / S[r] : 0.0f);
-        for (int j = 0; j < nv; j++) {
-            __m512 af = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)&acc[r][16 * j]));
-            _mm512_storeu_ps(out + (size_t)r * D + 16 * j, _mm512_mul_ps(af, inv));
-        }
+        for (int j = 0; j < nv; j++)
+            _mm512_storeu_ps(out + (size_t)r * D + 16 * j, _mm512_mul_ps(_mm512_load_ps(&acc[r][16 * j]), inv));
     }
 }
 

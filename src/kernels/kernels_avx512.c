@@ -146,26 +146,20 @@ SD_INLINE void mk_f(float *y, size_t ldy, const char *x, size_t xs,
     TOKS6(MK_STORE, 0)
 }
 
-/* y[0] = sum_k x[k] w[k] for one W row and one token: a purely sequential
- * stream (what the DRAM prefetchers like best), 4 accumulators. */
-SD_INLINE void row1_f(float *y, const float *x, const char *w, int K, int wt) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+/* The accumulator of one W row times one token, in exactly the order of a
+ * tile's (r, t) accumulator in mk_f: k ascending in 16-lane steps, then the
+ * masked tail. Used for single tokens so that a row's result does not
+ * depend on how many tokens share the call (batch invariance: speculative
+ * verification then reproduces plain decoding bit for bit). */
+SD_INLINE __m512 acc1_f(const float *x, const char *w, int K, int wt) {
+    __m512 acc = _mm512_setzero_ps();
     int k = 0;
-    for (; k + 64 <= K; k += 64) {
-        a0 = _mm512_fmadd_ps(load_w16(w, k, wt), _mm512_loadu_ps(x + k), a0);
-        a1 = _mm512_fmadd_ps(load_w16(w, k + 16, wt), _mm512_loadu_ps(x + k + 16), a1);
-        a2 = _mm512_fmadd_ps(load_w16(w, k + 32, wt), _mm512_loadu_ps(x + k + 32), a2);
-        a3 = _mm512_fmadd_ps(load_w16(w, k + 48, wt), _mm512_loadu_ps(x + k + 48), a3);
-    }
-    for (; k + 16 <= K; k += 16)
-        a0 = _mm512_fmadd_ps(load_w16(w, k, wt), _mm512_loadu_ps(x + k), a0);
+    for (; k + 16 <= K; k += 16) acc = _mm512_fmadd_ps(load_w16(w, k, wt), _mm512_loadu_ps(x + k), acc);
     if (k < K) {
         __mmask16 mk = (__mmask16)((1u << (K - k)) - 1u);
-        a1 = _mm512_fmadd_ps(load_w16_mask(w, k, mk, wt),
-                             _mm512_maskz_loadu_ps(mk, x + k), a1);
+        acc = _mm512_fmadd_ps(load_w16_mask(w, k, mk, wt), _mm512_maskz_loadu_ps(mk, x + k), acc);
     }
-    y[0] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1),
-                                              _mm512_add_ps(a2, a3)));
+    return acc;
 }
 
 /* mk_f with a run-time token count nt in [1, NT_MAX] turned into a
@@ -189,9 +183,15 @@ SD_INLINE void gemm_f_chunk(float *y, size_t ldy, const char *x, size_t xs,
                             const char *w, size_t ws, int K, int nc, int m0,
                             int m1, int wt) {
     int m = m0;
-    if (nc == 1) {
-        for (; m < m1; m++)
-            row1_f(y + m, (const float *)x, w + (size_t)m * ws, K, wt);
+    if (nc == 1) { /* rows one after another: a sequential stream */
+        const float *x0 = (const float *)x;
+        for (; m + 4 <= m1; m += 4) {
+            const char *wm = w + (size_t)m * ws;
+            __m512 a0 = acc1_f(x0, wm, K, wt), a1 = acc1_f(x0, wm + ws, K, wt);
+            __m512 a2 = acc1_f(x0, wm + 2 * ws, K, wt), a3 = acc1_f(x0, wm + 3 * ws, K, wt);
+            _mm_storeu_ps(y + m, hsum4(a0, a1, a2, a3));
+        }
+        for (; m < m1; m++) y[m] = _mm512_reduce_add_ps(acc1_f(x0, w + (size_t)m * ws, K, wt));
         return;
     }
     for (; m + 4 <= m1; m += 4)
@@ -281,6 +281,21 @@ SD_INLINE void mk_q8(float *y, size_t ldy, const char *x, size_t xs,
     TOKS4(MK_STORE, 0)
 }
 
+/* One W row times one token over nb blocks, in the order of mk_q8's
+ * accumulators (see acc1_f). */
+SD_INLINE __m512 acc1_q8(const sd_block_q8_0 *x, const sd_block_q8_0 *w, int nb) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512i wq = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)w[b].qs));
+        __m512 wd = _mm512_set1_ps(_cvtsh_ss(w[b].d));
+        __m512i xq = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)x[b].qs));
+        __m512 xd = _mm512_set1_ps(_cvtsh_ss(x[b].d));
+        __m512 p = _mm512_cvtepi32_ps(_mm512_madd_epi16(wq, xq));
+        acc = _mm512_fmadd_ps(p, _mm512_mul_ps(wd, xd), acc);
+    }
+    return acc;
+}
+
 SD_INLINE void mk_q8_nt(float *y, size_t ldy, const char *x, size_t xs,
                         const char *w, size_t ws, int nb, int MR, int nt) {
     switch (nt) {
@@ -304,9 +319,17 @@ static void gemm_q8_0_avx512(float *y, size_t ldy, const void *x,
         const char *xn = xc + (size_t)n0 * x_stride;
         int m = m0;
         if (nc == 1) { /* one token: row by row, a sequential stream */
+            const sd_block_q8_0 *x0 = (const sd_block_q8_0 *)xn;
+            for (; m + 4 <= m1; m += 4) {
+                const char *wm = wc + (size_t)m * w_stride;
+                __m512 a0 = acc1_q8(x0, (const sd_block_q8_0 *)wm, nb);
+                __m512 a1 = acc1_q8(x0, (const sd_block_q8_0 *)(wm + w_stride), nb);
+                __m512 a2 = acc1_q8(x0, (const sd_block_q8_0 *)(wm + 2 * w_stride), nb);
+                __m512 a3 = acc1_q8(x0, (const sd_block_q8_0 *)(wm + 3 * w_stride), nb);
+                _mm_storeu_ps(yc + m, hsum4(a0, a1, a2, a3));
+            }
             for (; m < m1; m++)
-                mk_q8(yc + m, ldy, xn, x_stride, wc + (size_t)m * w_stride,
-                      w_stride, nb, 1, 1);
+                yc[m] = _mm512_reduce_add_ps(acc1_q8(x0, (const sd_block_q8_0 *)(wc + (size_t)m * w_stride), nb));
             continue;
         }
         for (; m + 4 <= m1; m += 4)

@@ -1,0 +1,130 @@
+/*
+ * test_attn.c - the F16 flash-attention kernels (AVX2, AVX-512) against the
+ * scalar reference, and the reference against plain F32 softmax attention.
+ *
+ * Tolerances: SIMD vs reference: |out - ref| <= 4e-3 * max|V| (the F16
+ * accumulator may round differently by one F16 ulp per step when a dot
+ * product or exponential differs in its last bit); reference vs exact F32
+ * attention in double: <= 2e-2 * max|V| (the F16 accumulator's rounding).
+ * Also the F16 row conversions are bit-exact against the scalar ones.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/attn.h"
+#include "kernels/kernels.h"
+#include "util/check.h"
+
+static float frand(unsigned *s) {
+    *s = *s * 1103515245u + 12345u;
+    return ((float)((*s >> 8) & 0xffff) / 65536.0f) * 2.0f - 1.0f;
+}
+
+/* Exact attention in double over the visible cells. */
+static void attn_exact(double *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                       const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis) {
+    int n = n_prefix + n_batch;
+    double *w = malloc((size_t)n * sizeof *w);
+    for (int r = 0; r < R; r++) {
+        double mx = -INFINITY, sum = 0;
+        for (int c = 0; c < n; c++) {
+            w[c] = -INFINITY;
+            if (c >= n_prefix && vis && !vis[c - n_prefix]) continue;
+            double s = 0;
+            for (int d = 0; d < D; d++) s += (double)q[r * D + d] * sd_fp16_to_fp32(K[c * stride + d]);
+            w[c] = s * scale;
+            if (w[c] > mx) mx = w[c];
+        }
+        for (int c = 0; c < n; c++) {
+            w[c] = w[c] == -INFINITY ? 0 : exp(w[c] - mx);
+            sum += w[c];
+        }
+        for (int d = 0; d < D; d++) {
+            double a = 0;
+            for (int c = 0; c < n; c++) a += w[c] * sd_fp16_to_fp32(V[c * stride + d]);
+            out[r * D + d] = sum > 0 ? a / sum : 0;
+        }
+    }
+    free(w);
+}
+
+int main(void) {
+    const sd_kernels *tabs[2] = {sd_kernels_avx2(), sd_kernels_avx512()};
+    const char *names[2] = {"avx2", "avx512"};
+    unsigned seed = 7;
+    const int Ds[] = {32, 64, 128, 48, 40};
+    const int Rs[] = {1, 3, 4};
+    const int npre[] = {0, 1, 17, 64, 65, 300};
+    for (size_t di = 0; di < sizeof Ds / sizeof Ds[0]; di++)
+    for (size_t ri = 0; ri < sizeof Rs / sizeof Rs[0]; ri++)
+    for (size_t pi = 0; pi < sizeof npre / sizeof npre[0]; pi++) {
+        int D = Ds[di], R = Rs[ri], n_prefix = npre[pi], n_batch = 9;
+        size_t stride = (size_t)D * 2 + 8;
+        int n = n_prefix + n_batch;
+        float *q = malloc((size_t)R * D * sizeof(float));
+        uint16_t *K = malloc((size_t)n * stride * 2), *V = malloc((size_t)n * stride * 2);
+        uint8_t vis[9];
+        float amp = (pi % 2) ? 4.0f : 1.0f; /* larger scores exercise the running max */
+        for (int i = 0; i < R * D; i++) q[i] = frand(&seed) * amp;
+        float vmax = 0;
+        for (size_t i = 0; i < (size_t)n * stride; i++) {
+            K[i] = sd_fp32_to_fp16(frand(&seed) * amp);
+            float v = frand(&seed) * 3.0f;
+            V[i] = sd_fp32_to_fp16(v);
+            if (fabsf(v) > vmax) vmax = fabsf(v);
+        }
+        for (int j = 0; j < n_batch; j++) vis[j] = (uint8_t)((j * 7 + (int)pi) % 3 != 0);
+        const uint8_t *vv = (pi % 3 == 2) ? NULL : vis;
+        float scale = 1.0f / sqrtf((float)D);
+        float *ref = malloc((size_t)R * D * sizeof(float)), *got = malloc((size_t)R * D * sizeof(float));
+        double *ex = malloc((size_t)R * D * sizeof(double));
+        sd_attn_f16_ref(ref, q, R, D, scale, K, V, stride, n_prefix, n_batch, vv);
+        attn_exact(ex, q, R, D, scale, K, V, stride, n_prefix, n_batch, vv);
+        double worst_ex = 0;
+        for (int i = 0; i < R * D; i++) worst_ex = fmax(worst_ex, fabs(ref[i] - ex[i]));
+        CHECK(worst_ex <= 2e-2 * vmax, "ref vs exact D=%d R=%d n_prefix=%d: %.5f", D, R, n_prefix, worst_ex);
+        for (int t = 0; t < 2; t++) {
+            if (!tabs[t]) continue;
+            tabs[t]->attn_f16(got, q, R, D, scale, K, V, stride, n_prefix, n_batch, vv);
+            double worst = 0;
+            for (int i = 0; i < R * D; i++) worst = fmax(worst, fabs(got[i] - ref[i]));
+            CHECK(worst <= 4e-3 * vmax, "%s vs ref D=%d R=%d n_prefix=%d: %.5f", names[t], D, R, n_prefix, worst);
+        }
+        free(q); free(K); free(V); free(ref); free(got); free(ex);
+    }
+    /* A row that sees nothing gets zeros. */
+    {
+        float q[64] = {1}, out[64];
+        uint16_t K[64] = {0}, V[64] = {0};
+        uint8_t none = 0;
+        const sd_kernels *all[3] = {sd_kernels_ref(), tabs[0], tabs[1]};
+        for (int t = 0; t < 3; t++) {
+            if (!all[t]) continue;
+            memset(out, 0x7f, sizeof out);
+            all[t]->attn_f16(out, q, 1, 64, 0.125f, K, V, 64, 0, 1, &none);
+            int zeros = 0;
+            for (int i = 0; i < 64; i++) zeros += out[i] == 0.0f;
+            CHECK(zeros == 64, "%s: invisible row not zero", all[t]->name);
+        }
+    }
+    /* F16 row conversions: bit-exact with the scalar conversion. */
+    for (int t = 0; t < 2; t++) {
+        if (!tabs[t]) continue;
+        enum { N = 1000 };
+        float x[N], y[N];
+        uint16_t h[N];
+        for (int i = 0; i < N; i++) x[i] = frand(&seed) * powf(2.0f, (float)(i % 40 - 25));
+        x[3] = 65520.0f; x[4] = -1e-8f; x[5] = INFINITY;
+        tabs[t]->fp32_to_fp16_row(h, x, N);
+        memcpy(y, x, sizeof y);
+        tabs[t]->round_f16_row(y, N);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            bad += h[i] != sd_fp32_to_fp16(x[i]);
+            bad += y[i] != sd_fp16_to_fp32(sd_fp32_to_fp16(x[i]));
+        }
+        CHECK(bad == 0, "%s: %d F16 conversions differ", names[t], bad);
+    }
+    return check_report("test_attn");
+}
