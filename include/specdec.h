@@ -199,6 +199,10 @@ SD_API int sd_detok_flush(sd_detok *d, char *out, int out_size);
 typedef struct sd_ctx_params {
     int n_ctx;             /* KV cells; 0 = the model's training context     */
     sd_threadpool *pool;   /* borrowed; NULL = single-threaded               */
+    bool attn_compat;      /* attention with llama.cpp's CPU numerics (F16
+                              value accumulator, online softmax per cell):
+                              reproduces its outputs most closely, ~3x slower
+                              attention. Default false: F32 accumulation.   */
 } sd_ctx_params;
 
 SD_API sd_ctx_params sd_ctx_default_params(void);
@@ -301,6 +305,8 @@ typedef struct sd_sampler_params {
 SD_API sd_sampler_params sd_sampler_default_params(void);
 
 typedef struct sd_sampler sd_sampler;
+/* The settings a sampler was made with (owned by the sampler). */
+SD_API const sd_sampler_params *sd_sampler_get_params(const sd_sampler *s);
 
 /* Errors: SD_ERR_INVALID_ARG (n_vocab < 1, NaN or negative parameters),
  * SD_ERR_NOMEM. */
@@ -321,6 +327,85 @@ SD_API int32_t sd_sampler_sample(sd_sampler *s, const float *logits);
 SD_API int32_t sd_sampler_draw(sd_sampler *s, const float *probs, int n);
 /* Argmax of n logits (lowest index on ties). */
 SD_API int32_t sd_argmax(const float *x, int n);
+
+/* ------------------------------------------------------------ speculation */
+
+/* A drafter proposes tokens that the target verifies in one batched forward
+ * (src/spec/drafter.h has the interface). Create one with a constructor
+ * below; free it with sd_drafter_free. A drafter is used by one generation
+ * at a time. */
+typedef struct sd_drafter sd_drafter;
+
+SD_API void sd_drafter_free(sd_drafter *d);
+SD_API const char *sd_drafter_name(const sd_drafter *d);
+
+/* `draft`: a smaller model with the target's vocabulary and its own KV cache
+ * (n_ctx cells), kept in step with the target. Errors: SD_ERR_MISMATCH when
+ * the vocabularies differ (message in err), SD_ERR_UNSUPPORTED for a
+ * vocab-only model, SD_ERR_NOMEM. The models and the pool are borrowed. */
+SD_API sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *target,
+                                      sd_threadpool *pool, int n_ctx, float p_min,
+                                      sd_drafter **out, char *err, size_t err_size);
+
+/* `lookup` (prompt lookup decoding): the most recent earlier occurrence of
+ * the last n tokens of the history, n from ngram_max down to ngram_min, and
+ * the tokens that followed it. 1 <= ngram_min <= ngram_max <= 16. */
+SD_API sd_status sd_drafter_new_lookup(int ngram_min, int ngram_max, sd_drafter **out);
+
+/* `ngram-cache` (llama.cpp's lookup decoding): a context cache built from
+ * the history, a dynamic cache that persists across generations of this
+ * drafter (loaded from and saved to dynamic_path if not NULL), and an
+ * optional static cache built offline from a corpus (static_path; see
+ * sd_ngram_cache_build). Errors: SD_ERR_IO / SD_ERR_FORMAT for bad files. */
+SD_API sd_status sd_drafter_new_ngram_cache(const char *static_path, const char *dynamic_path,
+                                            sd_drafter **out, char *err, size_t err_size);
+/* Saves the dynamic cache now (also done by sd_drafter_free when a
+ * dynamic_path was given). */
+SD_API sd_status sd_drafter_ngram_cache_save(sd_drafter *d, char *err, size_t err_size);
+/* Builds a static n-gram cache file from token ids. */
+SD_API sd_status sd_ngram_cache_build(const int32_t *ids, size_t n, const char *path,
+                                      char *err, size_t err_size);
+
+#define SD_MAX_DRAFT_POS 64
+
+/* Statistics of one generation. */
+typedef struct sd_spec_stats {
+    int64_t n_prompt;        /* prompt tokens                                   */
+    int64_t n_generated;     /* generated tokens (EOS excluded)                 */
+    int64_t steps;           /* target forwards after the prompt (verifications) */
+    int64_t drafted;         /* drafted tokens sent to verification            */
+    int64_t accepted;        /* of those, accepted                             */
+    int64_t drafted_at[SD_MAX_DRAFT_POS];  /* per draft position               */
+    int64_t accepted_at[SD_MAX_DRAFT_POS];
+    double prompt_ms;        /* prefill                                         */
+    double draft_ms;         /* in the drafter                                  */
+    double verify_ms;        /* target forwards + verification after prefill    */
+    double gen_ms;           /* everything after prefill                        */
+} sd_spec_stats;
+
+/* Called with newly accepted tokens (in order); return false to stop. */
+typedef bool (*sd_token_cb)(void *user, const int32_t *ids, int n);
+
+typedef struct sd_gen_params {
+    int n_predict;           /* tokens to generate (default 128)                */
+    bool ignore_eos;         /* default false: stop at an end-of-generation token */
+    int draft_max;           /* tokens drafted per step (default 8), 0..SD_MAX_DRAFT_POS */
+    int draft_min;           /* drafts shorter than this are not verified (default 0) */
+    sd_token_cb on_tokens;   /* optional streaming callback                    */
+    void *user;
+} sd_gen_params;
+
+SD_API sd_gen_params sd_gen_default_params(void);
+
+/* Generates after prompt[0..n_prompt) on an empty or cleared ctx, with
+ * drafter (NULL: plain decoding) and smp (greedy or sampling; speculative
+ * sampling keeps the distribution exact). Writes up to gp->n_predict ids to
+ * out (capacity >= n_predict) and their count to *n_out; stats may be NULL.
+ * Errors: SD_ERR_CTX_FULL (prompt + n_predict > n_ctx), SD_ERR_INVALID_ARG,
+ * SD_ERR_NOMEM, and errors of the drafter. */
+SD_API sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter,
+                             const int32_t *prompt, int n_prompt, const sd_gen_params *gp,
+                             int32_t *out, int *n_out, sd_spec_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 
 sd_ctx_params sd_ctx_default_params(void) {
-    sd_ctx_params p = {.n_ctx = 0, .pool = NULL};
+    sd_ctx_params p = {.n_ctx = 0, .pool = NULL, .attn_compat = false};
     return p;
 }
 
@@ -36,6 +36,7 @@ sd_status sd_ctx_new(const sd_model *model, const sd_ctx_params *params, sd_ctx 
     if (!ctx) return SD_ERR_NOMEM;
     ctx->model = model;
     ctx->pool = p.pool;
+    ctx->attn_compat = p.attn_compat;
     ctx->n_ctx = p.n_ctx ? p.n_ctx : model->n_ctx_train;
     size_t kvd = (size_t)model->n_head_kv * (size_t)model->head_dim;
     size_t n = (size_t)model->n_layer * (size_t)ctx->n_ctx * kvd;

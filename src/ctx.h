@@ -32,6 +32,7 @@ struct sd_ctx {
     const sd_model *model;
     sd_threadpool *pool;
     int n_ctx;
+    bool attn_compat;      /* llama.cpp-compatible attention numerics        */
     int *n_cells;          /* (n_layer) valid cells per layer                */
     uint16_t *k_cache;     /* (n_layer, n_ctx, Hkv*D) F16                    */
     uint16_t *v_cache;     /* (n_layer, n_ctx, Hkv*D) F16                    */

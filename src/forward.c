@@ -11,6 +11,9 @@
  *   x += att Wo ; xn = rmsnorm(x) ; x += (silu(xn Wg) * (xn Wu)) Wd
  */
 #include <math.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +43,7 @@ typedef struct fwd_job {
     uint32_t flags;
     float *logits;     /* (n_out, V) destination (may be a combined buffer) */
     float *hidden;     /* (n_out, E) */
+    sd_attn_fn attn_f32; /* the default attention kernel */
 } fwd_job;
 
 /* Bytes of one Q8_0 row of K elements. */
@@ -147,7 +151,8 @@ static void attend(const fwd_job *J, int il, const fwd_seq *q, int i, int g, flo
         n_batch = b->n_tokens;
         v = b->mask + (size_t)i * (size_t)b->n_tokens;
     }
-    J->kern->attn_f16(att_row + (size_t)g * n_rep * D, q_row + (size_t)g * n_rep * D, n_rep, D,
+    sd_attn_fn fn = ctx->attn_compat ? J->kern->attn_f16 : J->attn_f32;
+    fn(att_row + (size_t)g * n_rep * D, q_row + (size_t)g * n_rep * D, n_rep, D,
             1.0f / sqrtf((float)D), ctx->k_cache + off, ctx->v_cache + off, (size_t)KVD,
             ctx->n_cells[il], n_batch, v);
 }
@@ -160,8 +165,36 @@ static void add_rows(float *x, const float *y, int E, int r0, int r1) {
     }
 }
 
+/* Flush denormals to zero (FTZ + DAZ) while a forward runs: attention
+ * weights and rescale factors below 1e-38 otherwise cost ~100x in microcode
+ * assists, and they cannot change any output. Returns the previous mode. */
+static unsigned denormals_off(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u);
+    return csr;
+#else
+    return 0;
+#endif
+}
+
+static void denormals_restore(unsigned csr) {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(csr);
+#else
+    (void)csr;
+#endif
+}
+
+static void forward_layers(const fwd_job *J, int ith, int nth);
+
 static void forward_worker(void *arg, int ith, int nth) {
-    const fwd_job *J = arg;
+    unsigned csr = denormals_off();
+    forward_layers(arg, ith, nth);
+    denormals_restore(csr);
+}
+
+static void forward_layers(const fwd_job *J, int ith, int nth) {
     const sd_model *m = J->m;
     const sd_kernels *kern = J->kern;
     sd_scratch *s = J->s;
@@ -395,7 +428,8 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
                      .n_seq = n_seq, .N = N, .row_seq = row_seq, .out_rows = out_rows,
                      .n_out = n_out, .lb = lb, .le = le, .flags = flags,
                      .logits = n_seq > 1 ? comb_logits : owner->logits,
-                     .hidden = n_seq > 1 ? comb_hidden : owner->hidden};
+                     .hidden = n_seq > 1 ? comb_hidden : owner->hidden,
+                     .attn_f32 = sd_attn_f32_for(m->kern->name)};
         sd_threadpool_run(owner->pool, forward_worker, &J);
         for (int k = 0; k < n_seq; k++) {
             sd_ctx *ctx = seqs[k].ctx;

@@ -430,3 +430,5 @@ int32_t sd_sampler_draw(sd_sampler *s, const float *probs, int n) {
     }
     return last;
 }
+
+const sd_sampler_params *sd_sampler_get_params(const sd_sampler *s) { return s ? &s->params : NULL; }

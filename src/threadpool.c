@@ -2,6 +2,7 @@
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -16,6 +17,17 @@
  * forwards of one decode step (sampling, drafting), short enough not to
  * burn a core when the pool idles. */
 #define SD_SPIN_BEFORE_SLEEP 200000
+/* Spins in a barrier or join before yielding the core: when more threads
+ * are runnable than there are cores, pure spinning waits for a descheduled
+ * thread for a whole time slice. */
+#define SD_SPIN_BEFORE_YIELD 4096
+
+/* One round of waiting: pause, and every SD_SPIN_BEFORE_YIELD rounds let
+ * another thread run. */
+static inline void wait_round(unsigned *spins) {
+    if (++*spins % SD_SPIN_BEFORE_YIELD == 0) sched_yield();
+    else SD_PAUSE();
+}
 
 struct sd_threadpool {
     int n_threads;
@@ -144,7 +156,8 @@ void sd_threadpool_run(sd_threadpool *pool, sd_job_fn fn, void *arg) {
     atomic_fetch_add(&pool->job_seq, 1);
     wake_all(pool);
     fn(arg, 0, pool->n_threads);
-    while (atomic_load(&pool->n_done) < pool->n_threads - 1) SD_PAUSE();
+    unsigned spins = 0;
+    while (atomic_load(&pool->n_done) < pool->n_threads - 1) wait_round(&spins);
 }
 
 void sd_threadpool_barrier(sd_threadpool *pool) {
@@ -154,6 +167,7 @@ void sd_threadpool_barrier(sd_threadpool *pool) {
         atomic_store(&pool->barrier_count, 0);
         atomic_fetch_add(&pool->barrier_phase, 1);
     } else {
-        while (atomic_load(&pool->barrier_phase) == phase) SD_PAUSE();
+        unsigned spins = 0;
+        while (atomic_load(&pool->barrier_phase) == phase) wait_round(&spins);
     }
 }

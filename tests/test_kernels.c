@@ -14,6 +14,10 @@
  *  - dot: 1e-5 * sum|a b|; axpy: 1e-6 * (|y| + |a x|); rmsnorm: 1e-5 |ref|;
  *    swiglu: 1e-5 |ref| + 1e-30.
  * Gemm outputs outside [m0, m1) and the ldy padding must stay untouched.
+ * Batch invariance, every table and gemm type: y[n][m] bit-identical
+ * whether token n is computed alone, in the full batch (N <= 40), or in
+ * random sub-batches with [0, M) split at multiples of 16.
+ * avx512vnni vs avx512 (when the CPU has VNNI): bit-identical.
  */
 #include <math.h>
 #include <stdint.h>
@@ -557,7 +561,7 @@ static void test_vectors(const sd_kernels *t, rng_t *r) {
 /* ------------------------------------------------------------ dispatch */
 
 static void test_dispatch(void) {
-    int avx2 = 0, avx512 = 0;
+    int avx2 = 0, avx512 = 0, vnni = 0;
 #if defined(__x86_64__)
     __builtin_cpu_init();
     avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -566,38 +570,89 @@ static void test_dispatch(void) {
              __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512dq");
+    vnni = avx512 && __builtin_cpu_supports("avx512vnni");
 #endif
     const sd_kernels *a = sd_kernels_get(SD_BACKEND_AUTO);
-    const char *want = avx512 ? "avx512" : avx2 ? "avx2" : "ref";
+    const char *want = vnni ? "avx512vnni" : avx512 ? "avx512" : avx2 ? "avx2" : "ref";
     CHECK(a && strcmp(a->name, want) == 0, "AUTO gave %s, want %s",
           a ? a->name : "NULL", want);
     CHECK(strcmp(sd_backend_name(SD_BACKEND_AUTO), want) == 0, "backend name");
     CHECK((sd_kernels_get(SD_BACKEND_AVX512) != NULL) == avx512, "avx512 avail");
+    CHECK(sd_kernels_get(SD_BACKEND_AVX512) == sd_kernels_avx512(), "avx512 table");
+    CHECK((sd_kernels_avx512_plain() != NULL) == avx512, "avx512 plain avail");
+    CHECK(!avx512 || strcmp(sd_kernels_avx512_plain()->name, "avx512") == 0,
+          "avx512 plain name");
     CHECK((sd_kernels_get(SD_BACKEND_AVX2) != NULL) == avx2, "avx2 avail");
     CHECK(sd_kernels_get(SD_BACKEND_REF) == sd_kernels_ref(), "ref");
     CHECK(sd_kernels_get((sd_backend)77) == NULL, "unknown backend id");
     /* simulated CPUs */
-    CHECK(sd_kernels_pick(SD_BACKEND_AVX512, 1, 0) == NULL, "no avx512 -> NULL");
-    CHECK(sd_kernels_pick(SD_BACKEND_AVX512, 0, 1) == NULL, "avx512 needs avx2");
-    CHECK(sd_kernels_pick(SD_BACKEND_AVX2, 0, 0) == NULL, "no avx2 -> NULL");
-    CHECK(strcmp(sd_kernels_pick(SD_BACKEND_AUTO, 1, 0)->name, "avx2") == 0,
+    CHECK(sd_kernels_pick(SD_BACKEND_AVX512, 1, 0, 0) == NULL, "no avx512 -> NULL");
+    CHECK(sd_kernels_pick(SD_BACKEND_AVX512, 1, 0, 1) == NULL, "vnni needs avx512");
+    CHECK(sd_kernels_pick(SD_BACKEND_AVX512, 0, 1, 0) == NULL, "avx512 needs avx2");
+    CHECK(sd_kernels_pick(SD_BACKEND_AVX2, 0, 0, 0) == NULL, "no avx2 -> NULL");
+    CHECK(strcmp(sd_kernels_pick(SD_BACKEND_AUTO, 1, 0, 0)->name, "avx2") == 0,
           "auto without avx512");
-    CHECK(strcmp(sd_kernels_pick(SD_BACKEND_AUTO, 0, 0)->name, "ref") == 0,
+    CHECK(strcmp(sd_kernels_pick(SD_BACKEND_AUTO, 0, 0, 0)->name, "ref") == 0,
           "auto without avx2");
-    CHECK(strcmp(sd_kernels_pick(SD_BACKEND_AUTO, 1, 1)->name, "avx512") == 0,
+    CHECK(strcmp(sd_kernels_pick(SD_BACKEND_AUTO, 1, 1, 0)->name, "avx512") == 0,
           "auto with avx512");
-    printf("dispatch: AUTO = %s (cpu avx2=%d avx512=%d)\n", a ? a->name : "NULL",
-           avx2, avx512);
+    CHECK(strcmp(sd_kernels_pick(SD_BACKEND_AUTO, 1, 1, 1)->name, "avx512vnni") == 0,
+          "auto with avx512 + vnni");
+    CHECK(strcmp(sd_kernels_pick(SD_BACKEND_AVX512, 1, 1, 1)->name, "avx512vnni") == 0,
+          "avx512 with vnni");
+    printf("dispatch: AUTO = %s (cpu avx2=%d avx512=%d vnni=%d)\n", a ? a->name : "NULL",
+           avx2, avx512, vnni);
+}
+
+/* Two tables that must agree bit for bit (avx512vnni vs avx512: same Q8_0
+ * arithmetic, different integer instructions): every gemm type on random
+ * shapes, batches and m-ranges. */
+static void test_identical(const sd_kernels *a, const sd_kernels *b, rng_t *r) {
+    static const int Ks[] = {32, 64, 96, 384, 1024, 7, 100};
+    static const int Ms[] = {1, 3, 16, 37, 384};
+    for (int type = 0; type < 3; type++) {
+        int bad = 0, cases = 0;
+        for (size_t ik = 0; ik < sizeof Ks / sizeof *Ks; ik++) {
+            int K = Ks[ik];
+            if (type == T_Q8 && K % 32)
+                continue;
+            for (size_t im = 0; im < sizeof Ms / sizeof *Ms; im++) {
+                int M = Ms[im], N = 1 + (int)(rng_u32(r) % 40u);
+                gemm_case c;
+                case_make(&c, type, K, M, N, r);
+                size_t ldy = (size_t)M, ny = (size_t)N * ldy;
+                float *ya = calloc(ny, 4), *yb = calloc(ny, 4);
+                int m0 = (int)(rng_u32(r) % (unsigned)M);
+                for (int pass = 0; pass < 2; pass++) {
+                    int lo = pass ? m0 : 0;
+                    gemm_run(a, &c, ya, ldy, 0, N, lo, M);
+                    gemm_run(b, &c, yb, ldy, 0, N, lo, M);
+                    for (int n = 1; n < N; n += 3) { /* singles too */
+                        gemm_run(a, &c, ya, ldy, n, 1, lo, M);
+                        gemm_run(b, &c, yb, ldy, n, 1, lo, M);
+                    }
+                    if (memcmp(ya, yb, ny * 4) != 0 && bad++ == 0)
+                        fprintf(stderr, "  %s vs %s gemm_%s K=%d M=%d N=%d differ\n",
+                                a->name, b->name, type_name[type], K, M, N);
+                    cases++;
+                }
+                free(ya), free(yb);
+                case_free(&c);
+            }
+        }
+        CHECK(bad == 0, "%s != %s for gemm_%s in %d of %d runs", a->name, b->name,
+              type_name[type], bad, cases);
+    }
 }
 
 int main(void) {
     rng_t r = {12345};
     test_fp16();
     test_dispatch();
-    const sd_kernels *tables[3] = {sd_kernels_ref(), sd_kernels_avx2(),
-                                   sd_kernels_avx512()};
-    for (int i = 0; i < 3; i++) {
-        if (!tables[i]) {
+    const sd_kernels *tables[4] = {sd_kernels_ref(), sd_kernels_avx2(),
+                                   sd_kernels_avx512_plain(), sd_kernels_avx512()};
+    for (int i = 0; i < 4; i++) {
+        if (!tables[i] || (i == 3 && tables[3] == tables[2])) {
             printf("table %d: not available on this CPU, skipped\n", i);
             continue;
         }
@@ -607,6 +662,8 @@ int main(void) {
             test_quantize(tables[i], &r);
             test_vectors(tables[i], &r);
         }
+        if (i == 3)
+            test_identical(tables[2], tables[3], &r);
         printf("table %s: tested\n", tables[i]->name);
     }
     return check_report("test_kernels");

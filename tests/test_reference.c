@@ -6,7 +6,9 @@
  *    greedy_ids over the first 32 tokens for >= 22/24 code and >= 11/12
  *    docs prompts;
  *  - teacher-forced on the reference continuation (one batched forward),
- *    every reference top-5 log-prob within 0.02 of ours, all 64 steps.
+ *    every reference top-5 log-prob within 0.02 of ours, all 64 steps, with
+ *    llama.cpp-compatible attention (attn_compat); within 0.035 with the
+ *    default F32 attention (see main).
  * Also llama.cpp's Q8_0 file against its reference (code prompts only).
  * (Q8_0 converted on load is checked by perplexity in test_cli.sh.)
  */
@@ -20,6 +22,7 @@
 
 #define N_GREEDY 32
 #define LP_TOL 0.02
+#define LP_TOL_F32 0.035
 /* llama.cpp's own Q8_0 file: its reference log-probs differ from our Q8_0
  * math by 0.05-0.3 (typical 0.05; not yet pinned down: llama.cpp's Q8_0
  * single-token path may quantize activations differently). Its perplexity
@@ -145,7 +148,7 @@ static double logprob_diff(sd_ctx *ctx, const prompt_ref *p, int n_vocab) {
 
 /* model: reference name (kernel-c-target, ...); file: GGUF under the model
  * dir; n_tasks: 2 (code and docs) or 1 (code only). */
-static void run_model(const char *model, const char *file, int quantize, int n_tasks, double lp_tol, int need_code) {
+static void run_model(const char *model, const char *file, int quantize, bool compat, int n_tasks, double lp_tol, int need_code) {
     const bool check_logprobs = true;
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", test_model_dir(), file);
@@ -160,6 +163,7 @@ static void run_model(const char *model, const char *file, int quantize, int n_t
     sd_threadpool_new(2, &pool);
     sd_ctx_params cp = sd_ctx_default_params();
     cp.pool = pool;
+    cp.attn_compat = compat;
     sd_ctx *ctx = NULL;
     CHECK(sd_ctx_new(m, &cp, &ctx) == SD_OK, "ctx");
     const sd_vocab *v = sd_model_vocab(m);
@@ -189,8 +193,9 @@ static void run_model(const char *model, const char *file, int quantize, int n_t
                 CHECK(d <= lp_tol, "%s %s: top-5 log-prob differs by %.4f", model, p->id, d);
             }
         }
-        fprintf(stderr, "%s%s %s: prompt_ids %d/%d, greedy-32 %d/%d, max |dlogprob| %.5f\n", model,
-                quantize == SD_TYPE_Q8_0 ? " (q8_0)" : "", tasks[ti], ok_ids, n, ok_greedy, n, worst_lp);
+        fprintf(stderr, "%s%s [%s attention] %s: prompt_ids %d/%d, greedy-32 %d/%d, max |dlogprob| %.5f\n",
+                model, quantize == SD_TYPE_Q8_0 ? " (q8_0)" : "", compat ? "compat" : "f32", tasks[ti], ok_ids,
+                n, ok_greedy, n, worst_lp);
         CHECK(ok_greedy >= need[ti] * n / (ti == 0 ? 24 : 12), "%s %s: greedy agreement %d/%d below %d",
               model, tasks[ti], ok_greedy, n, need[ti]);
         free_refs(refs, n);
@@ -201,9 +206,15 @@ static void run_model(const char *model, const char *file, int quantize, int n_t
 }
 
 int main(void) {
-    run_model("kernel-c-target", "kernel-c-target.gguf", SD_TYPE_NONE, 2, LP_TOL, 22);
-    run_model("kernel-c-draft", "kernel-c-draft.gguf", SD_TYPE_NONE, 2, LP_TOL, 22);
+    /* llama.cpp-compatible attention numerics: the bound, 0.02. */
+    run_model("kernel-c-target", "kernel-c-target.gguf", SD_TYPE_NONE, true, 2, LP_TOL, 22);
+    run_model("kernel-c-draft", "kernel-c-draft.gguf", SD_TYPE_NONE, true, 2, LP_TOL, 22);
+    /* The default F32 attention is more exact than llama.cpp's F16
+     * accumulator, so it differs from the reference by the reference's own
+     * rounding noise: measured max 0.0305 (draft) and 0.0171 (target). */
+    run_model("kernel-c-target", "kernel-c-target.gguf", SD_TYPE_NONE, false, 2, LP_TOL_F32, 22);
+    run_model("kernel-c-draft", "kernel-c-draft.gguf", SD_TYPE_NONE, false, 2, LP_TOL_F32, 22);
     /* Q8_0 written by llama.cpp's quantize tool, against its own reference. */
-    run_model("kernel-c-target-Q8_0", "quant/kernel-c-target-Q8_0.gguf", SD_TYPE_NONE, 1, LP_UNCHECKED, 20);
+    run_model("kernel-c-target-Q8_0", "quant/kernel-c-target-Q8_0.gguf", SD_TYPE_NONE, true, 1, LP_UNCHECKED, 20);
     return check_report("test_reference");
 }

@@ -98,6 +98,7 @@ static int bench_model(const tool_opts *o, const char *path, const char *label, 
     sd_model_get_info(m, &info);
     sd_ctx_params cp = sd_ctx_default_params();
     cp.n_ctx = 1024;
+    cp.attn_compat = o->attn_compat;
     cp.pool = pool;
     sd_ctx *ctx = NULL;
     if (sd_ctx_new(m, &cp, &ctx) != SD_OK) {

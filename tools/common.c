@@ -84,6 +84,7 @@ int tool_parse(int argc, char **argv, int first, tool_opts *o, tool_extra_fn ext
             else if (!strcmp(a, "--json")) o->json = true;
             else if (!strcmp(a, "--no-bos")) o->no_bos = true;
             else if (!strcmp(a, "--parse-special")) o->parse_special = true;
+            else if (!strcmp(a, "--attn-compat")) o->attn_compat = true;
             else if (extra && (used = extra(a, next, user)) > 0) {
                 if (used < 0) return -1;
             } else {

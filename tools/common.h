@@ -22,6 +22,7 @@ typedef struct tool_opts {
     bool parse_special;      /* --parse-special                             */
     int quantize;            /* --quantize q8_0                             */
     sd_backend backend;      /* --backend ref|avx2|avx512|auto              */
+    bool attn_compat;        /* --attn-compat                               */
 } tool_opts;
 
 /* Parses argv[first..argc) into o (after setting defaults). Unknown options
@@ -58,5 +59,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_ngram_build(int argc, char **argv);
 
 #endif

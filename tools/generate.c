@@ -1,23 +1,161 @@
-/* generate.c - `specdec generate`: prompt in, text out (or one JSON object). */
+/* generate.c - `specdec generate`: prompt in, text out (or one JSON object),
+ * with plain or speculative decoding (--spec). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common.h"
 
+typedef struct spec_opts {
+    const char *method;        /* --spec                         */
+    const char *draft;         /* -md                            */
+    int draft_max, draft_min;  /* --draft-max --draft-min        */
+    float p_min;               /* --draft-p-min                  */
+    int lookup_min, lookup_max;
+    const char *ngram_static, *ngram_dynamic;
+    bool bad;
+} spec_opts;
+
+static int spec_opt(const char *a, const char *next, void *user) {
+    spec_opts *s = user;
+    const char *names[] = {"--spec", "-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
+                           "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic"};
+    int which = -1;
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (!strcmp(a, names[i])) which = i;
+    if (which < 0) return 0;
+    if (!next) {
+        fprintf(stderr, "error: %s needs a value\n", a);
+        return -1;
+    }
+    char *end = NULL;
+    long v = strtol(next, &end, 10);
+    bool is_int = end && *end == 0 && end != next;
+    switch (which) {
+    case 0: s->method = next; break;
+    case 1: case 2: s->draft = next; break;
+    case 5: {
+        float f = strtof(next, &end);
+        if (!end || *end || end == next || !(f >= 0.0f && f <= 1.0f)) {
+            fprintf(stderr, "error: --draft-p-min expects a number in [0, 1]\n");
+            return -1;
+        }
+        s->p_min = f;
+        break;
+    }
+    case 8: s->ngram_static = next; break;
+    case 9: s->ngram_dynamic = next; break;
+    default:
+        if (!is_int || v < 0 || v > 64) {
+            fprintf(stderr, "error: %s expects an integer in [0, 64]\n", a);
+            return -1;
+        }
+        if (which == 3) s->draft_max = (int)v;
+        if (which == 4) s->draft_min = (int)v;
+        if (which == 6) s->lookup_min = (int)v;
+        if (which == 7) s->lookup_max = (int)v;
+    }
+    return 2;
+}
+
+typedef struct stream_state {
+    sd_detok *dt;
+    bool json;
+    char *text;
+    size_t len, cap;
+    bool oom;
+} stream_state;
+
+static bool append(stream_state *s, const char *p, int n) {
+    if (n <= 0) return true;
+    if (!s->json) {
+        fwrite(p, 1, (size_t)n, stdout);
+        fflush(stdout);
+        return true;
+    }
+    if (s->len + (size_t)n + 1 > s->cap) {
+        size_t cap = (s->cap + (size_t)n + 1) * 2;
+        char *t = realloc(s->text, cap);
+        if (!t) {
+            s->oom = true;
+            return false;
+        }
+        s->text = t;
+        s->cap = cap;
+    }
+    memcpy(s->text + s->len, p, (size_t)n);
+    s->len += (size_t)n;
+    s->text[s->len] = 0;
+    return true;
+}
+
+static bool on_tokens(void *user, const int32_t *ids, int n) {
+    stream_state *s = user;
+    char piece[256];
+    for (int i = 0; i < n; i++)
+        if (!append(s, piece, sd_detok_push(s->dt, ids[i], piece, sizeof piece))) return false;
+    return true;
+}
+
+/* Makes the drafter named by s (NULL for none); prints errors. */
+static int make_drafter(const spec_opts *s, const tool_opts *o, const sd_model *target, sd_threadpool *pool,
+                        int n_ctx, sd_model **draft_model, sd_drafter **out) {
+    char err[512] = "";
+    sd_status st = SD_OK;
+    *out = NULL;
+    if (!strcmp(s->method, "none")) return 0;
+    if (!strcmp(s->method, "draft")) {
+        char buf[PATH_MAX];
+        const char *path = s->draft ? s->draft : tool_model_path("kernel-c-draft.gguf", buf, sizeof buf);
+        if (!(*draft_model = tool_load_model(o, path))) return -1;
+        st = sd_drafter_new_model(*draft_model, target, pool, n_ctx, s->p_min, out, err, sizeof err);
+    } else if (!strcmp(s->method, "lookup")) {
+        st = sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
+    } else if (!strcmp(s->method, "ngram-cache")) {
+        st = sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, sizeof err);
+    } else {
+        fprintf(stderr, "error: unknown --spec method '%s' (none, draft, lookup, ngram-cache)\n", s->method);
+        return -1;
+    }
+    if (st != SD_OK) {
+        fprintf(stderr, "error: cannot create drafter '%s': %s%s%s\n", s->method, sd_status_str(st),
+                err[0] ? ": " : "", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_spec_json(const char *method, const sd_spec_stats *st) {
+    printf(", \"spec\": {\"method\": \"%s\", \"steps\": %lld, \"drafted\": %lld, \"accepted\": %lld, "
+           "\"mean_accepted\": %.4f, \"accept_by_pos\": [",
+           method, (long long)st->steps, (long long)st->drafted, (long long)st->accepted,
+           st->steps ? (double)(st->n_generated - 1) / (double)st->steps : 0.0);
+    int last = 0;
+    for (int i = 0; i < SD_MAX_DRAFT_POS; i++)
+        if (st->drafted_at[i]) last = i + 1;
+    for (int i = 0; i < last; i++)
+        printf("%s%.4f", i ? ", " : "", (double)st->accepted_at[i] / (double)st->drafted_at[i]);
+    printf("], \"draft_ms\": %.3f, \"verify_ms\": %.3f}", st->draft_ms, st->verify_ms);
+}
+
 int cmd_generate(int argc, char **argv) {
     tool_opts o;
-    if (tool_parse(argc, argv, 2, &o, NULL, NULL) != 0) return 1;
+    spec_opts so = {.method = NULL, .draft_max = 8, .draft_min = 0, .p_min = 0.5f,
+                    .lookup_min = 1, .lookup_max = 4};
+    if (tool_parse(argc, argv, 2, &o, spec_opt, &so) != 0) return 1;
+    if (!so.method) so.method = so.draft ? "draft" : "none";
     if (!o.seed_set) o.sp.seed = (uint64_t)time(NULL);
     int rc = 1;
-    sd_model *model = NULL;
+    sd_model *model = NULL, *draft_model = NULL;
     sd_threadpool *pool = NULL;
     sd_ctx *ctx = NULL;
     sd_sampler *smp = NULL;
-    sd_detok *dt = NULL;
-    char *prompt = NULL, *text = NULL;
+    sd_drafter *drafter = NULL;
+    stream_state ss = {.json = o.json};
+    char *prompt = NULL;
     int32_t *pids = NULL, *ids = NULL;
-    size_t text_len = 0, text_cap = 0;
+    sd_status st = SD_OK;
 
     size_t plen = 0;
     if (!(prompt = tool_read_prompt(&o, &plen))) goto done;
@@ -34,7 +172,7 @@ int cmd_generate(int argc, char **argv) {
     }
     sd_ctx_params cp = sd_ctx_default_params();
     cp.n_ctx = o.n_ctx;
-    sd_status st;
+    cp.attn_compat = o.attn_compat;
     if ((st = sd_threadpool_new(o.n_threads, &pool)) != SD_OK) goto fail_st;
     cp.pool = pool;
     if ((st = sd_ctx_new(model, &cp, &ctx)) != SD_OK) goto fail_st;
@@ -44,83 +182,66 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if ((st = sd_sampler_new(&o.sp, info.n_vocab, &smp)) != SD_OK) goto fail_st;
-    if (!(dt = sd_detok_new(vocab)) || !(ids = malloc(((size_t)o.n_predict + 1) * sizeof *ids))) {
+    if (make_drafter(&so, &o, model, pool, sd_ctx_n_ctx(ctx), &draft_model, &drafter) != 0) goto done;
+    if (!(ss.dt = sd_detok_new(vocab)) || !(ids = malloc(((size_t)o.n_predict + 1) * sizeof *ids))) {
         st = SD_ERR_NOMEM;
         goto fail_st;
     }
-
-    double t0 = tool_now_ms();
-    sd_batch b = sd_batch_simple(pids, n_prompt);
-    if ((st = sd_ctx_decode(ctx, &b)) != SD_OK) goto fail_st;
-    double t1 = tool_now_ms();
+    sd_gen_params gp = sd_gen_default_params();
+    gp.n_predict = o.n_predict;
+    gp.ignore_eos = o.ignore_eos;
+    gp.draft_max = so.draft_max;
+    gp.draft_min = so.draft_min;
+    gp.on_tokens = on_tokens;
+    gp.user = &ss;
     int n_gen = 0;
-    char piece[256];
-    while (n_gen < o.n_predict) {
-        int32_t tok = sd_sampler_sample(smp, sd_ctx_logits(ctx, 0));
-        if (!o.ignore_eos && sd_vocab_is_eog(vocab, tok)) break;
-        ids[n_gen++] = tok;
-        int np = sd_detok_push(dt, tok, piece, sizeof piece);
-        if (np > 0) {
-            if (o.json) {
-                if (text_len + (size_t)np + 1 > text_cap) {
-                    size_t cap = (text_cap + (size_t)np + 1) * 2;
-                    char *t = realloc(text, cap);
-                    if (!t) { st = SD_ERR_NOMEM; goto fail_st; }
-                    text = t;
-                    text_cap = cap;
-                }
-                memcpy(text + text_len, piece, (size_t)np);
-                text_len += (size_t)np;
-            } else {
-                fwrite(piece, 1, (size_t)np, stdout);
-                fflush(stdout);
-            }
-        }
-        b = sd_batch_simple(&tok, 1);
-        if ((st = sd_ctx_decode(ctx, &b)) != SD_OK) goto fail_st;
+    sd_spec_stats stats;
+    if ((st = sd_generate(ctx, smp, drafter, pids, n_prompt, &gp, ids, &n_gen, &stats)) != SD_OK) goto fail_st;
+    char piece[64];
+    append(&ss, piece, sd_detok_flush(ss.dt, piece, sizeof piece));
+    if (ss.oom) {
+        st = SD_ERR_NOMEM;
+        goto fail_st;
     }
-    double t2 = tool_now_ms();
-    int np = sd_detok_flush(dt, piece, sizeof piece);
-    double prompt_ms = t1 - t0, gen_ms = t2 - t1;
-    double tps = gen_ms > 0 ? n_gen / (gen_ms / 1e3) : 0.0;
+    double tps = stats.gen_ms > 0 ? n_gen / (stats.gen_ms / 1e3) : 0.0;
     if (o.json) {
         printf("{\"prompt_ids\": ");
         tool_json_ids(stdout, pids, n_prompt);
         printf(", \"ids\": ");
         tool_json_ids(stdout, ids, n_gen);
         printf(", \"text\": ");
-        if (np > 0) {
-            char *t = realloc(text, text_len + (size_t)np + 1);
-            if (t) {
-                text = t;
-                memcpy(text + text_len, piece, (size_t)np);
-                text_len += (size_t)np;
-            }
-        }
-        tool_json_str(stdout, text ? text : "", text_len);
+        tool_json_str(stdout, ss.text ? ss.text : "", ss.len);
         printf(", \"seed\": %llu, \"timings\": {\"prompt_tokens\": %d, \"prompt_ms\": %.3f, "
-               "\"gen_tokens\": %d, \"gen_ms\": %.3f, \"gen_tokens_per_s\": %.2f}}\n",
-               (unsigned long long)o.sp.seed, n_prompt, prompt_ms, n_gen, gen_ms, tps);
+               "\"gen_tokens\": %d, \"gen_ms\": %.3f, \"gen_tokens_per_s\": %.2f}",
+               (unsigned long long)o.sp.seed, n_prompt, stats.prompt_ms, n_gen, stats.gen_ms, tps);
+        print_spec_json(so.method, &stats);
+        printf("}\n");
     } else {
-        if (np > 0) fwrite(piece, 1, (size_t)np, stdout);
         printf("\n");
-        fprintf(stderr, "prompt: %d tokens in %.1f ms (%.1f tokens/s)\n", n_prompt, prompt_ms,
-                prompt_ms > 0 ? n_prompt / (prompt_ms / 1e3) : 0.0);
+        fprintf(stderr, "prompt: %d tokens in %.1f ms (%.1f tokens/s)\n", n_prompt, stats.prompt_ms,
+                stats.prompt_ms > 0 ? n_prompt / (stats.prompt_ms / 1e3) : 0.0);
         fprintf(stderr, "generate: %d tokens in %.1f ms (%.1f tokens/s), %d threads, %s kernels\n", n_gen,
-                gen_ms, tps, o.n_threads, sd_backend_name(o.backend));
+                stats.gen_ms, tps, o.n_threads, sd_backend_name(o.backend));
+        if (drafter)
+            fprintf(stderr, "spec %s: %lld steps, drafted %lld, accepted %lld (%.1f%%), %.2f tokens per step\n",
+                    so.method, (long long)stats.steps, (long long)stats.drafted, (long long)stats.accepted,
+                    stats.drafted ? 100.0 * (double)stats.accepted / (double)stats.drafted : 0.0,
+                    stats.steps ? (double)(n_gen - 1) / (double)stats.steps : 0.0);
     }
     rc = 0;
     goto done;
 fail_st:
     fprintf(stderr, "error: %s\n", sd_status_str(st));
 done:
-    free(text);
+    free(ss.text);
     free(ids);
     free(pids);
     free(prompt);
-    sd_detok_free(dt);
+    sd_detok_free(ss.dt);
+    sd_drafter_free(drafter);
     sd_sampler_free(smp);
     sd_ctx_free(ctx);
+    sd_model_free(draft_model);
     sd_threadpool_free(pool);
     sd_model_free(model);
     return rc;

@@ -10,9 +10,15 @@ static void usage(void) {
             "commands:\n"
             "  generate      [-m MODEL] (-p TEXT | -f FILE) -n N [--temp T] [--top-k K] [--top-p P]\n"
             "                [--min-p P] [--seed S] [-t N] [-c N] [--ignore-eos] [--json] [--quantize q8_0]\n"
+            "                [--spec none|draft|lookup|ngram-cache] [-md DRAFT] [--draft-max K]\n"
+            "                [--draft-min K] [--draft-p-min P] [--lookup-min N] [--lookup-max N]\n"
+            "                [--ngram-static FILE] [--ngram-dynamic FILE]\n"
             "  tokenize      [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--parse-special]\n"
             "  perplexity    [-m MODEL] -f FILE [-c 512] [-t N] [--json]\n"
             "  bench-forward [-m MODEL] [-md DRAFT] [-t N] [--json]\n"
+            "  bench         [-m MODEL] [-md DRAFT] --prompts FILE.jsonl... --methods none,draft,...\n"
+            "                [--temp T] [-t N] [--runs R] [--out results.json] (see docs in README)\n"
+            "  ngram-build   [-m MODEL] -f CORPUS -o FILE\n"
             "Without -m the shipped target ../shared/models/kernel-c-target.gguf is used\n"
             "($SPECDEC_MODEL_DIR overrides the folder).\n");
 }
@@ -27,6 +33,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc, argv);
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc, argv);
     if (!strcmp(cmd, "bench-forward")) return cmd_bench_forward(argc, argv);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc, argv);
+    if (!strcmp(cmd, "ngram-build")) return cmd_ngram_build(argc, argv);
     fprintf(stderr, "error: unknown command '%s'\n", cmd);
     usage();
     return 1;

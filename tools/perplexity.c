@@ -42,6 +42,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     sd_ctx_params cp = sd_ctx_default_params();
     cp.n_ctx = n_ctx;
+    cp.attn_compat = o.attn_compat;
     sd_status st;
     if ((st = sd_threadpool_new(o.n_threads, &pool)) != SD_OK ||
         (cp.pool = pool, st = sd_ctx_new(m, &cp, &ctx)) != SD_OK) {

@@ -26,6 +26,20 @@ typedef void (*sd_attn_fn)(float *out, const float *q, int R, int D, float scale
                            const uint16_t *K, const uint16_t *V, size_t stride,
                            int n_prefix, int n_batch, const uint8_t *vis);
 
+/* The default attention: same contract, F32 accumulation (faster and more
+ * accurate than the llama.cpp-compatible kernel above): scores are formed
+ * for blocks of SD_ATTN_F32_BLOCK visible cells, the running max and the F32
+ * accumulators are rescaled once per block. The block partition depends
+ * only on the row's visible cells, so a row's result does not depend on
+ * the batch it is in. */
+#define SD_ATTN_F32_BLOCK 128
+void sd_attn_f32_ref(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                     const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
+void sd_attn_f32_avx512(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                        const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
+/* The F32 attention for a kernel table (by its name). */
+sd_attn_fn sd_attn_f32_for(const char *table_name);
+
 void sd_attn_f16_ref(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
                      const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
 void sd_attn_f16_avx2(float *out, const float *q, int R, int D, float scale, const uint16_t *K,

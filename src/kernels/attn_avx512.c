@@ -205,3 +205,88 @@ void sd_round_f16_row_avx512(float *x, size_t n) {
         _mm512_storeu_ps(x + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
     sd_round_f16_row_ref(x + i, n - i);
 }
+
+/* F32-accumulating attention (see attn.h): per block of visible cells,
+ * scores by 16-cell transposes, one vectorized exp pass, then the weighted
+ * V rows added into F32 accumulators. */
+void sd_attn_f32_avx512(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                        const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis) {
+    if (D % 16 != 0 || R > SD_ATTN_MAX_REP || D > SD_ATTN_MAX_D) {
+        sd_attn_f32_ref(out, q, R, D, scale, K, V, stride, n_prefix, n_batch, vis);
+        return;
+    }
+    const int nv = D / 16;
+    __m512 qf[SD_ATTN_MAX_REP * (SD_ATTN_MAX_D / 16)];
+    float acc[SD_ATTN_MAX_REP][SD_ATTN_MAX_D] __attribute__((aligned(64)));
+    float M[SD_ATTN_MAX_REP], S[SD_ATTN_MAX_REP];
+    float sc[SD_ATTN_MAX_REP][SD_ATTN_F32_BLOCK] __attribute__((aligned(64)));
+    int cells[SD_ATTN_F32_BLOCK];
+    for (int r = 0; r < R; r++) {
+        for (int j = 0; j < nv; j++) {
+            qf[r * nv + j] = _mm512_loadu_ps(q + (size_t)r * D + 16 * j);
+            _mm512_store_ps(&acc[r][16 * j], _mm512_setzero_ps());
+        }
+        M[r] = -INFINITY;
+        S[r] = 0.0f;
+    }
+    const int n = n_prefix + n_batch;
+    int c = 0;
+    while (c < n) {
+        int nb = 0;
+        for (; c < n && nb < SD_ATTN_F32_BLOCK; c++)
+            if (c < n_prefix || !vis || vis[c - n_prefix]) cells[nb++] = c;
+        if (nb == 0) break;
+        const int nb16 = (nb + 15) & ~15;
+        for (int b0 = 0; b0 < nb; b0 += 16) {
+            int ncb = nb - b0 < 16 ? nb - b0 : 16;
+            for (int r = 0; r < R; r++) {
+                __m512 part[16];
+                for (int b = 0; b < 16; b++) {
+                    if (b >= ncb) { part[b] = _mm512_setzero_ps(); continue; }
+                    const uint16_t *k = K + (size_t)cells[b0 + b] * stride;
+                    __m512 sum = _mm512_mul_ps(qf[r * nv], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)k)));
+                    for (int j = 1; j < nv; j++)
+                        sum = _mm512_fmadd_ps(qf[r * nv + j], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * j))), sum);
+                    part[b] = sum;
+                }
+                __m512 s16 = _mm512_mul_ps(transpose_sum16(part), _mm512_set1_ps(scale));
+                /* lanes past the block end must not win the max */
+                s16 = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), (__mmask16)((1u << ncb) - 1u), s16);
+                _mm512_store_ps(&sc[r][b0], s16);
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            __m512 vmax = _mm512_set1_ps(-INFINITY);
+            for (int b = 0; b < nb16; b += 16) vmax = _mm512_max_ps(vmax, _mm512_load_ps(&sc[r][b]));
+            float bmax = _mm512_reduce_max_ps(vmax);
+            float m_new = bmax > M[r] ? bmax : M[r];
+            float ms = expf(M[r] - m_new);
+            S[r] *= ms;
+            __m512 vms = _mm512_set1_ps(ms);
+            for (int j = 0; j < nv; j++) _mm512_store_ps(&acc[r][16 * j], _mm512_mul_ps(_mm512_load_ps(&acc[r][16 * j]), vms));
+            M[r] = m_new;
+            __m512 vm = _mm512_set1_ps(m_new), vsum = _mm512_setzero_ps();
+            for (int b = 0; b < nb16; b += 16) {
+                __m512 e = exp16(_mm512_sub_ps(_mm512_load_ps(&sc[r][b]), vm));
+                _mm512_store_ps(&sc[r][b], e);
+                vsum = _mm512_add_ps(vsum, e);
+            }
+            S[r] += _mm512_reduce_add_ps(vsum);
+        }
+        for (int b = 0; b < nb; b++) {
+            const uint16_t *v = V + (size_t)cells[b] * stride;
+            __m512 vf[SD_ATTN_MAX_D / 16];
+            for (int j = 0; j < nv; j++) vf[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16 * j)));
+            for (int r = 0; r < R; r++) {
+                __m512 pb = _mm512_set1_ps(sc[r][b]);
+                for (int j = 0; j < nv; j++)
+                    _mm512_store_ps(&acc[r][16 * j], _mm512_fmadd_ps(vf[j], pb, _mm512_load_ps(&acc[r][16 * j])));
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        __m512 inv = _mm512_set1_ps(S[r] > 0.0f ? 1.0f / S[r] : 0.0f);
+        for (int j = 0; j < nv; j++)
+            _mm512_storeu_ps(out + (size_t)r * D + 16 * j, _mm512_mul_ps(_mm512_load_ps(&acc[r][16 * j]), inv));
+    }
+}

@@ -52,3 +52,54 @@ void sd_attn_f16_ref(float *out, const float *q, int R, int D, float scale, cons
         for (int d = 0; d < D; d++) out[(size_t)r * D + d] = sd_fp16_to_fp32(acc[r][d]) * inv;
     }
 }
+
+void sd_attn_f32_ref(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                     const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis) {
+    float acc[SD_ATTN_MAX_REP][SD_ATTN_MAX_D];
+    float M[SD_ATTN_MAX_REP], S[SD_ATTN_MAX_REP];
+    float sc[SD_ATTN_MAX_REP][SD_ATTN_F32_BLOCK];
+    int cells[SD_ATTN_F32_BLOCK];
+    for (int r = 0; r < R; r++) {
+        for (int d = 0; d < D; d++) acc[r][d] = 0.0f;
+        M[r] = -INFINITY;
+        S[r] = 0.0f;
+    }
+    const int n = n_prefix + n_batch;
+    int c = 0;
+    while (c < n) {
+        int nb = 0;
+        for (; c < n && nb < SD_ATTN_F32_BLOCK; c++)
+            if (c < n_prefix || !vis || vis[c - n_prefix]) cells[nb++] = c;
+        if (nb == 0) break;
+        for (int r = 0; r < R; r++) {
+            float bmax = -INFINITY;
+            for (int b = 0; b < nb; b++) {
+                const uint16_t *k = K + (size_t)cells[b] * stride;
+                float s = 0.0f;
+                for (int d = 0; d < D; d++) s += q[(size_t)r * D + d] * sd_fp16_to_fp32(k[d]);
+                sc[r][b] = s * scale;
+                if (sc[r][b] > bmax) bmax = sc[r][b];
+            }
+            float m_new = bmax > M[r] ? bmax : M[r];
+            float ms = expf(M[r] - m_new); /* 0 on the first block (M = -inf) */
+            S[r] *= ms;
+            for (int d = 0; d < D; d++) acc[r][d] *= ms;
+            M[r] = m_new;
+            for (int b = 0; b < nb; b++) {
+                float p = expf(sc[r][b] - m_new);
+                S[r] += p;
+                const uint16_t *v = V + (size_t)cells[b] * stride;
+                for (int d = 0; d < D; d++) acc[r][d] += p * sd_fp16_to_fp32(v[d]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float inv = S[r] > 0.0f ? 1.0f / S[r] : 0.0f;
+        for (int d = 0; d < D; d++) out[(size_t)r * D + d] = acc[r][d] * inv;
+    }
+}
+
+sd_attn_fn sd_attn_f32_for(const char *table_name) {
+    if (table_name && !strncmp(table_name, "avx512", 6)) return sd_attn_f32_avx512;
+    return sd_attn_f32_ref;
+}

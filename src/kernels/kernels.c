@@ -18,6 +18,7 @@
 extern const sd_kernels sd_kernels_ref_table;
 extern const sd_kernels sd_kernels_avx2_table;
 extern const sd_kernels sd_kernels_avx512_table;
+extern const sd_kernels sd_kernels_avx512vnni_table;
 
 /* ------------------------------------------------------------ fp16 */
 
@@ -134,6 +135,15 @@ static int cpu_has_avx512(void) {
 #endif
 }
 
+/* True when the CPU also has AVX512-VNNI (kernels_vnni_avx512.c). */
+static int cpu_has_avx512vnni(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
 const sd_kernels *sd_kernels_ref(void) { return &sd_kernels_ref_table; }
 
 const sd_kernels *sd_kernels_avx2(void) {
@@ -141,17 +151,28 @@ const sd_kernels *sd_kernels_avx2(void) {
 }
 
 const sd_kernels *sd_kernels_avx512(void) {
+    return sd_kernels_pick(SD_BACKEND_AVX512, cpu_has_avx2(), cpu_has_avx512(),
+                           cpu_has_avx512vnni());
+}
+
+const sd_kernels *sd_kernels_avx512_plain(void) {
     return cpu_has_avx512() ? &sd_kernels_avx512_table : NULL;
 }
 
 /* Dispatch logic, separated from the CPU probe so tests can simulate a CPU
- * without AVX2 / AVX-512: AUTO picks the best allowed table, an explicit
- * request for a table the CPU lacks (or an unknown id) gives NULL. */
-const sd_kernels *sd_kernels_pick(sd_backend b, int has_avx2, int has_avx512) {
+ * without AVX2 / AVX-512 / VNNI: AUTO picks the best allowed table, an
+ * explicit request for a table the CPU lacks (or an unknown id) gives NULL.
+ * AVX512 means the AVX-512 family: "avx512vnni" when the CPU has VNNI
+ * (same results, faster Q8_0), else "avx512". */
+const sd_kernels *sd_kernels_pick(sd_backend b, int has_avx2, int has_avx512,
+                                  int has_vnni) {
     has_avx512 = has_avx512 && has_avx2;
+    const sd_kernels *t512 = !has_avx512 ? NULL
+                             : has_vnni  ? &sd_kernels_avx512vnni_table
+                                         : &sd_kernels_avx512_table;
     switch (b) {
     case SD_BACKEND_AUTO:
-        return has_avx512 ? &sd_kernels_avx512_table
+        return t512       ? t512
                : has_avx2 ? &sd_kernels_avx2_table
                           : &sd_kernels_ref_table;
     case SD_BACKEND_REF:
@@ -159,18 +180,18 @@ const sd_kernels *sd_kernels_pick(sd_backend b, int has_avx2, int has_avx512) {
     case SD_BACKEND_AVX2:
         return has_avx2 ? &sd_kernels_avx2_table : NULL;
     case SD_BACKEND_AVX512:
-        return has_avx512 ? &sd_kernels_avx512_table : NULL;
+        return t512;
     }
     return NULL;
 }
 
 /* AUTO: the best table the CPU runs; explicit: that table or NULL. */
 const sd_kernels *sd_kernels_get(sd_backend b) {
-    return sd_kernels_pick(b, cpu_has_avx2(), cpu_has_avx512());
+    return sd_kernels_pick(b, cpu_has_avx2(), cpu_has_avx512(), cpu_has_avx512vnni());
 }
 
 /* Name of the table backend b resolves to on this CPU ("ref", "avx2",
- * "avx512"), or "unavailable" when the CPU cannot run it. */
+ * "avx512", "avx512vnni"), or "unavailable" when the CPU cannot run it. */
 const char *sd_backend_name(sd_backend b) {
     const sd_kernels *k = sd_kernels_get(b);
     return k ? k->name : "unavailable";

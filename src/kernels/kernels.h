@@ -38,7 +38,7 @@ typedef void (*sd_gemm_fn)(float *y, size_t ldy,
                            int K, int N, int m0, int m1);
 
 typedef struct sd_kernels {
-    const char *name;                 /* "ref", "avx2", "avx512" */
+    const char *name;                 /* "ref", "avx2", "avx512", "avx512vnni" */
 
     sd_gemm_fn gemm_f32;              /* W F32,  x F32  */
     sd_gemm_fn gemm_f16;              /* W F16,  x F32  */
@@ -69,17 +69,23 @@ typedef struct sd_kernels {
 } sd_kernels;
 
 /* Tables; sd_kernels_avx2()/avx512() return NULL when the CPU lacks the
- * instructions (checked at run time), so one binary runs everywhere. */
+ * instructions (checked at run time), so one binary runs everywhere.
+ * sd_kernels_avx512() is the best AVX-512 table: "avx512vnni" (Q8_0 gemm
+ * with vpdpbusd) when the CPU has AVX512-VNNI, else "avx512";
+ * sd_kernels_avx512_plain() is always "avx512" (for tests and benchmarks).
+ * The two give bit-identical results. */
 const sd_kernels *sd_kernels_ref(void);
 const sd_kernels *sd_kernels_avx2(void);
 const sd_kernels *sd_kernels_avx512(void);
+const sd_kernels *sd_kernels_avx512_plain(void);
 /* AUTO picks the best available; an explicit request the CPU cannot run
  * returns NULL. */
 const sd_kernels *sd_kernels_get(sd_backend b);
 /* The dispatch rule of sd_kernels_get for given CPU capabilities (0/1), so
- * tests can simulate CPUs without AVX2 / AVX-512. Tables returned for
- * capabilities the running CPU lacks must not be called. */
-const sd_kernels *sd_kernels_pick(sd_backend b, int has_avx2, int has_avx512);
+ * tests can simulate CPUs without AVX2 / AVX-512 / AVX512-VNNI. Tables
+ * returned for capabilities the running CPU lacks must not be called. */
+const sd_kernels *sd_kernels_pick(sd_backend b, int has_avx2, int has_avx512,
+                                  int has_vnni);
 
 /* Scalar conversions (exact IEEE half <-> float, round-to-nearest-even). */
 float sd_fp16_to_fp32(uint16_t h);

@@ -4,6 +4,12 @@
  * register tiles (16 ymm registers allow 4 rows x 2 tokens), token chunks
  * that keep x in L2, W row blocks reused from L1 across token blocks.
  * K tails (K % 8) are finished in scalar code.
+ *
+ * Batch invariant (tests/test_kernels.c): every tile accumulates each
+ * (row, token) pair on its own, in the same order whatever the tile's token
+ * count, and the row grouping (4 for F32/F16, 2 for Q8_0) starts at m0, so
+ * y[n][m] does not depend on N, on the other tokens, or on an [m0, m1)
+ * split at multiples of 16. There is no separate single-token path.
  */
 #include <immintrin.h>
 #include <math.h>

@@ -1,0 +1,173 @@
+/*
+ * decode.c - the one decode loop every method shares:
+ *
+ *   prefill the prompt; first token from its last row
+ *   loop: draft = drafter->draft(history)            (empty: plain decoding)
+ *         batch = [last token, d1..dk]               (positions n_past + i)
+ *         logits = ONE target forward                (k + 1 rows)
+ *         j, next = verify(draft, p rows, rng)       (greedy or spec. sampling)
+ *         keep the KV cells of [last, d1..dj], drop the rest
+ *         emit d1..dj, next; drafter->accept(history)
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctx.h"
+#include "spec/drafter.h"
+#include "spec/verify.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+sd_gen_params sd_gen_default_params(void) {
+    sd_gen_params p = {.n_predict = 128, .ignore_eos = false, .draft_max = 8, .draft_min = 0,
+                       .on_tokens = NULL, .user = NULL};
+    return p;
+}
+
+typedef struct gen_state {
+    int32_t *hist;      /* (n_prompt + n_predict + 1) accepted history       */
+    int n_hist;
+    int32_t *out;
+    int n_out, n_predict;
+    bool stop;
+    const sd_vocab *vocab;
+    const sd_gen_params *gp;
+} gen_state;
+
+/* Appends accepted tokens to the history and output, stopping at an
+ * end-of-generation token (not emitted) or at n_predict. */
+static void emit(gen_state *g, const int32_t *toks, int n) {
+    int m = 0;
+    for (; m < n && g->n_out < g->n_predict; m++) {
+        if (!g->gp->ignore_eos && sd_vocab_is_eog(g->vocab, toks[m])) {
+            g->stop = true;
+            break;
+        }
+        g->out[g->n_out++] = toks[m];
+        g->hist[g->n_hist++] = toks[m];
+    }
+    if (g->n_out >= g->n_predict) g->stop = true;
+    if (m > 0 && g->gp->on_tokens && !g->gp->on_tokens(g->gp->user, toks, m)) g->stop = true;
+}
+
+sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const int32_t *prompt,
+                      int n_prompt, const sd_gen_params *gp_in, int32_t *out, int *n_out,
+                      sd_spec_stats *stats) {
+    if (!ctx || !smp || !prompt || n_prompt < 1 || !out || !n_out) return SD_ERR_INVALID_ARG;
+    sd_gen_params gp = gp_in ? *gp_in : sd_gen_default_params();
+    if (gp.n_predict < 0 || gp.draft_max < 0 || gp.draft_max > SD_MAX_DRAFT ||
+        gp.draft_max > SD_MAX_DRAFT_POS || gp.draft_min < 0)
+        return SD_ERR_INVALID_ARG;
+    *n_out = 0;
+    const sd_model *m = ctx->model;
+    const int V = m->n_vocab;
+    if ((long)n_prompt + gp.n_predict > ctx->n_ctx) return SD_ERR_CTX_FULL;
+    sd_spec_stats st;
+    memset(&st, 0, sizeof st);
+    st.n_prompt = n_prompt;
+
+    const bool greedy = sd_sampler_is_greedy(smp);
+    const int kmax = drafter ? gp.draft_max : 0;
+    gen_state g = {.n_predict = gp.n_predict, .out = out, .vocab = m->vocab, .gp = &gp};
+    g.hist = malloc(((size_t)n_prompt + (size_t)gp.n_predict + 1) * sizeof *g.hist);
+    float *p = greedy ? NULL : malloc(((size_t)kmax + 1) * (size_t)V * sizeof(float));
+    float *scratch = greedy ? NULL : malloc((size_t)V * sizeof(float));
+    sd_draft dr = {0};
+    if (drafter && kmax > 0) dr.q = malloc((size_t)kmax * (size_t)V * sizeof(float));
+    if (!g.hist || (!greedy && (!p || !scratch)) || (drafter && kmax > 0 && !dr.q)) {
+        free(g.hist); free(p); free(scratch); free(dr.q);
+        return SD_ERR_NOMEM;
+    }
+    memcpy(g.hist, prompt, (size_t)n_prompt * sizeof *g.hist);
+    g.n_hist = n_prompt;
+    sd_rng draft_rng;
+    sd_rng_seed(&draft_rng, sd_sampler_get_params(smp)->seed ^ 0x9E3779B97F4A7C15ull);
+    sd_draft_env env = {.sp = sd_sampler_get_params(smp), .rng = &draft_rng};
+    uint8_t all_rows[SD_MAX_DRAFT + 1];
+    memset(all_rows, 1, sizeof all_rows);
+    int32_t batch[SD_MAX_DRAFT + 1], argmax[SD_MAX_DRAFT + 1], acc[SD_MAX_DRAFT + 1];
+
+    /* prefill */
+    double t0 = now_ms();
+    sd_ctx_kv_clear(ctx);
+    sd_batch b = sd_batch_simple(prompt, n_prompt);
+    sd_status rc = sd_ctx_decode(ctx, &b);
+    if (rc == SD_OK && drafter && drafter->ops->begin) rc = drafter->ops->begin(drafter->self, prompt, n_prompt);
+    double t1 = now_ms();
+    st.prompt_ms = t1 - t0;
+    if (rc == SD_OK && gp.n_predict > 0) {
+        int32_t first = sd_sampler_sample(smp, sd_ctx_logits(ctx, 0));
+        emit(&g, &first, 1);
+        if (drafter && drafter->ops->accept) drafter->ops->accept(drafter->self, g.hist, g.n_hist, 0);
+    } else {
+        g.stop = true;
+    }
+
+    while (rc == SD_OK && !g.stop) {
+        const int n_past = sd_ctx_kv_min(ctx);
+        int k = kmax;
+        if (k > g.n_predict - g.n_out - 1) k = g.n_predict - g.n_out - 1;
+        if (k > ctx->n_ctx - n_past - 1) k = ctx->n_ctx - n_past - 1;
+        dr.n = 0;
+        dr.has_q = false;
+        if (k > 0) {
+            double td = now_ms();
+            rc = drafter->ops->draft(drafter->self, g.hist, g.n_hist, k, &env, &dr);
+            st.draft_ms += now_ms() - td;
+            if (rc != SD_OK) break;
+            if (dr.n > k || dr.n < 0) dr.n = 0;
+            for (int i = 0; i < dr.n; i++)
+                if (dr.tok[i] < 0 || dr.tok[i] >= V) dr.n = 0; /* a broken drafter: verify nothing */
+            if (dr.n < gp.draft_min) dr.n = 0;
+        }
+        double tv = now_ms();
+        batch[0] = g.hist[g.n_hist - 1];
+        memcpy(batch + 1, dr.tok, (size_t)dr.n * sizeof *batch);
+        b = sd_batch_simple(batch, dr.n + 1);
+        b.output = all_rows;
+        if ((rc = sd_ctx_decode(ctx, &b)) != SD_OK) break;
+        int j;
+        int32_t next;
+        if (greedy) {
+            for (int i = 0; i <= dr.n; i++) argmax[i] = sd_argmax(sd_ctx_logits(ctx, i), V);
+            j = sd_verify_greedy(dr.tok, dr.n, argmax, &next);
+        } else {
+            for (int i = 0; i <= dr.n; i++) sd_sampler_dist(smp, sd_ctx_logits(ctx, i), p + (size_t)i * V);
+            j = sd_verify_sample(dr.tok, dr.n, p, dr.has_q ? dr.q : NULL, V, sd_sampler_rng(smp), scratch, &next);
+            if (next < 0) { rc = SD_ERR_INVALID_ARG; break; }
+        }
+        /* keep [last, d1..dj]; the correction/bonus token is fed next step */
+        sd_ctx_kv_truncate(ctx, n_past + 1 + j);
+        st.verify_ms += now_ms() - tv;
+        st.steps++;
+        st.drafted += dr.n;
+        st.accepted += j;
+        for (int i = 0; i < dr.n && i < SD_MAX_DRAFT_POS; i++) {
+            st.drafted_at[i]++;
+            if (i < j) st.accepted_at[i]++;
+        }
+        memcpy(acc, dr.tok, (size_t)j * sizeof *acc);
+        acc[j] = next;
+        emit(&g, acc, j + 1);
+        if (drafter && drafter->ops->accept) {
+            double ta = now_ms();
+            drafter->ops->accept(drafter->self, g.hist, g.n_hist, j);
+            st.draft_ms += now_ms() - ta;
+        }
+    }
+    if (drafter && drafter->ops->end) drafter->ops->end(drafter->self);
+    st.gen_ms = now_ms() - t1;
+    st.n_generated = g.n_out;
+    *n_out = g.n_out;
+    if (stats) *stats = st;
+    free(g.hist);
+    free(p);
+    free(scratch);
+    free(dr.q);
+    return rc;
+}

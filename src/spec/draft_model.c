@@ -1,0 +1,170 @@
+/*
+ * draft_model.c - `draft`: a smaller model with the same vocabulary drafts
+ * the chain token by token with its own KV cache, kept in step with the
+ * target: after each verification the draft cache is rolled back to the
+ * longest prefix of the history it has already seen.
+ *
+ * Greedy (temp <= 0): draft the argmax, stop when its probability falls
+ * below p_min. Sampling: draw from q = the draft's distribution under the
+ * target's sampler settings, report q (speculative sampling needs it), stop
+ * when max q < p_min.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spec/drafter.h"
+
+typedef struct dm_state {
+    const sd_model *model;
+    sd_ctx *ctx;
+    int n_valid;          /* history tokens whose KV is in ctx (a prefix)   */
+    int n_kv_draft;       /* drafted tokens after them whose KV is in ctx   */
+    float p_min;
+    int V;
+    sd_sampler *smp;      /* made on first sampled draft with the target's settings */
+} dm_state;
+
+/* Probability of the argmax under softmax(logits). */
+static float top_prob(const float *l, int V, int32_t *arg) {
+    int32_t a = sd_argmax(l, V);
+    double s = 0.0;
+    for (int i = 0; i < V; i++) s += exp((double)l[i] - (double)l[a]);
+    *arg = a;
+    return (float)(1.0 / s);
+}
+
+static sd_status dm_begin(void *self, const int32_t *ids, int n) {
+    dm_state *d = self;
+    sd_ctx_kv_clear(d->ctx);
+    d->n_valid = 0;
+    d->n_kv_draft = 0;
+    if (n > sd_ctx_n_ctx(d->ctx)) return SD_ERR_CTX_FULL;
+    sd_batch b = sd_batch_simple(ids, n);
+    sd_status st = sd_ctx_decode(d->ctx, &b);
+    if (st == SD_OK) d->n_valid = n;
+    return st;
+}
+
+static sd_status dm_draft(void *self, const int32_t *ids, int n, int max, const sd_draft_env *env,
+                          sd_draft *out) {
+    dm_state *d = self;
+    out->n = 0;
+    out->has_q = false;
+    /* catch up with the history (at least the last bonus token) */
+    if (n <= d->n_valid) { /* history shrank? start over */
+        sd_ctx_kv_clear(d->ctx);
+        d->n_valid = 0;
+    }
+    if (n + max > sd_ctx_n_ctx(d->ctx)) max = sd_ctx_n_ctx(d->ctx) - n;
+    if (max <= 0) return SD_OK;
+    sd_batch b = sd_batch_simple(ids + d->n_valid, n - d->n_valid);
+    sd_status st = sd_ctx_decode(d->ctx, &b);
+    if (st != SD_OK) return st;
+    d->n_valid = n;
+    d->n_kv_draft = 0;
+    const bool greedy = env->sp->temp <= 0.0f;
+    if (!greedy && !d->smp) {
+        st = sd_sampler_new(env->sp, d->V, &d->smp);
+        if (st != SD_OK) return st;
+    }
+    for (int i = 0; i < max; i++) {
+        const float *l = sd_ctx_logits(d->ctx, 0);
+        int32_t tok;
+        if (greedy) {
+            if (top_prob(l, d->V, &tok) < d->p_min) break;
+        } else {
+            float *q = out->q + (size_t)i * d->V;
+            sd_sampler_dist(d->smp, l, q);
+            float mx = 0.0f;
+            for (int t = 0; t < d->V; t++) mx = q[t] > mx ? q[t] : mx;
+            if (mx < d->p_min) break;
+            /* draw from q with the drafter's generator */
+            double u = sd_rng_uniform(env->rng), c = 0.0;
+            tok = -1;
+            for (int t = 0; t < d->V; t++) {
+                if (q[t] <= 0.0f) continue;
+                c += q[t];
+                tok = t;
+                if (u < c) break;
+            }
+            if (tok < 0) break;
+            out->has_q = true;
+        }
+        out->tok[out->n++] = tok;
+        if (i + 1 < max) {
+            b = sd_batch_simple(&tok, 1);
+            if ((st = sd_ctx_decode(d->ctx, &b)) != SD_OK) return st;
+            d->n_kv_draft++;
+        }
+    }
+    return SD_OK;
+}
+
+static void dm_accept(void *self, const int32_t *ids, int n, int n_accepted) {
+    dm_state *d = self;
+    (void)ids;
+    int keep = n_accepted < d->n_kv_draft ? n_accepted : d->n_kv_draft;
+    int valid = d->n_valid + keep;
+    if (valid > n) valid = n;
+    sd_ctx_kv_truncate(d->ctx, valid);
+    d->n_valid = valid;
+    d->n_kv_draft = 0;
+}
+
+static void dm_end(void *self) { (void)self; }
+
+static void dm_free(void *self) {
+    dm_state *d = self;
+    if (!d) return;
+    sd_ctx_free(d->ctx);
+    sd_sampler_free(d->smp);
+    free(d);
+}
+
+static const sd_drafter_ops dm_ops = {dm_begin, dm_draft, dm_accept, dm_end, dm_free};
+
+/* Same vocabulary: size, special ids and every token's text. */
+static sd_status check_vocab(const sd_model *a, const sd_model *b, char *err, size_t err_size) {
+    const sd_vocab *va = sd_model_vocab(a), *vb = sd_model_vocab(b);
+    int n = sd_vocab_n_tokens(va);
+    if (n != sd_vocab_n_tokens(vb)) {
+        if (err && err_size) snprintf(err, err_size, "draft vocabulary has %d tokens, target %d", sd_vocab_n_tokens(vb), n);
+        return SD_ERR_MISMATCH;
+    }
+    if (sd_vocab_bos(va) != sd_vocab_bos(vb) || sd_vocab_eos(va) != sd_vocab_eos(vb)) {
+        if (err && err_size) snprintf(err, err_size, "draft and target special tokens differ (bos/eos)");
+        return SD_ERR_MISMATCH;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *ta = sd_vocab_token_text(va, i), *tb = sd_vocab_token_text(vb, i);
+        if (!ta || !tb || strcmp(ta, tb) != 0) {
+            if (err && err_size) snprintf(err, err_size, "draft and target vocabularies differ at token %d", i);
+            return SD_ERR_MISMATCH;
+        }
+    }
+    return SD_OK;
+}
+
+sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *target, sd_threadpool *pool,
+                               int n_ctx, float p_min, sd_drafter **out, char *err, size_t err_size) {
+    if (!draft || !target || !out || !(p_min >= 0.0f && p_min <= 1.0f)) return SD_ERR_INVALID_ARG;
+    *out = NULL;
+    sd_status st = check_vocab(target, draft, err, err_size);
+    if (st != SD_OK) return st;
+    dm_state *d = calloc(1, sizeof *d);
+    if (!d) return SD_ERR_NOMEM;
+    d->model = draft;
+    d->p_min = p_min;
+    d->V = sd_vocab_n_tokens(sd_model_vocab(draft));
+    sd_ctx_params cp = sd_ctx_default_params();
+    cp.n_ctx = n_ctx;
+    cp.pool = pool;
+    if ((st = sd_ctx_new(draft, &cp, &d->ctx)) != SD_OK) {
+        dm_free(d);
+        return st;
+    }
+    *out = sd_drafter_make("draft", &dm_ops, d);
+    return *out ? SD_OK : SD_ERR_NOMEM;
+}

@@ -1,0 +1,24 @@
+/* drafter.c - the generic wrapper around drafter implementations. */
+#include <stdlib.h>
+
+#include "spec/drafter.h"
+
+sd_drafter *sd_drafter_make(const char *name, const sd_drafter_ops *ops, void *self) {
+    sd_drafter *d = calloc(1, sizeof *d);
+    if (!d) {
+        if (ops && ops->free) ops->free(self);
+        return NULL;
+    }
+    d->name = name;
+    d->ops = ops;
+    d->self = self;
+    return d;
+}
+
+void sd_drafter_free(sd_drafter *d) {
+    if (!d) return;
+    if (d->ops && d->ops->free) d->ops->free(d->self);
+    free(d);
+}
+
+const char *sd_drafter_name(const sd_drafter *d) { return d ? d->name : "none"; }

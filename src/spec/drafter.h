@@ -1,0 +1,64 @@
+/*
+ * drafter.h - the one interface every drafter implements (one file each:
+ * draft_model.c, draft_lookup.c, draft_ngram.c, ...).
+ *
+ * The decode loop (decode.c) owns the accepted history: ids[0..n) = prompt
+ * + generated tokens. Each step it asks the drafter for up to `max` tokens
+ * continuing the history, verifies them with one target forward, appends the
+ * accepted drafts and one bonus token to the history and reports back.
+ *
+ * Drafting is a chain for now (node i continues node i - 1); trees come with
+ * the token-tree issue. A drafter that has a draft distribution writes q for
+ * each drafted token (the exact distribution the token was drawn from); one
+ * without sets has_q = false and verification treats q as one-hot.
+ */
+#ifndef SD_SPEC_DRAFTER_H
+#define SD_SPEC_DRAFTER_H
+
+#include "specdec.h"
+
+#define SD_MAX_DRAFT 64
+
+typedef struct sd_draft {
+    int n;                       /* drafted tokens                         */
+    int32_t tok[SD_MAX_DRAFT];   /* (n)                                    */
+    bool has_q;                  /* q below is valid                       */
+    float *q;                    /* (SD_MAX_DRAFT, n_vocab), owned by the
+                                    decode loop; row i = distribution tok[i]
+                                    was drawn from                         */
+} sd_draft;
+
+/* What a drafter may use to draft: the target's sampler settings (a model
+ * drafter draws from q = its distribution under the same settings; greedy
+ * drafts take the argmax) and a generator for its own draws. */
+typedef struct sd_draft_env {
+    const sd_sampler_params *sp;
+    sd_rng *rng;
+} sd_draft_env;
+
+typedef struct sd_drafter_ops {
+    /* Starts a generation: ids[0..n) is the prompt. */
+    sd_status (*begin)(void *self, const int32_t *ids, int n);
+    /* Drafts up to max (<= SD_MAX_DRAFT) tokens continuing ids[0..n) into
+     * out (out->n may be 0). */
+    sd_status (*draft)(void *self, const int32_t *ids, int n, int max, const sd_draft_env *env,
+                       sd_draft *out);
+    /* After verification: ids[0..n) is the new history, which ends with the
+     * n_accepted accepted drafts and the bonus token. */
+    void (*accept)(void *self, const int32_t *ids, int n, int n_accepted);
+    /* Ends a generation (keeps what persists across generations, e.g. a
+     * dynamic n-gram cache). */
+    void (*end)(void *self);
+    void (*free)(void *self);
+} sd_drafter_ops;
+
+struct sd_drafter {
+    const char *name;            /* "draft", "lookup", "ngram-cache", ... */
+    const sd_drafter_ops *ops;
+    void *self;
+};
+
+/* Wraps an implementation; NULL on NOMEM (self is then freed with ops). */
+sd_drafter *sd_drafter_make(const char *name, const sd_drafter_ops *ops, void *self);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * test_spec_lossless.c - greedy speculative decoding is lossless: for every
+ * prompt of ../shared/bench (24 code + 12 docs, each with its max_tokens),
+ * every drafter (draft model, lookup, n-gram cache) and draft-max in
+ * {1, 2, 4, 8, 16}, the generated ids equal plain decoding's exactly, and
+ * every method drafted and had drafts accepted (accepted > 0).
+ * SD_TEST_QUICK=1 (set for sanitizer runs) uses every 6th prompt.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "specdec.h"
+#include "util/check.h"
+
+typedef struct prompt {
+    char id[64];
+    int32_t *ids;
+    int n, max_tokens;
+} prompt;
+
+static int load_prompts(const sd_vocab *v, prompt *out, int max) {
+    const char *files[2] = {"code-btrfs", "docs-filesystems"};
+    int n = 0;
+    for (int f = 0; f < 2; f++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/bench/%s.jsonl", test_shared_dir(), files[f]);
+        FILE *fp = fopen(path, "r");
+        CHECK(fp != NULL, "open %s", path);
+        if (!fp) continue;
+        json_error_t jerr;
+        json_t *j;
+        while (n < max && (j = json_loadf(fp, JSON_DISABLE_EOF_CHECK, &jerr)) != NULL) {
+            const char *text = json_string_value(json_object_get(j, "prompt"));
+            prompt *p = &out[n++];
+            snprintf(p->id, sizeof p->id, "%s", json_string_value(json_object_get(j, "id")));
+            p->max_tokens = (int)json_integer_value(json_object_get(j, "max_tokens"));
+            p->ids = malloc(4096 * sizeof *p->ids);
+            p->n = sd_tokenize(v, text, strlen(text), p->ids, 4096, true, false);
+            json_decref(j);
+        }
+        fclose(fp);
+    }
+    return n;
+}
+
+int main(void) {
+    char path[1024], err[256];
+    sd_model *target = NULL, *draft = NULL;
+    snprintf(path, sizeof path, "%s/kernel-c-target.gguf", test_model_dir());
+    CHECK(sd_model_load(path, NULL, &target, err, sizeof err) == SD_OK, "load target: %s", err);
+    snprintf(path, sizeof path, "%s/kernel-c-draft.gguf", test_model_dir());
+    CHECK(sd_model_load(path, NULL, &draft, err, sizeof err) == SD_OK, "load draft: %s", err);
+    if (!target || !draft) return check_report("test_spec_lossless");
+    sd_threadpool *pool = NULL;
+    sd_threadpool_new(2, &pool);
+    sd_ctx_params cp = sd_ctx_default_params();
+    cp.pool = pool;
+    sd_ctx *ctx = NULL;
+    CHECK(sd_ctx_new(target, &cp, &ctx) == SD_OK, "ctx");
+    sd_sampler_params sp = sd_sampler_default_params();
+    sp.temp = 0.0f;
+    sd_sampler *smp = NULL;
+    CHECK(sd_sampler_new(&sp, sd_vocab_n_tokens(sd_model_vocab(target)), &smp) == SD_OK, "sampler");
+
+    prompt prompts[64];
+    int n_prompts = load_prompts(sd_model_vocab(target), prompts, 64);
+    CHECK(n_prompts == 36, "36 bench prompts, got %d", n_prompts);
+    const bool quick = getenv("SD_TEST_QUICK") != NULL;
+
+    /* the drafters under test; unavailable ones are a failure */
+    const char *names[3] = {"draft", "lookup", "ngram-cache"};
+    sd_drafter *drafters[3] = {NULL, NULL, NULL};
+    CHECK(sd_drafter_new_model(draft, target, pool, 0, 0.0f, &drafters[0], err, sizeof err) == SD_OK, "draft drafter: %s", err);
+    CHECK(sd_drafter_new_lookup(1, 4, &drafters[1]) == SD_OK, "lookup drafter");
+    CHECK(sd_drafter_new_ngram_cache(NULL, NULL, &drafters[2], err, sizeof err) == SD_OK, "ngram-cache drafter: %s", err);
+    const int kmax[5] = {1, 2, 4, 8, 16};
+    int64_t accepted[3][5] = {{0}}, drafted[3][5] = {{0}}, gen[3][5] = {{0}}, steps[3][5] = {{0}};
+    int mismatches = 0;
+
+    int32_t *ref = malloc(1024 * sizeof *ref), *got = malloc(1024 * sizeof *got);
+    for (int i = 0; i < n_prompts; i++) {
+        if (quick && i % 6 != 0) continue;
+        prompt *p = &prompts[i];
+        sd_gen_params gp = sd_gen_default_params();
+        gp.n_predict = p->max_tokens;
+        gp.ignore_eos = true;
+        int n_ref = 0, n_got = 0;
+        sd_spec_stats st;
+        CHECK(sd_generate(ctx, smp, NULL, p->ids, p->n, &gp, ref, &n_ref, &st) == SD_OK, "plain %s", p->id);
+        CHECK(n_ref == p->max_tokens, "%s: %d tokens", p->id, n_ref);
+        for (int d = 0; d < 3; d++) {
+            if (!drafters[d]) continue;
+            for (int k = 0; k < 5; k++) {
+                gp.draft_max = kmax[k];
+                sd_status rc = sd_generate(ctx, smp, drafters[d], p->ids, p->n, &gp, got, &n_got, &st);
+                bool same = rc == SD_OK && n_got == n_ref && memcmp(got, ref, (size_t)n_ref * sizeof *ref) == 0;
+                if (!same) {
+                    int at = 0;
+                    while (at < n_got && at < n_ref && got[at] == ref[at]) at++;
+                    mismatches++;
+                    CHECK(same, "%s %s draft-max %d: ids differ from plain decoding at token %d (status %d)",
+                          p->id, names[d], kmax[k], at, rc);
+                }
+                accepted[d][k] += st.accepted;
+                drafted[d][k] += st.drafted;
+                gen[d][k] += st.n_generated;
+                steps[d][k] += st.steps;
+            }
+        }
+    }
+    for (int d = 0; d < 3; d++) {
+        if (!drafters[d]) continue;
+        for (int k = 0; k < 5; k++) {
+            fprintf(stderr, "%-12s draft-max %2d: drafted %6lld accepted %6lld (%.1f%%), %.2f tokens per target forward\n",
+                    names[d], kmax[k], (long long)drafted[d][k], (long long)accepted[d][k],
+                    drafted[d][k] ? 100.0 * (double)accepted[d][k] / (double)drafted[d][k] : 0.0,
+                    steps[d][k] ? (double)(gen[d][k] - 1) / (double)steps[d][k] : 0.0);
+            CHECK(accepted[d][k] > 0, "%s draft-max %d: nothing accepted", names[d], kmax[k]);
+        }
+    }
+    fprintf(stderr, "mismatching runs: %d\n", mismatches);
+    free(ref);
+    free(got);
+    for (int i = 0; i < n_prompts; i++) free(prompts[i].ids);
+    for (int d = 0; d < 3; d++) sd_drafter_free(drafters[d]);
+    sd_sampler_free(smp);
+    sd_ctx_free(ctx);
+    sd_threadpool_free(pool);
+    sd_model_free(draft);
+    sd_model_free(target);
+    return check_report("test_spec_lossless");
+}
