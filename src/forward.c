@@ -43,7 +43,9 @@ typedef struct fwd_job {
     uint32_t flags;
     float *logits;     /* (n_out, V) destination (may be a combined buffer) */
     float *hidden;     /* (n_out, E) */
-    sd_attn_fn attn_f32; /* the default attention kernel */
+    sd_attn_rows_fn attn_rows; /* the default (F32) attention kernel */
+    int att_chunk;     /* rows per attention work item                  */
+    int n_att_items;   /* attention work items per layer                */
 } fwd_job;
 
 /* Bytes of one Q8_0 row of K elements. */
@@ -136,25 +138,64 @@ static void rope_apply(const sd_model *m, float *x, int n_heads, const float *t)
 
 static int row_pos(const fwd_seq *q, int i, int kv0) { return q->b->pos ? q->b->pos[i] : kv0 + i; }
 
-/* Attention of row r (batch index i of sequence q) for kv head g: writes the
- * n_rep query heads sharing g into att_row. */
-static void attend(const fwd_job *J, int il, const fwd_seq *q, int i, int g, float *att_row,
-                   const float *q_row) {
+/* Attention work: an item is (sequence, kv head g, chunk of att_chunk rows
+ * of that sequence); items are numbered sequence by sequence. Chunks let
+ * the rows that share the cached prefix read each K/V block once. */
+static void attn_plan(fwd_job *J, int nth) {
+    const int Hkv = J->m->n_head_kv, n_rep = J->m->n_head / J->m->n_head_kv;
+    int max_rows = 32 / n_rep > 0 ? 32 / n_rep : 1;
+    int max_n = 1;
+    for (int k = 0; k < J->n_seq; k++)
+        if (J->seqs[k].b->n_tokens > max_n) max_n = J->seqs[k].b->n_tokens;
+    /* enough items to keep every thread busy */
+    int per_g = (nth + Hkv - 1) / Hkv;
+    int chunk = (max_n + per_g - 1) / per_g;
+    J->att_chunk = chunk < 1 ? 1 : chunk > max_rows ? max_rows : chunk;
+    J->n_att_items = 0;
+    for (int k = 0; k < J->n_seq; k++)
+        J->n_att_items += Hkv * ((J->seqs[k].b->n_tokens + J->att_chunk - 1) / J->att_chunk);
+}
+
+static void attend_item(const fwd_job *J, int il, int item) {
     const sd_model *m = J->m;
-    const sd_ctx *ctx = q->ctx;
-    const int D = m->head_dim, KVD = m->n_head_kv * D, n_rep = m->n_head / m->n_head_kv;
-    const sd_batch *b = q->b;
-    const size_t off = (size_t)il * (size_t)ctx->n_ctx * KVD + (size_t)g * D;
-    int n_batch = i + 1;
-    const uint8_t *v = NULL;
-    if (b->mask) {
-        n_batch = b->n_tokens;
-        v = b->mask + (size_t)i * (size_t)b->n_tokens;
+    const int D = m->head_dim, Hkv = m->n_head_kv, KVD = Hkv * D, n_rep = m->n_head / Hkv;
+    const int QD = m->n_head * D;
+    int k = 0;
+    for (;; k++) {
+        int n_items = Hkv * ((J->seqs[k].b->n_tokens + J->att_chunk - 1) / J->att_chunk);
+        if (item < n_items) break;
+        item -= n_items;
     }
-    sd_attn_fn fn = ctx->attn_compat ? J->kern->attn_f16 : J->attn_f32;
-    fn(att_row + (size_t)g * n_rep * D, q_row + (size_t)g * n_rep * D, n_rep, D,
-            1.0f / sqrtf((float)D), ctx->k_cache + off, ctx->v_cache + off, (size_t)KVD,
-            ctx->n_cells[il], n_batch, v);
+    const fwd_seq *q = &J->seqs[k];
+    const sd_ctx *ctx = q->ctx;
+    const sd_batch *b = q->b;
+    const int n_chunks = (b->n_tokens + J->att_chunk - 1) / J->att_chunk;
+    const int g = item / n_chunks, i0 = (item % n_chunks) * J->att_chunk;
+    const int i1 = i0 + J->att_chunk < b->n_tokens ? i0 + J->att_chunk : b->n_tokens;
+    const size_t off = (size_t)il * (size_t)ctx->n_ctx * KVD + (size_t)g * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    sd_attn_row rows[64];
+    int nr = 0;
+    for (int i = i0; i < i1; i++) {
+        const int r = q->row0 + i;
+        float *out = J->s->att + (size_t)r * QD + (size_t)g * n_rep * D;
+        const float *qr = J->s->q + (size_t)r * QD + (size_t)g * n_rep * D;
+        int n_batch = i + 1;
+        const uint8_t *vis = NULL;
+        if (b->mask) {
+            n_batch = b->n_tokens;
+            vis = b->mask + (size_t)i * (size_t)b->n_tokens;
+        }
+        if (ctx->attn_compat) {
+            J->kern->attn_f16(out, qr, n_rep, D, scale, ctx->k_cache + off, ctx->v_cache + off, (size_t)KVD,
+                              ctx->n_cells[il], n_batch, vis);
+            continue;
+        }
+        rows[nr++] = (sd_attn_row){.out = out, .q = qr, .n_batch = n_batch, .vis = vis};
+    }
+    if (nr > 0)
+        J->attn_rows(rows, nr, n_rep, D, scale, ctx->k_cache + off, ctx->v_cache + off, (size_t)KVD,
+                     ctx->n_cells[il]);
 }
 
 static void add_rows(float *x, const float *y, int E, int r0, int r1) {
@@ -244,22 +285,18 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
             kern->fp32_to_fp16_row(ctx->v_cache + base, vr, (size_t)KVD);
         }
         sd_threadpool_barrier(J->pool);
-        /* attention: work items (row, kv head) */
+        /* attention: work items (sequence, kv head, chunk of rows) */
         {
             int a0, a1;
-            sd_split(N * Hkv, ith, nth, 1, &a0, &a1);
-            for (int a = a0; a < a1; a++) {
-                int r = a / Hkv, g = a % Hkv;
-                const fwd_seq *q = &J->seqs[J->row_seq[r]];
-                attend(J, il, q, r - q->row0, g, s->att + (size_t)r * QD, s->q + (size_t)r * QD);
-            }
-        }
-        int need = needs(&L->wo, NULL, NULL);
-        if (need) {
-            sd_threadpool_barrier(J->pool);
-            prepare_rows(J, s->att, QD, r0, r1, need);
+            sd_split(J->n_att_items, ith, nth, 1, &a0, &a1);
+            for (int a = a0; a < a1; a++) attend_item(J, il, a);
         }
         sd_threadpool_barrier(J->pool);
+        int need = needs(&L->wo, NULL, NULL);
+        if (need) {
+            prepare_rows(J, s->att, QD, r0, r1, need);
+            sd_threadpool_barrier(J->pool);
+        }
         matmul(J, ith, nth, &L->wo, s->att, s->tmp, E, N);
         sd_threadpool_barrier(J->pool);
         /* --- feed-forward block */
@@ -429,7 +466,8 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
                      .n_out = n_out, .lb = lb, .le = le, .flags = flags,
                      .logits = n_seq > 1 ? comb_logits : owner->logits,
                      .hidden = n_seq > 1 ? comb_hidden : owner->hidden,
-                     .attn_f32 = sd_attn_f32_for(m->kern->name)};
+                     .attn_rows = sd_attn_f32_rows_for(m->kern->name)};
+        attn_plan(&J, sd_threadpool_n_threads(owner->pool));
         sd_threadpool_run(owner->pool, forward_worker, &J);
         for (int k = 0; k < n_seq; k++) {
             sd_ctx *ctx = seqs[k].ctx;

@@ -37,8 +37,26 @@ void sd_attn_f32_ref(float *out, const float *q, int R, int D, float scale, cons
                      const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
 void sd_attn_f32_avx512(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
                         const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
+/* Several query rows of one sequence and KV head at once: row i attends to
+ * cells [0, n_prefix) and its visible batch cells (n_batch, vis as above).
+ * Full prefix blocks are processed for all rows together (each K/V block is
+ * converted once); every row's result is bit-identical to the single-row
+ * kernel's. */
+typedef struct sd_attn_row {
+    float *out;             /* (R, D) */
+    const float *q;         /* (R, D) */
+    int n_batch;
+    const uint8_t *vis;
+} sd_attn_row;
+typedef void (*sd_attn_rows_fn)(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
+                                const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix);
+void sd_attn_f32_rows_ref(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
+                          const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix);
+void sd_attn_f32_rows_avx512(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
+                             const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix);
 /* The F32 attention for a kernel table (by its name). */
 sd_attn_fn sd_attn_f32_for(const char *table_name);
+sd_attn_rows_fn sd_attn_f32_rows_for(const char *table_name);
 
 void sd_attn_f16_ref(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
                      const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);

@@ -206,87 +206,171 @@ void sd_round_f16_row_avx512(float *x, size_t n) {
     sd_round_f16_row_ref(x + i, n - i);
 }
 
-/* F32-accumulating attention (see attn.h): per block of visible cells,
- * scores by 16-cell transposes, one vectorized exp pass, then the weighted
- * V rows added into F32 accumulators. */
-void sd_attn_f32_avx512(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
-                        const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis) {
-    if (D % 16 != 0 || R > SD_ATTN_MAX_REP || D > SD_ATTN_MAX_D) {
-        sd_attn_f32_ref(out, q, R, D, scale, K, V, stride, n_prefix, n_batch, vis);
+/* ---- F32-accumulating attention (see attn.h) */
+
+#define QMAX 32 /* query vectors per call of the block routine */
+
+typedef struct attn_q {
+    __m512 qf[SD_ATTN_MAX_D / 16];  /* query                     */
+    float acc[SD_ATTN_MAX_D] __attribute__((aligned(64)));
+    float M, S;                    /* running max, running sum  */
+} attn_q;
+
+/* One block of nb (<= SD_ATTN_F32_BLOCK) cells for nq query vectors: the
+ * scores by 16-cell transposes, the block max and rescale, one exp pass,
+ * then the weighted V rows added in cell order. Every query vector gets the
+ * same operations whether it is processed alone or with others (K/V rows
+ * are converted once per block and shared; the conversion is exact). */
+static void block_f32(attn_q *qs, int nq, int nv, float scale, const uint16_t *K, const uint16_t *V,
+                      size_t stride, const int *cells, int nb) {
+    float sc[QMAX][SD_ATTN_F32_BLOCK] __attribute__((aligned(64)));
+    float kf[16][SD_ATTN_MAX_D] __attribute__((aligned(64)));
+    const int nb16 = (nb + 15) & ~15;
+    for (int b0 = 0; b0 < nb; b0 += 16) {
+        int ncb = nb - b0 < 16 ? nb - b0 : 16;
+        for (int b = 0; b < ncb; b++) {
+            const uint16_t *k = K + (size_t)cells[b0 + b] * stride;
+            for (int j = 0; j < nv; j++)
+                _mm512_store_ps(&kf[b][16 * j], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * j))));
+        }
+        for (int r = 0; r < nq; r++) {
+            const __m512 *qf = qs[r].qf;
+            __m512 part[16];
+            for (int b = 0; b < 16; b++) {
+                if (b >= ncb) { part[b] = _mm512_setzero_ps(); continue; }
+                __m512 sum = _mm512_mul_ps(qf[0], _mm512_load_ps(&kf[b][0]));
+                for (int j = 1; j < nv; j++) sum = _mm512_fmadd_ps(qf[j], _mm512_load_ps(&kf[b][16 * j]), sum);
+                part[b] = sum;
+            }
+            __m512 s16 = _mm512_mul_ps(transpose_sum16(part), _mm512_set1_ps(scale));
+            s16 = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), (__mmask16)((1u << ncb) - 1u), s16);
+            _mm512_store_ps(&sc[r][b0], s16);
+        }
+    }
+    for (int r = 0; r < nq; r++) {
+        attn_q *a = &qs[r];
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        for (int b = 0; b < nb16; b += 16) vmax = _mm512_max_ps(vmax, _mm512_load_ps(&sc[r][b]));
+        float bmax = _mm512_reduce_max_ps(vmax);
+        float m_new = bmax > a->M ? bmax : a->M;
+        float ms = expf(a->M - m_new);
+        a->S *= ms;
+        __m512 vms = _mm512_set1_ps(ms);
+        for (int j = 0; j < nv; j++) _mm512_store_ps(&a->acc[16 * j], _mm512_mul_ps(_mm512_load_ps(&a->acc[16 * j]), vms));
+        a->M = m_new;
+        __m512 vm = _mm512_set1_ps(m_new), vsum = _mm512_setzero_ps();
+        for (int b = 0; b < nb16; b += 16) {
+            __m512 e = exp16(_mm512_sub_ps(_mm512_load_ps(&sc[r][b]), vm));
+            _mm512_store_ps(&sc[r][b], e);
+            vsum = _mm512_add_ps(vsum, e);
+        }
+        a->S += _mm512_reduce_add_ps(vsum);
+    }
+    if (nv == 4) {
+        /* D = 64: per query, the accumulator in registers across a
+         * sub-block of V rows converted once (same per-cell order) */
+        float vbuf[32][64] __attribute__((aligned(64)));
+        for (int b0 = 0; b0 < nb; b0 += 32) {
+            int ncb = nb - b0 < 32 ? nb - b0 : 32;
+            for (int b = 0; b < ncb; b++) {
+                const uint16_t *v = V + (size_t)cells[b0 + b] * stride;
+                for (int j = 0; j < 4; j++)
+                    _mm512_store_ps(&vbuf[b][16 * j], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16 * j))));
+            }
+            for (int r = 0; r < nq; r++) {
+                float *acc = qs[r].acc;
+                __m512 a0 = _mm512_load_ps(acc), a1 = _mm512_load_ps(acc + 16);
+                __m512 a2 = _mm512_load_ps(acc + 32), a3 = _mm512_load_ps(acc + 48);
+                const float *p = &sc[r][b0];
+                for (int b = 0; b < ncb; b++) {
+                    __m512 pb = _mm512_set1_ps(p[b]);
+                    a0 = _mm512_fmadd_ps(_mm512_load_ps(&vbuf[b][0]), pb, a0);
+                    a1 = _mm512_fmadd_ps(_mm512_load_ps(&vbuf[b][16]), pb, a1);
+                    a2 = _mm512_fmadd_ps(_mm512_load_ps(&vbuf[b][32]), pb, a2);
+                    a3 = _mm512_fmadd_ps(_mm512_load_ps(&vbuf[b][48]), pb, a3);
+                }
+                _mm512_store_ps(acc, a0);
+                _mm512_store_ps(acc + 16, a1);
+                _mm512_store_ps(acc + 32, a2);
+                _mm512_store_ps(acc + 48, a3);
+            }
+        }
         return;
     }
-    const int nv = D / 16;
-    __m512 qf[SD_ATTN_MAX_REP * (SD_ATTN_MAX_D / 16)];
-    float acc[SD_ATTN_MAX_REP][SD_ATTN_MAX_D] __attribute__((aligned(64)));
-    float M[SD_ATTN_MAX_REP], S[SD_ATTN_MAX_REP];
-    float sc[SD_ATTN_MAX_REP][SD_ATTN_F32_BLOCK] __attribute__((aligned(64)));
-    int cells[SD_ATTN_F32_BLOCK];
-    for (int r = 0; r < R; r++) {
-        for (int j = 0; j < nv; j++) {
-            qf[r * nv + j] = _mm512_loadu_ps(q + (size_t)r * D + 16 * j);
-            _mm512_store_ps(&acc[r][16 * j], _mm512_setzero_ps());
+    for (int b = 0; b < nb; b++) {
+        const uint16_t *v = V + (size_t)cells[b] * stride;
+        __m512 vf[SD_ATTN_MAX_D / 16];
+        for (int j = 0; j < nv; j++) vf[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16 * j)));
+        for (int r = 0; r < nq; r++) {
+            __m512 pb = _mm512_set1_ps(sc[r][b]);
+            float *acc = qs[r].acc;
+            for (int j = 0; j < nv; j++)
+                _mm512_store_ps(&acc[16 * j], _mm512_fmadd_ps(vf[j], pb, _mm512_load_ps(&acc[16 * j])));
         }
-        M[r] = -INFINITY;
-        S[r] = 0.0f;
     }
+}
+
+static void q_init(attn_q *a, const float *q, int nv) {
+    for (int j = 0; j < nv; j++) {
+        a->qf[j] = _mm512_loadu_ps(q + 16 * j);
+        _mm512_store_ps(&a->acc[16 * j], _mm512_setzero_ps());
+    }
+    a->M = -INFINITY;
+    a->S = 0.0f;
+}
+
+static void q_finish(const attn_q *a, float *out, int nv) {
+    __m512 inv = _mm512_set1_ps(a->S > 0.0f ? 1.0f / a->S : 0.0f);
+    for (int j = 0; j < nv; j++) _mm512_storeu_ps(out + 16 * j, _mm512_mul_ps(_mm512_load_ps(&a->acc[16 * j]), inv));
+}
+
+/* The cells a row sees after the shared full prefix blocks: prefix cells
+ * [from, n_prefix) and its visible batch cells, in blocks (the same blocks
+ * the row gets when processed alone). */
+static void row_tail(attn_q *qs, int R, int nv, float scale, const uint16_t *K, const uint16_t *V,
+                     size_t stride, int from, int n_prefix, int n_batch, const uint8_t *vis) {
+    int cells[SD_ATTN_F32_BLOCK];
     const int n = n_prefix + n_batch;
-    int c = 0;
+    int c = from;
     while (c < n) {
         int nb = 0;
         for (; c < n && nb < SD_ATTN_F32_BLOCK; c++)
             if (c < n_prefix || !vis || vis[c - n_prefix]) cells[nb++] = c;
         if (nb == 0) break;
-        const int nb16 = (nb + 15) & ~15;
-        for (int b0 = 0; b0 < nb; b0 += 16) {
-            int ncb = nb - b0 < 16 ? nb - b0 : 16;
-            for (int r = 0; r < R; r++) {
-                __m512 part[16];
-                for (int b = 0; b < 16; b++) {
-                    if (b >= ncb) { part[b] = _mm512_setzero_ps(); continue; }
-                    const uint16_t *k = K + (size_t)cells[b0 + b] * stride;
-                    __m512 sum = _mm512_mul_ps(qf[r * nv], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)k)));
-                    for (int j = 1; j < nv; j++)
-                        sum = _mm512_fmadd_ps(qf[r * nv + j], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * j))), sum);
-                    part[b] = sum;
-                }
-                __m512 s16 = _mm512_mul_ps(transpose_sum16(part), _mm512_set1_ps(scale));
-                /* lanes past the block end must not win the max */
-                s16 = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), (__mmask16)((1u << ncb) - 1u), s16);
-                _mm512_store_ps(&sc[r][b0], s16);
-            }
+        block_f32(qs, R, nv, scale, K, V, stride, cells, nb);
+    }
+}
+
+void sd_attn_f32_rows_avx512(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
+                             const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix) {
+    if (D % 16 != 0 || R > SD_ATTN_MAX_REP || D > SD_ATTN_MAX_D || R > QMAX) {
+        sd_attn_f32_rows_ref(rows, n_rows, R, D, scale, K, V, stride, n_prefix);
+        return;
+    }
+    const int nv = D / 16;
+    const int rows_per = QMAX / R;
+    attn_q qs[QMAX];
+    int cells[SD_ATTN_F32_BLOCK];
+    for (int r0 = 0; r0 < n_rows; r0 += rows_per) {
+        int nr = n_rows - r0 < rows_per ? n_rows - r0 : rows_per;
+        for (int i = 0; i < nr; i++)
+            for (int h = 0; h < R; h++) q_init(&qs[i * R + h], rows[r0 + i].q + (size_t)h * D, nv);
+        /* full blocks of the shared prefix, for all rows at once */
+        const int full = n_prefix / SD_ATTN_F32_BLOCK * SD_ATTN_F32_BLOCK;
+        for (int c0 = 0; c0 < full; c0 += SD_ATTN_F32_BLOCK) {
+            for (int b = 0; b < SD_ATTN_F32_BLOCK; b++) cells[b] = c0 + b;
+            block_f32(qs, nr * R, nv, scale, K, V, stride, cells, SD_ATTN_F32_BLOCK);
         }
-        for (int r = 0; r < R; r++) {
-            __m512 vmax = _mm512_set1_ps(-INFINITY);
-            for (int b = 0; b < nb16; b += 16) vmax = _mm512_max_ps(vmax, _mm512_load_ps(&sc[r][b]));
-            float bmax = _mm512_reduce_max_ps(vmax);
-            float m_new = bmax > M[r] ? bmax : M[r];
-            float ms = expf(M[r] - m_new);
-            S[r] *= ms;
-            __m512 vms = _mm512_set1_ps(ms);
-            for (int j = 0; j < nv; j++) _mm512_store_ps(&acc[r][16 * j], _mm512_mul_ps(_mm512_load_ps(&acc[r][16 * j]), vms));
-            M[r] = m_new;
-            __m512 vm = _mm512_set1_ps(m_new), vsum = _mm512_setzero_ps();
-            for (int b = 0; b < nb16; b += 16) {
-                __m512 e = exp16(_mm512_sub_ps(_mm512_load_ps(&sc[r][b]), vm));
-                _mm512_store_ps(&sc[r][b], e);
-                vsum = _mm512_add_ps(vsum, e);
-            }
-            S[r] += _mm512_reduce_add_ps(vsum);
-        }
-        for (int b = 0; b < nb; b++) {
-            const uint16_t *v = V + (size_t)cells[b] * stride;
-            __m512 vf[SD_ATTN_MAX_D / 16];
-            for (int j = 0; j < nv; j++) vf[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16 * j)));
-            for (int r = 0; r < R; r++) {
-                __m512 pb = _mm512_set1_ps(sc[r][b]);
-                for (int j = 0; j < nv; j++)
-                    _mm512_store_ps(&acc[r][16 * j], _mm512_fmadd_ps(vf[j], pb, _mm512_load_ps(&acc[r][16 * j])));
-            }
+        for (int i = 0; i < nr; i++) {
+            const sd_attn_row *row = &rows[r0 + i];
+            row_tail(&qs[i * R], R, nv, scale, K, V, stride, full, n_prefix, row->n_batch, row->vis);
+            for (int h = 0; h < R; h++) q_finish(&qs[i * R + h], row->out + (size_t)h * D, nv);
         }
     }
-    for (int r = 0; r < R; r++) {
-        __m512 inv = _mm512_set1_ps(S[r] > 0.0f ? 1.0f / S[r] : 0.0f);
-        for (int j = 0; j < nv; j++)
-            _mm512_storeu_ps(out + (size_t)r * D + 16 * j, _mm512_mul_ps(_mm512_load_ps(&acc[r][16 * j]), inv));
-    }
+}
+
+void sd_attn_f32_avx512(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                        const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis) {
+    sd_attn_row row = {.out = out, .q = q, .n_batch = n_batch, .vis = vis};
+    sd_attn_f32_rows_avx512(&row, 1, R, D, scale, K, V, stride, n_prefix);
 }

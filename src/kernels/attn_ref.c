@@ -103,3 +103,14 @@ sd_attn_fn sd_attn_f32_for(const char *table_name) {
     if (table_name && !strncmp(table_name, "avx512", 6)) return sd_attn_f32_avx512;
     return sd_attn_f32_ref;
 }
+
+void sd_attn_f32_rows_ref(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
+                          const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix) {
+    for (int i = 0; i < n_rows; i++)
+        sd_attn_f32_ref(rows[i].out, rows[i].q, R, D, scale, K, V, stride, n_prefix, rows[i].n_batch, rows[i].vis);
+}
+
+sd_attn_rows_fn sd_attn_f32_rows_for(const char *table_name) {
+    if (table_name && !strncmp(table_name, "avx512", 6)) return sd_attn_f32_rows_avx512;
+    return sd_attn_f32_rows_ref;
+}
