@@ -389,7 +389,7 @@ typedef bool (*sd_token_cb)(void *user, const int32_t *ids, int n);
 typedef struct sd_gen_params {
     int n_predict;           /* tokens to generate (default 128)                */
     bool ignore_eos;         /* default false: stop at an end-of-generation token */
-    int draft_max;           /* tokens drafted per step (default 8), 0..SD_MAX_DRAFT_POS */
+    int draft_max;           /* tokens drafted per step (default 6), 0..SD_MAX_DRAFT_POS */
     int draft_min;           /* drafts shorter than this are not verified (default 0) */
     sd_token_cb on_tokens;   /* optional streaming callback                    */
     void *user;

@@ -126,5 +126,20 @@ int main(void) {
         }
         CHECK(bad == 0, "%s: %d F16 conversions differ", names[t], bad);
     }
+    /* sum_exp (softmax normalizer) against double precision */
+    {
+        const sd_kernels *all[3] = {sd_kernels_ref(), tabs[0], tabs[1]};
+        float x[1003];
+        for (int i = 0; i < 1003; i++) x[i] = frand(&seed) * 20.0f;
+        float mx = x[0];
+        for (int i = 1; i < 1003; i++) mx = x[i] > mx ? x[i] : mx;
+        double ref = 0;
+        for (int i = 0; i < 1003; i++) ref += exp((double)x[i] - mx);
+        for (int t = 0; t < 3; t++) {
+            if (!all[t]) continue;
+            double got = all[t]->sum_exp(x, 1003, mx);
+            CHECK(fabs(got - ref) <= 1e-5 * ref, "%s sum_exp %.8g vs %.8g", all[t]->name, got, ref);
+        }
+    }
     return check_report("test_attn");
 }

@@ -13,7 +13,7 @@
  * 1) / steps (the first token comes from the prompt forward; each target
  * verification forward yields its accepted drafts plus one bonus token).
  *
- * Defaults: greedy (--temp 0), -t 2, --runs 1, --draft-max 8, --draft-min 0,
+ * Defaults: greedy (--temp 0), -t 2, --runs 1, --draft-max 6, --draft-min 0,
  * --draft-p-min 0.5 (best of 0 / 0.5 / 0.8 for the shipped pair on the
  * shipped prompts), --lookup-min 1 --lookup-max 4, no n-gram cache files
  * (--ngram-static/--ngram-dynamic), -n N overrides every max_tokens, --limit N
@@ -526,7 +526,7 @@ static bool has_arg(int argc, char **argv, const char *a, const char *b) {
 
 int cmd_bench(int argc, char **argv) {
     tool_opts o;
-    bench_opts b = {.runs = 1, .draft_max = 8, .draft_min = 0, .p_min = 0.5f, .lookup_min = 1, .lookup_max = 4};
+    bench_opts b = {.runs = 1, .draft_max = 6, .draft_min = 0, .p_min = 0.5f, .lookup_min = 1, .lookup_max = 4};
     if (tool_parse(argc, argv, 2, &o, bench_opt, &b) != 0) return 1;
     /* bench defaults differ from generate's: greedy, 2 threads */
     if (!has_arg(argc, argv, "--temp", NULL)) o.sp.temp = 0.0f;

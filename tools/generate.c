@@ -141,7 +141,7 @@ static void print_spec_json(const char *method, const sd_spec_stats *st) {
 
 int cmd_generate(int argc, char **argv) {
     tool_opts o;
-    spec_opts so = {.method = NULL, .draft_max = 8, .draft_min = 0, .p_min = 0.5f,
+    spec_opts so = {.method = NULL, .draft_max = 6, .draft_min = 0, .p_min = 0.5f,
                     .lookup_min = 1, .lookup_max = 4};
     if (tool_parse(argc, argv, 2, &o, spec_opt, &so) != 0) return 1;
     if (!so.method) so.method = so.draft ? "draft" : "none";

@@ -65,6 +65,10 @@ void sd_attn_f16_avx2(float *out, const float *q, int R, int D, float scale, con
 void sd_attn_f16_avx512(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
                         const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
 
+/* sum_i exp(x[i] - m) */
+float sd_sum_exp_ref(const float *x, int n, float m);
+float sd_sum_exp_avx512(const float *x, int n, float m);
+
 /* F32 -> F16 (round to nearest even), n values; and x rounded to the
  * nearest F16 value in place. One version per table. */
 void sd_fp32_to_fp16_row_ref(uint16_t *y, const float *x, size_t n);

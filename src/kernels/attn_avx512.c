@@ -374,3 +374,11 @@ void sd_attn_f32_avx512(float *out, const float *q, int R, int D, float scale, c
     sd_attn_row row = {.out = out, .q = q, .n_batch = n_batch, .vis = vis};
     sd_attn_f32_rows_avx512(&row, 1, R, D, scale, K, V, stride, n_prefix);
 }
+
+float sd_sum_exp_avx512(const float *x, int n, float m) {
+    __m512 vm = _mm512_set1_ps(m), acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
+    float s = _mm512_reduce_add_ps(acc);
+    return s + sd_sum_exp_ref(x + i, n - i, m);
+}

@@ -114,3 +114,9 @@ sd_attn_rows_fn sd_attn_f32_rows_for(const char *table_name) {
     if (table_name && !strncmp(table_name, "avx512", 6)) return sd_attn_f32_rows_avx512;
     return sd_attn_f32_rows_ref;
 }
+
+float sd_sum_exp_ref(const float *x, int n, float m) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += expf(x[i] - m);
+    return s;
+}

@@ -62,6 +62,8 @@ typedef struct sd_kernels {
     /* x rounded to the nearest F16 value, in place (activations entering a
      * matmul with F16 weights, as ggml converts them). */
     void (*round_f16_row)(float *x, size_t n);
+    /* sum_i exp(x[i] - m) (softmax normalizer; m >= max x keeps it finite) */
+    float (*sum_exp)(const float *x, int n, float m);
     /* Flash attention over an F16 KV cache: see attn.h (sd_attn_fn). */
     void (*attn_f16)(float *out, const float *q, int R, int D, float scale,
                      const uint16_t *K, const uint16_t *V, size_t stride,

@@ -559,6 +559,7 @@ const sd_kernels sd_kernels_avx512_table = {
     .fp32_to_fp16_row = sd_fp32_to_fp16_row_avx512,
     .round_f16_row = sd_round_f16_row_avx512,
     .attn_f16 = sd_attn_f16_avx512,
+    .sum_exp = sd_sum_exp_avx512,
 };
 
 /* kernels_vnni_avx512.c */
@@ -581,4 +582,5 @@ const sd_kernels sd_kernels_avx512vnni_table = {
     .fp32_to_fp16_row = sd_fp32_to_fp16_row_avx512,
     .round_f16_row = sd_round_f16_row_avx512,
     .attn_f16 = sd_attn_f16_avx512,
+    .sum_exp = sd_sum_exp_avx512,
 };

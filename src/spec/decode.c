@@ -24,7 +24,7 @@ static double now_ms(void) {
 }
 
 sd_gen_params sd_gen_default_params(void) {
-    sd_gen_params p = {.n_predict = 128, .ignore_eos = false, .draft_max = 8, .draft_min = 0,
+    sd_gen_params p = {.n_predict = 128, .ignore_eos = false, .draft_max = 6, .draft_min = 0,
                        .on_tokens = NULL, .user = NULL};
     return p;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model.h"
 #include "spec/drafter.h"
 
 typedef struct dm_state {
@@ -26,13 +27,11 @@ typedef struct dm_state {
     sd_sampler *smp;      /* made on first sampled draft with the target's settings */
 } dm_state;
 
-/* Probability of the argmax under softmax(logits). */
-static float top_prob(const float *l, int V, int32_t *arg) {
+/* Probability of the argmax under softmax(logits) (vectorized sum). */
+static float top_prob(const sd_kernels *k, const float *l, int V, int32_t *arg) {
     int32_t a = sd_argmax(l, V);
-    double s = 0.0;
-    for (int i = 0; i < V; i++) s += exp((double)l[i] - (double)l[a]);
     *arg = a;
-    return (float)(1.0 / s);
+    return 1.0f / k->sum_exp(l, V, l[a]);
 }
 
 static sd_status dm_begin(void *self, const int32_t *ids, int n) {
@@ -73,7 +72,7 @@ static sd_status dm_draft(void *self, const int32_t *ids, int n, int max, const 
         const float *l = sd_ctx_logits(d->ctx, 0);
         int32_t tok;
         if (greedy) {
-            if (top_prob(l, d->V, &tok) < d->p_min) break;
+            if (top_prob(d->model->kern, l, d->V, &tok) < d->p_min) break;
         } else {
             float *q = out->q + (size_t)i * d->V;
             sd_sampler_dist(d->smp, l, q);
