@@ -37,14 +37,12 @@ static const char *const k_method_name[M_COUNT] = {"none", "draft", "lookup", "n
 #define N_POS_SHOWN 4
 
 typedef struct bench_opts {
-    const char *draft;
+    tool_spec spec;             /* -md, --draft-*, --lookup-*, --ngram-* (shared with generate) */
     const char *files[MAX_FILES];
     int n_files;
     bool want[M_COUNT];
     bool methods_given;
-    int runs, draft_max, draft_min, lookup_min, lookup_max, limit;
-    float p_min;
-    const char *ngram_static, *ngram_dynamic;
+    int runs, limit;
     const char *out, *svg;
 } bench_opts;
 
@@ -92,10 +90,9 @@ static int add_files(bench_opts *b, char *list) {
 
 static int bench_opt(const char *a, const char *next, void *user) {
     bench_opts *b = user;
-    static const char *const names[] = {
-        "-md", "--model-draft", "--prompts", "--methods", "--runs", "--draft-max", "--draft-min",
-        "--draft-p-min", "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
-        "--out", "--svg", "--limit"};
+    int used = tool_spec_opt(a, next, &b->spec);
+    if (used != 0) return used;
+    static const char *const names[] = {"--prompts", "--methods", "--runs", "--out", "--svg", "--limit"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -106,29 +103,12 @@ static int bench_opt(const char *a, const char *next, void *user) {
     }
     int rc = 0;
     switch (which) {
-    case 0: case 1: b->draft = next; break;
-    case 2: rc = add_files(b, (char *)next); break;
-    case 3: rc = add_methods(b, next); break;
-    case 4: rc = parse_int_opt(a, next, 1, 1000, &b->runs); break;
-    case 5: rc = parse_int_opt(a, next, 0, SD_MAX_DRAFT_POS, &b->draft_max); break;
-    case 6: rc = parse_int_opt(a, next, 0, SD_MAX_DRAFT_POS, &b->draft_min); break;
-    case 7: {
-        char *end = NULL;
-        float f = strtof(next, &end);
-        if (!end || *end || end == next || !(f >= 0.0f && f <= 1.0f)) {
-            fprintf(stderr, "error: --draft-p-min expects a number in [0, 1]\n");
-            return -1;
-        }
-        b->p_min = f;
-        break;
-    }
-    case 8: rc = parse_int_opt(a, next, 1, 16, &b->lookup_min); break;
-    case 9: rc = parse_int_opt(a, next, 1, 16, &b->lookup_max); break;
-    case 10: b->ngram_static = next; break;
-    case 11: b->ngram_dynamic = next; break;
-    case 12: b->out = next; break;
-    case 13: b->svg = next; break;
-    case 14: rc = parse_int_opt(a, next, 1, INT_MAX, &b->limit); break;
+    case 0: rc = add_files(b, (char *)next); break;
+    case 1: rc = add_methods(b, next); break;
+    case 2: rc = parse_int_opt(a, next, 1, 1000, &b->runs); break;
+    case 3: b->out = next; break;
+    case 4: b->svg = next; break;
+    case 5: rc = parse_int_opt(a, next, 1, INT_MAX, &b->limit); break;
     }
     return rc ? -1 : 2;
 }
@@ -299,9 +279,9 @@ static sd_status make_drafter(const bench_env *e, int m, sd_drafter **out, char 
     err[0] = 0;
     switch (m) {
     case M_DRAFT:
-        return sd_drafter_new_model(e->draft, e->target, e->pool, e->n_ctx, e->b->p_min, out, err, n);
-    case M_LOOKUP: return sd_drafter_new_lookup(e->b->lookup_min, e->b->lookup_max, out);
-    case M_NGRAM: return sd_drafter_new_ngram_cache(e->b->ngram_static, e->b->ngram_dynamic, out, err, n);
+        return sd_drafter_new_model(e->draft, e->target, e->pool, e->n_ctx, e->b->spec.p_min, out, err, n);
+    case M_LOOKUP: return sd_drafter_new_lookup(e->b->spec.lookup_min, e->b->spec.lookup_max, out);
+    case M_NGRAM: return sd_drafter_new_ngram_cache(e->b->spec.ngram_static, e->b->spec.ngram_dynamic, out, err, n);
     default: return SD_OK;
     }
 }
@@ -400,9 +380,9 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
         "date", when, "target", tpath, "draft", active[M_DRAFT] || skipped[M_DRAFT] ? json_string(dpath) : json_null(),
         "quantize", o->quantize == SD_TYPE_NONE ? "none" : sd_type_name(o->quantize), "backend",
         sd_backend_name(o->backend), "threads", o->n_threads, "sampler", o->sp.temp > 0 ? "sample" : "greedy",
-        "temp", (double)o->sp.temp, "seed", (json_int_t)o->sp.seed, "runs", b->runs, "draft_max", b->draft_max,
-        "draft_min", b->draft_min, "draft_p_min", (double)b->p_min, "lookup_min", b->lookup_min, "lookup_max",
-        b->lookup_max, "ngram_static", b->ngram_static, "ngram_dynamic", b->ngram_dynamic, "n_ctx", e->n_ctx,
+        "temp", (double)o->sp.temp, "seed", (json_int_t)o->sp.seed, "runs", b->runs, "draft_max", b->spec.draft_max,
+        "draft_min", b->spec.draft_min, "draft_p_min", (double)b->spec.p_min, "lookup_min", b->spec.lookup_min, "lookup_max",
+        b->spec.lookup_max, "ngram_static", b->spec.ngram_static, "ngram_dynamic", b->spec.ngram_dynamic, "n_ctx", e->n_ctx,
         "prompt_files", files, "methods", methods);
     json_object_set_new(cfg, "skipped_methods", skip);
     if (o->sp.temp > 0) {
@@ -481,7 +461,7 @@ static int write_svg(const char *path, const brec *rec, const prompt_set *ps, in
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
                "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
     fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">speedup vs plain decoding (%s, %d threads, draft-max %d)"
-               "</text>\n", x0, o->sp.temp > 0 ? "sampling" : "greedy", o->n_threads, b->draft_max);
+               "</text>\n", x0, o->sp.temp > 0 ? "sampling" : "greedy", o->n_threads, b->spec.draft_max);
     for (int i = 0; i <= (int)vmax; i++) {
         double y = y0 + ph - ph * i / vmax;
         fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n", x0, W - 20, y, y,
@@ -526,7 +506,7 @@ static bool has_arg(int argc, char **argv, const char *a, const char *b) {
 
 int cmd_bench(int argc, char **argv) {
     tool_opts o;
-    bench_opts b = {.runs = 1, .draft_max = 6, .draft_min = 0, .p_min = 0.5f, .lookup_min = 1, .lookup_max = 4};
+    bench_opts b = {.spec = tool_spec_defaults(), .runs = 1};
     if (tool_parse(argc, argv, 2, &o, bench_opt, &b) != 0) return 1;
     /* bench defaults differ from generate's: greedy, 2 threads */
     if (!has_arg(argc, argv, "--temp", NULL)) o.sp.temp = 0.0f;
@@ -536,7 +516,7 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "error: bench needs --prompts FILE.jsonl[,FILE...]\n");
         return 1;
     }
-    if (b.lookup_min > b.lookup_max) {
+    if (b.spec.lookup_min > b.spec.lookup_max) {
         fprintf(stderr, "error: --lookup-min > --lookup-max\n");
         return 1;
     }
@@ -545,7 +525,7 @@ int cmd_bench(int argc, char **argv) {
 
     char tbuf[PATH_MAX], dbuf[PATH_MAX];
     const char *tpath = o.model ? o.model : tool_model_path("kernel-c-target.gguf", tbuf, sizeof tbuf);
-    const char *dpath = b.draft ? b.draft : tool_model_path("kernel-c-draft.gguf", dbuf, sizeof dbuf);
+    const char *dpath = b.spec.draft ? b.spec.draft : tool_model_path("kernel-c-draft.gguf", dbuf, sizeof dbuf);
     int ret = 1;
     prompt_set ps = {0};
     brec *rec = NULL;
@@ -568,7 +548,7 @@ int cmd_bench(int argc, char **argv) {
     int max_gen = 0;
     e.n_ctx = 0;
     for (int p = 0; p < ps.n; p++) {
-        int need = ps.p[p].n_ids + ps.p[p].max_tokens + b.draft_max + 8;
+        int need = ps.p[p].n_ids + ps.p[p].max_tokens + b.spec.draft_max + 8;
         if (need > e.n_ctx) e.n_ctx = need;
         if (ps.p[p].max_tokens > max_gen) max_gen = ps.p[p].max_tokens;
     }
@@ -610,12 +590,12 @@ int cmd_bench(int argc, char **argv) {
         if (active[m]) fprintf(stderr, " %s", k_method_name[m]);
     fprintf(stderr, "; %s, temp %.2f, %d threads, %s kernels, target %s, n_ctx %d, runs %d, draft-max %d, "
                     "draft-p-min %.2f\n", o.sp.temp > 0 ? "sampling" : "greedy", (double)o.sp.temp, o.n_threads,
-            sd_backend_name(o.backend), sd_type_name(ti.weight_type), e.n_ctx, b.runs, b.draft_max, (double)b.p_min);
+            sd_backend_name(o.backend), sd_type_name(ti.weight_type), e.n_ctx, b.runs, b.spec.draft_max, (double)b.spec.p_min);
 
     sd_gen_params gp = sd_gen_default_params();
     gp.ignore_eos = true;
-    gp.draft_max = b.draft_max;
-    gp.draft_min = b.draft_min;
+    gp.draft_max = b.spec.draft_max;
+    gp.draft_min = b.spec.draft_min;
     /* warm-up (not recorded): page in both models' weights. Not the n-gram
      * methods: a dynamic cache saved to a file would keep the warm-up text. */
     for (int m = 0; m <= M_DRAFT; m++) {
@@ -691,8 +671,8 @@ int cmd_bench(int argc, char **argv) {
 
     printf("\nspecdec bench: %d prompts x %d run(s), %s (temp %.2f), %d threads, target %s (%s), draft-max %d, "
            "draft-min %d, draft-p-min %.2f, lookup %d..%d\n", ps.n, b.runs, o.sp.temp > 0 ? "sampling" : "greedy",
-           (double)o.sp.temp, o.n_threads, sd_type_name(ti.weight_type), sd_backend_name(o.backend), b.draft_max,
-           b.draft_min, (double)b.p_min, b.lookup_min, b.lookup_max);
+           (double)o.sp.temp, o.n_threads, sd_type_name(ti.weight_type), sd_backend_name(o.backend), b.spec.draft_max,
+           b.spec.draft_min, (double)b.spec.p_min, b.spec.lookup_min, b.spec.lookup_max);
     for (int m = 0; m < M_COUNT; m++)
         if (skipped[m]) printf("method %s skipped: not supported (yet)\n", k_method_name[m]);
     print_table(rec, &ps, b.runs, active);

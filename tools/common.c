@@ -233,3 +233,40 @@ void tool_json_ids(FILE *f, const int32_t *ids, int n) {
     for (int i = 0; i < n; i++) fprintf(f, i ? ", %d" : "%d", ids[i]);
     fputc(']', f);
 }
+
+tool_spec tool_spec_defaults(void) {
+    tool_spec s = {.draft = NULL, .draft_max = 6, .draft_min = 0, .p_min = 0.5f,
+                   .lookup_min = 1, .lookup_max = 4, .ngram_static = NULL, .ngram_dynamic = NULL};
+    return s;
+}
+
+int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
+    static const char *const names[] = {"-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
+                                        "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic"};
+    int which = -1;
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (!strcmp(a, names[i])) which = i;
+    if (which < 0) return 0;
+    if (!next) {
+        fprintf(stderr, "error: %s needs a value\n", a);
+        return -1;
+    }
+    int rc = 0;
+    switch (which) {
+    case 0: case 1: s->draft = next; break;
+    case 2: rc = parse_int(a, next, 0, SD_MAX_DRAFT_POS, &s->draft_max); break;
+    case 3: rc = parse_int(a, next, 0, SD_MAX_DRAFT_POS, &s->draft_min); break;
+    case 4:
+        rc = parse_float(a, next, &s->p_min);
+        if (rc == 0 && !(s->p_min >= 0.0f && s->p_min <= 1.0f)) {
+            fprintf(stderr, "error: --draft-p-min expects a number in [0, 1]\n");
+            rc = -1;
+        }
+        break;
+    case 5: rc = parse_int(a, next, 1, 16, &s->lookup_min); break;
+    case 6: rc = parse_int(a, next, 1, 16, &s->lookup_max); break;
+    case 7: s->ngram_static = next; break;
+    case 8: s->ngram_dynamic = next; break;
+    }
+    return rc ? -1 : 2;
+}

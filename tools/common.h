@@ -25,6 +25,22 @@ typedef struct tool_opts {
     bool attn_compat;        /* --attn-compat                               */
 } tool_opts;
 
+/* Speculation options shared by generate and bench. */
+typedef struct tool_spec {
+    const char *draft;          /* -md DRAFT (NULL: the shipped draft model) */
+    int draft_max, draft_min;   /* --draft-max --draft-min                   */
+    float p_min;                /* --draft-p-min                             */
+    int lookup_min, lookup_max; /* --lookup-min --lookup-max                 */
+    const char *ngram_static;   /* --ngram-static FILE                       */
+    const char *ngram_dynamic;  /* --ngram-dynamic FILE                      */
+} tool_spec;
+
+/* Defaults: draft-max 6, draft-min 0, draft-p-min 0.5, lookup 1..4. */
+tool_spec tool_spec_defaults(void);
+/* Parses one speculation option: returns 2 if it used arg and next, 0 if
+ * arg is not one, -1 after printing an error. */
+int tool_spec_opt(const char *arg, const char *next, tool_spec *s);
+
 /* Parses argv[first..argc) into o (after setting defaults). Unknown options
  * are handed to extra(arg, next, user) which returns how many arguments it
  * used (1 or 2) or 0 if it does not know the option. Returns 0 or prints an

@@ -8,54 +8,18 @@
 #include "common.h"
 
 typedef struct spec_opts {
-    const char *method;        /* --spec                         */
-    const char *draft;         /* -md                            */
-    int draft_max, draft_min;  /* --draft-max --draft-min        */
-    float p_min;               /* --draft-p-min                  */
-    int lookup_min, lookup_max;
-    const char *ngram_static, *ngram_dynamic;
-    bool bad;
+    const char *method;        /* --spec */
+    tool_spec spec;            /* the options shared with bench */
 } spec_opts;
 
 static int spec_opt(const char *a, const char *next, void *user) {
     spec_opts *s = user;
-    const char *names[] = {"--spec", "-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
-                           "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic"};
-    int which = -1;
-    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
-        if (!strcmp(a, names[i])) which = i;
-    if (which < 0) return 0;
+    if (strcmp(a, "--spec") != 0) return tool_spec_opt(a, next, &s->spec);
     if (!next) {
-        fprintf(stderr, "error: %s needs a value\n", a);
+        fprintf(stderr, "error: --spec needs a value\n");
         return -1;
     }
-    char *end = NULL;
-    long v = strtol(next, &end, 10);
-    bool is_int = end && *end == 0 && end != next;
-    switch (which) {
-    case 0: s->method = next; break;
-    case 1: case 2: s->draft = next; break;
-    case 5: {
-        float f = strtof(next, &end);
-        if (!end || *end || end == next || !(f >= 0.0f && f <= 1.0f)) {
-            fprintf(stderr, "error: --draft-p-min expects a number in [0, 1]\n");
-            return -1;
-        }
-        s->p_min = f;
-        break;
-    }
-    case 8: s->ngram_static = next; break;
-    case 9: s->ngram_dynamic = next; break;
-    default:
-        if (!is_int || v < 0 || v > 64) {
-            fprintf(stderr, "error: %s expects an integer in [0, 64]\n", a);
-            return -1;
-        }
-        if (which == 3) s->draft_max = (int)v;
-        if (which == 4) s->draft_min = (int)v;
-        if (which == 6) s->lookup_min = (int)v;
-        if (which == 7) s->lookup_max = (int)v;
-    }
+    s->method = next;
     return 2;
 }
 
@@ -99,27 +63,28 @@ static bool on_tokens(void *user, const int32_t *ids, int n) {
 }
 
 /* Makes the drafter named by s (NULL for none); prints errors. */
-static int make_drafter(const spec_opts *s, const tool_opts *o, const sd_model *target, sd_threadpool *pool,
+static int make_drafter(const spec_opts *so, const tool_opts *o, const sd_model *target, sd_threadpool *pool,
                         int n_ctx, sd_model **draft_model, sd_drafter **out) {
+    const tool_spec *s = &so->spec;
     char err[512] = "";
     sd_status st = SD_OK;
     *out = NULL;
-    if (!strcmp(s->method, "none")) return 0;
-    if (!strcmp(s->method, "draft")) {
+    if (!strcmp(so->method, "none")) return 0;
+    if (!strcmp(so->method, "draft")) {
         char buf[PATH_MAX];
         const char *path = s->draft ? s->draft : tool_model_path("kernel-c-draft.gguf", buf, sizeof buf);
         if (!(*draft_model = tool_load_model(o, path))) return -1;
         st = sd_drafter_new_model(*draft_model, target, pool, n_ctx, s->p_min, out, err, sizeof err);
-    } else if (!strcmp(s->method, "lookup")) {
+    } else if (!strcmp(so->method, "lookup")) {
         st = sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
-    } else if (!strcmp(s->method, "ngram-cache")) {
+    } else if (!strcmp(so->method, "ngram-cache")) {
         st = sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, sizeof err);
     } else {
-        fprintf(stderr, "error: unknown --spec method '%s' (none, draft, lookup, ngram-cache)\n", s->method);
+        fprintf(stderr, "error: unknown --spec method '%s' (none, draft, lookup, ngram-cache)\n", so->method);
         return -1;
     }
     if (st != SD_OK) {
-        fprintf(stderr, "error: cannot create drafter '%s': %s%s%s\n", s->method, sd_status_str(st),
+        fprintf(stderr, "error: cannot create drafter '%s': %s%s%s\n", so->method, sd_status_str(st),
                 err[0] ? ": " : "", err);
         return -1;
     }
@@ -141,10 +106,9 @@ static void print_spec_json(const char *method, const sd_spec_stats *st) {
 
 int cmd_generate(int argc, char **argv) {
     tool_opts o;
-    spec_opts so = {.method = NULL, .draft_max = 6, .draft_min = 0, .p_min = 0.5f,
-                    .lookup_min = 1, .lookup_max = 4};
+    spec_opts so = {.method = NULL, .spec = tool_spec_defaults()};
     if (tool_parse(argc, argv, 2, &o, spec_opt, &so) != 0) return 1;
-    if (!so.method) so.method = so.draft ? "draft" : "none";
+    if (!so.method) so.method = so.spec.draft ? "draft" : "none";
     if (!o.seed_set) o.sp.seed = (uint64_t)time(NULL);
     int rc = 1;
     sd_model *model = NULL, *draft_model = NULL;
@@ -190,8 +154,8 @@ int cmd_generate(int argc, char **argv) {
     sd_gen_params gp = sd_gen_default_params();
     gp.n_predict = o.n_predict;
     gp.ignore_eos = o.ignore_eos;
-    gp.draft_max = so.draft_max;
-    gp.draft_min = so.draft_min;
+    gp.draft_max = so.spec.draft_max;
+    gp.draft_min = so.spec.draft_min;
     gp.on_tokens = on_tokens;
     gp.user = &ss;
     int n_gen = 0;
