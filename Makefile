@@ -73,7 +73,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(STATIC) $(HDRS)
 
 run: all
 	./$(BIN) generate -p "static int btrfs_" -n 64 --temp 0
-	./$(BIN) generate -md ../shared/models/kernel-c-draft.gguf -p "static int btrfs_" -n 64 --temp 0 --json || true
+	./$(BIN) generate --spec draft -p "static int btrfs_" -n 64 --temp 0
 
 test: all $(TEST_BIN)
 	BUILD=$(BUILD) BIN=$(BIN) sh tests/run.sh
