@@ -54,6 +54,10 @@ void sd_attn_f32_rows_ref(const sd_attn_row *rows, int n_rows, int R, int D, flo
                           const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix);
 void sd_attn_f32_rows_avx512(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
                              const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix);
+void sd_attn_f32_avx2(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                      const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
+void sd_attn_f32_rows_avx2(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
+                           const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix);
 /* The F32 attention for a kernel table (by its name). */
 sd_attn_fn sd_attn_f32_for(const char *table_name);
 sd_attn_rows_fn sd_attn_f32_rows_for(const char *table_name);

@@ -87,3 +87,71 @@ void sd_round_f16_row_avx2(float *x, size_t n) {
         _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
     sd_round_f16_row_ref(x + i, n - i);
 }
+
+/* F32-accumulating attention (see attn.h) with AVX2 + F16C: the reference's
+ * blocks and per-block operations, with 8-wide dot products and V updates. */
+void sd_attn_f32_avx2(float *out, const float *q, int R, int D, float scale, const uint16_t *K,
+                      const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis) {
+    if (D % 8 != 0 || R > SD_ATTN_MAX_REP || D > SD_ATTN_MAX_D) {
+        sd_attn_f32_ref(out, q, R, D, scale, K, V, stride, n_prefix, n_batch, vis);
+        return;
+    }
+    const int nv = D / 8;
+    float acc[SD_ATTN_MAX_REP][SD_ATTN_MAX_D] __attribute__((aligned(32)));
+    float M[SD_ATTN_MAX_REP], S[SD_ATTN_MAX_REP];
+    float sc[SD_ATTN_F32_BLOCK];
+    int cells[SD_ATTN_F32_BLOCK];
+    for (int r = 0; r < R; r++) {
+        for (int d = 0; d < D; d++) acc[r][d] = 0.0f;
+        M[r] = -INFINITY;
+        S[r] = 0.0f;
+    }
+    const int n = n_prefix + n_batch;
+    int c = 0;
+    while (c < n) {
+        int nb = 0;
+        for (; c < n && nb < SD_ATTN_F32_BLOCK; c++)
+            if (c < n_prefix || !vis || vis[c - n_prefix]) cells[nb++] = c;
+        if (nb == 0) break;
+        for (int r = 0; r < R; r++) {
+            const float *qr = q + (size_t)r * D;
+            float bmax = -INFINITY;
+            for (int b = 0; b < nb; b++) {
+                const uint16_t *k = K + (size_t)cells[b] * stride;
+                __m256 sum = _mm256_setzero_ps();
+                for (int j = 0; j < nv; j++)
+                    sum = _mm256_fmadd_ps(_mm256_loadu_ps(qr + 8 * j),
+                                          _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + 8 * j))), sum);
+                sc[b] = hsum256(sum) * scale;
+                if (sc[b] > bmax) bmax = sc[b];
+            }
+            float m_new = bmax > M[r] ? bmax : M[r];
+            float ms = expf(M[r] - m_new);
+            S[r] *= ms;
+            __m256 vms = _mm256_set1_ps(ms);
+            for (int j = 0; j < nv; j++) _mm256_store_ps(&acc[r][8 * j], _mm256_mul_ps(_mm256_load_ps(&acc[r][8 * j]), vms));
+            M[r] = m_new;
+            for (int b = 0; b < nb; b++) {
+                float p = expf(sc[b] - m_new);
+                S[r] += p;
+                const uint16_t *v = V + (size_t)cells[b] * stride;
+                __m256 pb = _mm256_set1_ps(p);
+                for (int j = 0; j < nv; j++)
+                    _mm256_store_ps(&acc[r][8 * j],
+                                    _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 8 * j))), pb,
+                                                    _mm256_load_ps(&acc[r][8 * j])));
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        __m256 inv = _mm256_set1_ps(S[r] > 0.0f ? 1.0f / S[r] : 0.0f);
+        for (int j = 0; j < nv; j++)
+            _mm256_storeu_ps(out + (size_t)r * D + 8 * j, _mm256_mul_ps(_mm256_load_ps(&acc[r][8 * j]), inv));
+    }
+}
+
+void sd_attn_f32_rows_avx2(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
+                           const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix) {
+    for (int i = 0; i < n_rows; i++)
+        sd_attn_f32_avx2(rows[i].out, rows[i].q, R, D, scale, K, V, stride, n_prefix, rows[i].n_batch, rows[i].vis);
+}
