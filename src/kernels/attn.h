@@ -16,6 +16,18 @@
 #define SD_ATTN_MAX_REP 16
 #define SD_ATTN_MAX_D 256
 
+/* Gathers into cells (capacity cap) the next visible cells from *c on:
+ * cells [0, n_prefix) are all visible, cell n_prefix + j is visible iff vis
+ * is NULL or vis[j] != 0; n = n_prefix + n_batch. Advances *c past the
+ * cells it looked at; returns how many it gathered (0 = none left). */
+static inline int sd_attn_gather(int *cells, int cap, int *c, int n, int n_prefix,
+                                 const uint8_t *vis) {
+    int nb = 0;
+    for (; *c < n && nb < cap; (*c)++)
+        if (*c < n_prefix || !vis || vis[*c - n_prefix]) cells[nb++] = *c;
+    return nb;
+}
+
 /* out (R, D) = softmax(q K^T * scale) V over the visible cells, where cells
  * [0, n_prefix) are all visible and cells n_prefix + j for j < n_batch are
  * visible iff vis == NULL or vis[j] != 0.

@@ -115,9 +115,7 @@ void sd_attn_f16_avx512(float *out, const float *q, int R, int D, float scale, c
     int c = 0;
     while (c < n) {
         /* gather up to ATTN_BLOCK visible cells */
-        int nb = 0;
-        for (; c < n && nb < ATTN_BLOCK; c++)
-            if (c < n_prefix || !vis || vis[c - n_prefix]) cells[nb++] = c;
+        int nb = sd_attn_gather(cells, ATTN_BLOCK, &c, n, n_prefix, vis);
         if (nb == 0) break;
         /* scores: 16 cells at a time per head, the 16 partial sums added up
          * by a transpose */
@@ -333,9 +331,7 @@ static void row_tail(attn_q *qs, int R, int nv, float scale, const uint16_t *K, 
     const int n = n_prefix + n_batch;
     int c = from;
     while (c < n) {
-        int nb = 0;
-        for (; c < n && nb < SD_ATTN_F32_BLOCK; c++)
-            if (c < n_prefix || !vis || vis[c - n_prefix]) cells[nb++] = c;
+        int nb = sd_attn_gather(cells, SD_ATTN_F32_BLOCK, &c, n, n_prefix, vis);
         if (nb == 0) break;
         block_f32(qs, R, nv, scale, K, V, stride, cells, nb);
     }

@@ -67,9 +67,7 @@ void sd_attn_f32_ref(float *out, const float *q, int R, int D, float scale, cons
     const int n = n_prefix + n_batch;
     int c = 0;
     while (c < n) {
-        int nb = 0;
-        for (; c < n && nb < SD_ATTN_F32_BLOCK; c++)
-            if (c < n_prefix || !vis || vis[c - n_prefix]) cells[nb++] = c;
+        int nb = sd_attn_gather(cells, SD_ATTN_F32_BLOCK, &c, n, n_prefix, vis);
         if (nb == 0) break;
         for (int r = 0; r < R; r++) {
             float bmax = -INFINITY;
