@@ -7,10 +7,16 @@
  * continuing the history, verifies them with one target forward, appends the
  * accepted drafts and one bonus token to the history and reports back.
  *
- * Drafting is a chain for now (node i continues node i - 1); trees come with
- * the token-tree issue. A drafter that has a draft distribution writes q for
- * each drafted token (the exact distribution the token was drawn from); one
- * without sets has_q = false and verification treats q as one-hot.
+ * A draft is a chain or a token tree. Node i continues its parent: parent[i]
+ * = -1 means the root (the last accepted token, which the target has not
+ * seen yet), else an earlier node (parent[i] < i). A chain has parent[i] =
+ * i - 1. Siblings hold distinct tokens, in the order they were drawn.
+ *
+ * q (has_q): row i is the distribution node i was drawn from (the drafter's
+ * distribution at node i's parent; siblings have equal rows). Siblings are
+ * draws WITHOUT replacement from that distribution, in sibling order; the
+ * multi-draft verifier relies on it. Without q (a deterministic drafter)
+ * every node is treated as a one-hot proposal.
  */
 #ifndef SD_SPEC_DRAFTER_H
 #define SD_SPEC_DRAFTER_H
@@ -20,8 +26,10 @@
 #define SD_MAX_DRAFT 64
 
 typedef struct sd_draft {
-    int n;                       /* drafted tokens                         */
+    int n;                       /* drafted nodes                          */
     int32_t tok[SD_MAX_DRAFT];   /* (n)                                    */
+    int32_t parent[SD_MAX_DRAFT];/* (n) -1 = root; only read when is_tree  */
+    bool is_tree;                /* false: a chain (parent[i] = i - 1)     */
     bool has_q;                  /* q below is valid                       */
     float *q;                    /* (SD_MAX_DRAFT, n_vocab), owned by the
                                     decode loop; row i = distribution tok[i]
@@ -39,12 +47,15 @@ typedef struct sd_draft_env {
 typedef struct sd_drafter_ops {
     /* Starts a generation: ids[0..n) is the prompt. */
     sd_status (*begin)(void *self, const int32_t *ids, int n);
-    /* Drafts up to max (<= SD_MAX_DRAFT) tokens continuing ids[0..n) into
-     * out (out->n may be 0). */
+    /* Drafts up to max (<= SD_MAX_DRAFT) nodes continuing ids[0..n) into
+     * out (out->n may be 0); out->is_tree, parent and has_q arrive false /
+     * unset and are the drafter's to set. */
     sd_status (*draft)(void *self, const int32_t *ids, int n, int max, const sd_draft_env *env,
                        sd_draft *out);
     /* After verification: ids[0..n) is the new history, which ends with the
-     * n_accepted accepted drafts and the bonus token. */
+     * n_accepted accepted drafts and the bonus token. A tree drafter finds
+     * the accepted path by following those tokens down its tree (siblings
+     * are distinct). */
     void (*accept)(void *self, const int32_t *ids, int n, int n_accepted);
     /* Ends a generation (keeps what persists across generations, e.g. a
      * dynamic n-gram cache). */
