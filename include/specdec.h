@@ -236,10 +236,15 @@ typedef struct sd_batch {
     const float *embd;     /* (n_tokens, n_embd) states entering layer_begin;
                               required when layer_begin > 0                   */
     const int32_t *pos;    /* (n_tokens) positions; NULL: kv_len + i          */
-    const uint8_t *mask;   /* (n_tokens, n_tokens) row-major; mask[i*n+j] != 0
-                              lets row i attend to batch row j. NULL: causal
-                              (j <= i). A token tree passes its ancestor mask
-                              (self included).                                */
+    const uint8_t *mask;   /* (n_tokens, n_tail + n_tokens) row-major; entry
+                              [i][n_tail + j] != 0 lets row i attend to batch
+                              row j, entry [i][t] to cached cell
+                              kv_len - n_tail + t. NULL: causal (j <= i; all
+                              cached cells; n_tail must be 0). A token tree
+                              passes its ancestor mask (self included).       */
+    int32_t n_tail;        /* the last n_tail cached cells are visible only
+                              where mask allows (a tree drafted level by
+                              level); 0 <= n_tail <= kv_len                   */
     const uint8_t *output; /* (n_tokens) nonzero: output this row.
                               NULL: the last row only                         */
     int32_t layer_begin;   /* run layers [layer_begin, layer_end)             */
@@ -347,10 +352,34 @@ SD_API sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *tar
                                       sd_threadpool *pool, int n_ctx, float p_min,
                                       sd_drafter **out, char *err, size_t err_size);
 
+/* `tree-draft`: the draft model drafts a token tree (src/spec/draft_tree.c).
+ * Greedy: a dynamic tree (EAGLE-2 style): per level the `width` best nodes
+ * by cumulative draft probability are expanded into their `topk` children;
+ * the best nodes (at most the step's budget, draft_max) with cumulative
+ * probability >= p_min are verified. Sampling: a static spine tree: branch[d]
+ * children drawn without replacement at depth d, the first continues. */
+#define SD_TREE_MAX_DEPTH 16
+typedef struct sd_tree_params {
+    int depth;                      /* max depth (default 6)                  */
+    int width;                      /* nodes expanded per level (default 2)   */
+    int topk;                       /* children per expanded node (default 3) */
+    float p_min;                    /* min cumulative probability (0.1)       */
+    int branch[SD_TREE_MAX_DEPTH];  /* sampling: children per depth (3,2,2,1..) */
+} sd_tree_params;
+SD_API sd_tree_params sd_tree_default_params(void);
+/* As sd_drafter_new_model; errors also SD_ERR_INVALID_ARG for bad params. */
+SD_API sd_status sd_drafter_new_model_tree(const sd_model *draft, const sd_model *target,
+                                           sd_threadpool *pool, int n_ctx, const sd_tree_params *tp,
+                                           sd_drafter **out, char *err, size_t err_size);
+
 /* `lookup` (prompt lookup decoding): the most recent earlier occurrence of
  * the last n tokens of the history, n from ngram_max down to ngram_min, and
  * the tokens that followed it. 1 <= ngram_min <= ngram_max <= 16. */
 SD_API sd_status sd_drafter_new_lookup(int ngram_min, int ngram_max, sd_drafter **out);
+/* `tree-lookup`: the same index, but up to 8 earlier occurrences (longest
+ * n-gram first, then most recent) merged into a trie of continuations; the
+ * step's node budget keeps the most supported nodes. */
+SD_API sd_status sd_drafter_new_lookup_tree(int ngram_min, int ngram_max, sd_drafter **out);
 
 /* `ngram-cache` (llama.cpp's lookup decoding): a context cache built from
  * the history, a dynamic cache that persists across generations of this

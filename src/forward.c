@@ -182,20 +182,20 @@ static void attend_item(const fwd_job *J, int il, int item) {
         const float *qr = J->s->q + (size_t)r * QD + (size_t)g * n_rep * D;
         int n_batch = i + 1;
         const uint8_t *vis = NULL;
-        if (b->mask) {
-            n_batch = b->n_tokens;
-            vis = b->mask + (size_t)i * (size_t)b->n_tokens;
+        if (b->mask) { /* the tail cells and the batch cells, one mask row */
+            n_batch = b->n_tail + b->n_tokens;
+            vis = b->mask + (size_t)i * (size_t)n_batch;
         }
         if (ctx->attn_compat) {
             J->kern->attn_f16(out, qr, n_rep, D, scale, ctx->k_cache + off, ctx->v_cache + off, (size_t)KVD,
-                              ctx->n_cells[il], n_batch, vis);
+                              ctx->n_cells[il] - b->n_tail, n_batch, vis);
             continue;
         }
         rows[nr++] = (sd_attn_row){.out = out, .q = qr, .n_batch = n_batch, .vis = vis};
     }
     if (nr > 0)
         J->attn_rows(rows, nr, n_rep, D, scale, ctx->k_cache + off, ctx->v_cache + off, (size_t)KVD,
-                     ctx->n_cells[il]);
+                     ctx->n_cells[il] - b->n_tail);
 }
 
 static void add_rows(float *x, const float *y, int E, int r0, int r1) {
@@ -393,8 +393,11 @@ static int validate(const sd_ctx *ctx, const sd_batch *b, int lb, int le) {
     if (lb == 0)
         for (int i = 0; i < b->n_tokens; i++)
             if (b->token[i] < 0 || b->token[i] >= m->n_vocab) return SD_ERR_INVALID_ARG;
-    for (int il = lb; il < le; il++)
+    if (b->n_tail < 0 || (b->n_tail > 0 && !b->mask)) return SD_ERR_INVALID_ARG;
+    for (int il = lb; il < le; il++) {
         if (ctx->n_cells[il] + b->n_tokens > ctx->n_ctx) return SD_ERR_CTX_FULL;
+        if (b->n_tail > ctx->n_cells[il]) return SD_ERR_INVALID_ARG;
+    }
     if (b->pos)
         for (int i = 0; i < b->n_tokens; i++)
             if (b->pos[i] < 0 || b->pos[i] > (1 << 24)) return SD_ERR_INVALID_ARG;

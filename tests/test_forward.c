@@ -5,6 +5,9 @@
  *  3. a token tree with an ancestor mask: each node's logits equal those of
  *     its path decoded alone; sd_ctx_kv_keep of a path, then decoding on,
  *     equals a fresh run of that path;
+ *     random trees (up to 16 nodes): one-shot, grown level by level with
+ *     a masked cache tail (n_tail), and each path alone agree within
+ *     relative 1e-4;
  *  4. layer ranges: [0, L) with hidden output, then [L, n_layer) from those
  *     states == the full forward; early-exit logits at the trained exits
  *     agree with the full model's argmax on real text;
@@ -173,6 +176,123 @@ static void test_tree(sd_ctx *c, const int32_t *p, int np, int n_vocab) {
     free(tree); free(after_keep); free(seq); free(ref);
 }
 
+/* |a - b| <= rtol * max(1, |b|) for every logit; returns the worst ratio
+ * |a - b| / max(1, |b|). */
+static float max_rel(const float *a, const float *b, int n) {
+    float m = 0;
+    for (int i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]) / fmaxf(1.0f, fabsf(b[i]));
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+/* Random trees (2..16 nodes) after the prompt, three ways:
+ *  one-shot: all nodes in one batch with the ancestor mask;
+ *  by levels: one batch per depth, earlier levels in the cache as a masked
+ *    tail (n_tail), as a tree drafter grows a tree;
+ *  alone: each node's path decoded as a causal batch after the prompt.
+ * Every node's logits must agree within relative 1e-4 (the kernels are
+ * batch-invariant, so in practice they are identical). */
+#define TREE_RTOL 1e-4f
+static void test_tree_random(sd_ctx *c, const int32_t *p, int np, int n_vocab, int n_trees) {
+    enum { NMAX = 16 };
+    uint64_t r = 0x2545F4914F6CDD1Dull;
+    float *one = malloc((size_t)NMAX * n_vocab * sizeof(float));
+    float worst_alone = 0, worst_levels = 0;
+    int n_fail = 0;
+    for (int t = 0; t < n_trees; t++) {
+        int n, parent[NMAX], depth[NMAX];
+        int32_t tok[NMAX], pos[NMAX];
+        uint8_t mask[NMAX * NMAX], out[NMAX];
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        n = 2 + (int)((r >> 33) % (NMAX - 1));
+        memset(mask, 0, sizeof mask);
+        for (int i = 0; i < n; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            parent[i] = (int)((r >> 33) % (uint64_t)(i + 1)) - 1;
+            tok[i] = 3 + (int32_t)((r >> 13) % (uint64_t)(n_vocab - 3));
+            depth[i] = parent[i] < 0 ? 0 : depth[parent[i]] + 1;
+            pos[i] = np + depth[i];
+            out[i] = 1;
+            for (int j = i; j >= 0; j = parent[j]) mask[i * n + j] = 1;
+        }
+        /* one-shot */
+        sd_ctx_kv_truncate(c, np);
+        sd_batch b = sd_batch_simple(tok, n);
+        b.pos = pos;
+        b.mask = mask;
+        b.output = out;
+        if (sd_ctx_decode(c, &b) != SD_OK) { n_fail++; continue; }
+        for (int i = 0; i < n; i++) memcpy(one + (size_t)i * n_vocab, sd_ctx_logits(c, i), (size_t)n_vocab * sizeof(float));
+        /* by levels: cache order = nodes sorted by depth (stable) */
+        sd_ctx_kv_truncate(c, np);
+        int cell_of[NMAX], n_cached = 0;
+        for (int d = 0; d < NMAX; d++) {
+            int rows[NMAX], nr = 0;
+            for (int i = 0; i < n; i++)
+                if (depth[i] == d) rows[nr++] = i;
+            if (nr == 0) break;
+            int32_t ltok[NMAX], lpos[NMAX];
+            uint8_t lmask[NMAX * 2 * NMAX], lout[NMAX];
+            const int w = n_cached + nr;
+            memset(lmask, 0, sizeof lmask);
+            for (int k = 0; k < nr; k++) {
+                int i = rows[k];
+                ltok[k] = tok[i];
+                lpos[k] = pos[i];
+                lout[k] = 1;
+                lmask[k * w + n_cached + k] = 1; /* itself */
+                for (int j = parent[i]; j >= 0; j = parent[j]) lmask[k * w + cell_of[j]] = 1;
+            }
+            sd_batch lb = sd_batch_simple(ltok, nr);
+            lb.pos = lpos;
+            lb.mask = lmask;
+            lb.n_tail = n_cached;
+            lb.output = lout;
+            if (sd_ctx_decode(c, &lb) != SD_OK) { n_fail++; break; }
+            for (int k = 0; k < nr; k++) {
+                float e = max_rel(sd_ctx_logits(c, k), one + (size_t)rows[k] * n_vocab, n_vocab);
+                if (!(e <= worst_levels)) worst_levels = e;
+                cell_of[rows[k]] = n_cached + k;
+            }
+            n_cached += nr;
+        }
+        /* each node's path alone */
+        for (int i = 0; i < n; i++) {
+            int32_t path[NMAX];
+            int m = 0;
+            for (int j = i; j >= 0; j = parent[j]) m++;
+            int k = m;
+            for (int j = i; j >= 0; j = parent[j]) path[--k] = tok[j];
+            sd_ctx_kv_truncate(c, np);
+            sd_batch pb = sd_batch_simple(path, m);
+            if (sd_ctx_decode(c, &pb) != SD_OK) { n_fail++; break; }
+            float e = max_rel(one + (size_t)i * n_vocab, sd_ctx_logits(c, 0), n_vocab);
+            if (!(e <= worst_alone)) worst_alone = e;
+        }
+    }
+    fprintf(stderr, "%d random trees: max relative logit difference vs paths alone %.2e, by levels %.2e\n",
+            n_trees, worst_alone, worst_levels);
+    CHECK(n_fail == 0, "%d tree decodes failed", n_fail);
+    CHECK(worst_alone <= TREE_RTOL, "tree vs path alone: %.2e", worst_alone);
+    CHECK(worst_levels <= TREE_RTOL, "tree by levels vs one-shot: %.2e", worst_levels);
+    /* a tail without a mask, and a tail longer than the cache, are refused */
+    sd_ctx_kv_truncate(c, np);
+    int32_t x = 5;
+    uint8_t m1[2] = {1, 1};
+    sd_batch bad = sd_batch_simple(&x, 1);
+    bad.n_tail = 1;
+    CHECK(sd_ctx_decode(c, &bad) == SD_ERR_INVALID_ARG, "n_tail without mask accepted");
+    bad.mask = m1;
+    bad.n_tail = np + 1;
+    CHECK(sd_ctx_decode(c, &bad) == SD_ERR_INVALID_ARG, "n_tail > kv_len accepted");
+    bad.n_tail = -1;
+    CHECK(sd_ctx_decode(c, &bad) == SD_ERR_INVALID_ARG, "n_tail < 0 accepted");
+    CHECK(sd_ctx_kv_min(c) == np, "refused batches changed the cache");
+    free(one);
+}
+
 static void test_layers(sd_ctx *c, const sd_model *m, const int32_t *p, int np, int n_vocab) {
     sd_model_info info;
     sd_model_get_info(m, &info);
@@ -305,6 +425,12 @@ int main(void) {
         test_batch_vs_single(c, p, np, n_vocab);
         test_rollback(c, p, np, n_vocab);
         test_tree(c, p, np, n_vocab);
+        sd_ctx_kv_clear(c);
+        {
+            sd_batch pb = sd_batch_simple(p, np);
+            CHECK(sd_ctx_decode(c, &pb) == SD_OK, "prefill");
+        }
+        test_tree_random(c, p, np, n_vocab, getenv("SD_TEST_QUICK") ? 6 : 40);
         test_layers(c, m, p, np, n_vocab);
         test_multi(m, pool, p, np, n_vocab);
         test_errors(m, pool, n_vocab);

@@ -1,8 +1,8 @@
 /*
  * test_spec_lossless.c - greedy speculative decoding is lossless: for every
  * prompt of ../shared/bench (24 code + 12 docs, each with its max_tokens),
- * every drafter (draft model, lookup, n-gram cache) and draft-max in
- * {1, 2, 4, 8, 16}, the generated ids equal plain decoding's exactly, and
+ * every drafter (draft model, lookup, n-gram cache, draft-model tree) and
+ * draft-max (tree: node budget) in {1, 2, 4, 8, 16}, the generated ids equal plain decoding's exactly, and
  * every method drafted and had drafts accepted (accepted > 0).
  * SD_TEST_QUICK=1 (set for sanitizer runs) uses every 6th prompt.
  */
@@ -69,13 +69,17 @@ int main(void) {
     const bool quick = getenv("SD_TEST_QUICK") != NULL;
 
     /* the drafters under test; unavailable ones are a failure */
-    const char *names[3] = {"draft", "lookup", "ngram-cache"};
-    sd_drafter *drafters[3] = {NULL, NULL, NULL};
+    enum { ND = 5 };
+    const char *names[ND] = {"draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup"};
+    sd_drafter *drafters[ND] = {NULL};
     CHECK(sd_drafter_new_model(draft, target, pool, 0, 0.0f, &drafters[0], err, sizeof err) == SD_OK, "draft drafter: %s", err);
     CHECK(sd_drafter_new_lookup(1, 4, &drafters[1]) == SD_OK, "lookup drafter");
     CHECK(sd_drafter_new_ngram_cache(NULL, NULL, &drafters[2], err, sizeof err) == SD_OK, "ngram-cache drafter: %s", err);
+    CHECK(sd_drafter_new_model_tree(draft, target, pool, 0, NULL, &drafters[3], err, sizeof err) == SD_OK,
+          "tree-draft drafter: %s", err);
+    CHECK(sd_drafter_new_lookup_tree(1, 4, &drafters[4]) == SD_OK, "tree-lookup drafter");
     const int kmax[5] = {1, 2, 4, 8, 16};
-    int64_t accepted[3][5] = {{0}}, drafted[3][5] = {{0}}, gen[3][5] = {{0}}, steps[3][5] = {{0}};
+    int64_t accepted[ND][5] = {{0}}, drafted[ND][5] = {{0}}, gen[ND][5] = {{0}}, steps[ND][5] = {{0}};
     int mismatches = 0;
 
     int32_t *ref = malloc(1024 * sizeof *ref), *got = malloc(1024 * sizeof *got);
@@ -89,7 +93,7 @@ int main(void) {
         sd_spec_stats st;
         CHECK(sd_generate(ctx, smp, NULL, p->ids, p->n, &gp, ref, &n_ref, &st) == SD_OK, "plain %s", p->id);
         CHECK(n_ref == p->max_tokens, "%s: %d tokens", p->id, n_ref);
-        for (int d = 0; d < 3; d++) {
+        for (int d = 0; d < ND; d++) {
             if (!drafters[d]) continue;
             for (int k = 0; k < 5; k++) {
                 gp.draft_max = kmax[k];
@@ -109,7 +113,7 @@ int main(void) {
             }
         }
     }
-    for (int d = 0; d < 3; d++) {
+    for (int d = 0; d < ND; d++) {
         if (!drafters[d]) continue;
         for (int k = 0; k < 5; k++) {
             fprintf(stderr, "%-12s draft-max %2d: drafted %6lld accepted %6lld (%.1f%%), %.2f tokens per target forward\n",
@@ -123,7 +127,7 @@ int main(void) {
     free(ref);
     free(got);
     for (int i = 0; i < n_prompts; i++) free(prompts[i].ids);
-    for (int d = 0; d < 3; d++) sd_drafter_free(drafters[d]);
+    for (int d = 0; d < ND; d++) sd_drafter_free(drafters[d]);
     sd_sampler_free(smp);
     sd_ctx_free(ctx);
     sd_threadpool_free(pool);

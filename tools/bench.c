@@ -30,8 +30,9 @@
 
 #include "common.h"
 
-enum { M_NONE, M_DRAFT, M_LOOKUP, M_NGRAM, M_COUNT };
-static const char *const k_method_name[M_COUNT] = {"none", "draft", "lookup", "ngram-cache"};
+enum { M_NONE, M_DRAFT, M_LOOKUP, M_NGRAM, M_TREE, M_TREE_LOOKUP, M_COUNT };
+static const char *const k_method_name[M_COUNT] = {"none", "draft", "lookup", "ngram-cache", "tree-draft",
+                                                   "tree-lookup"};
 
 #define MAX_FILES 32
 #define N_POS_SHOWN 4
@@ -67,7 +68,7 @@ static int add_methods(bench_opts *b, const char *list) {
             if (!strcmp(t, k_method_name[i])) m = i;
         if (m < 0 && !strcmp(t, "ngram")) m = M_NGRAM;
         if (m < 0) {
-            fprintf(stderr, "error: unknown method '%s' (none, draft, lookup, ngram-cache)\n", t);
+            fprintf(stderr, "error: unknown method '%s' (%s)\n", t, TOOL_METHODS);
             return -1;
         }
         b->want[m] = true;
@@ -274,16 +275,15 @@ typedef struct bench_env {
     const bench_opts *b;
 } bench_env;
 
+/* Whether any active or skipped method uses the draft model. */
+static bool need_draft_json(const bool *active, const bool *skipped) {
+    for (int m = 0; m < M_COUNT; m++)
+        if ((active[m] || skipped[m]) && tool_method_needs_draft(k_method_name[m])) return true;
+    return false;
+}
+
 static sd_status make_drafter(const bench_env *e, int m, sd_drafter **out, char *err, size_t n) {
-    *out = NULL;
-    err[0] = 0;
-    switch (m) {
-    case M_DRAFT:
-        return sd_drafter_new_model(e->draft, e->target, e->pool, e->n_ctx, e->b->spec.p_min, out, err, n);
-    case M_LOOKUP: return sd_drafter_new_lookup(e->b->spec.lookup_min, e->b->spec.lookup_max, out);
-    case M_NGRAM: return sd_drafter_new_ngram_cache(e->b->spec.ngram_static, e->b->spec.ngram_dynamic, out, err, n);
-    default: return SD_OK;
-    }
+    return tool_make_drafter(k_method_name[m], &e->b->spec, e->draft, e->target, e->pool, e->n_ctx, out, err, n);
 }
 
 /* ------------------------------------------------------------ output */
@@ -376,11 +376,11 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     json_t *cfg = json_pack(
-        "{s:s, s:s, s:o, s:s, s:s, s:i, s:s, s:f, s:I, s:i, s:i, s:i, s:f, s:i, s:i, s:s?, s:s?, s:i, s:o, s:o}",
-        "date", when, "target", tpath, "draft", active[M_DRAFT] || skipped[M_DRAFT] ? json_string(dpath) : json_null(),
+        "{s:s, s:s, s:o, s:s, s:s, s:i, s:s, s:f, s:I, s:i, s:i, s:i, s:i, s:f, s:i, s:i, s:s?, s:s?, s:i, s:o, s:o}",
+        "date", when, "target", tpath, "draft", need_draft_json(active, skipped) ? json_string(dpath) : json_null(),
         "quantize", o->quantize == SD_TYPE_NONE ? "none" : sd_type_name(o->quantize), "backend",
         sd_backend_name(o->backend), "threads", o->n_threads, "sampler", o->sp.temp > 0 ? "sample" : "greedy",
-        "temp", (double)o->sp.temp, "seed", (json_int_t)o->sp.seed, "runs", b->runs, "draft_max", b->spec.draft_max,
+        "temp", (double)o->sp.temp, "seed", (json_int_t)o->sp.seed, "runs", b->runs, "draft_max", b->spec.draft_max, "tree_nodes", b->spec.tree_nodes,
         "draft_min", b->spec.draft_min, "draft_p_min", (double)b->spec.p_min, "lookup_min", b->spec.lookup_min, "lookup_max",
         b->spec.lookup_max, "ngram_static", b->spec.ngram_static, "ngram_dynamic", b->spec.ngram_dynamic, "n_ctx", e->n_ctx,
         "prompt_files", files, "methods", methods);
@@ -434,7 +434,7 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
  * method; the black line at 1x is `none`. */
 static int write_svg(const char *path, const brec *rec, const prompt_set *ps, int runs, const bool *active,
                      const tool_opts *o, const bench_opts *b) {
-    static const char *const color[M_COUNT] = {"#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c"};
+    static const char *const color[M_COUNT] = {"#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728"};
     int n_groups = ps->n_tasks + 1, n_m = 0;
     for (int m = 1; m < M_COUNT; m++) n_m += active[m];
     if (n_m == 0) n_m = 1;
@@ -537,7 +537,9 @@ int cmd_bench(int argc, char **argv) {
 
     if (sd_threadpool_new(o.n_threads, &e.pool) != SD_OK) goto done;
     if (!(e.target = tool_load_model(&o, tpath))) goto done;
-    if (b.want[M_DRAFT] && !(e.draft = tool_load_model(&o, dpath))) goto done;
+    bool need_draft = false;
+    for (int m = 0; m < M_COUNT; m++) need_draft |= b.want[m] && tool_method_needs_draft(k_method_name[m]);
+    if (need_draft && !(e.draft = tool_load_model(&o, dpath))) goto done;
     const sd_vocab *vocab = sd_model_vocab(e.target);
     for (int i = 0; i < b.n_files; i++)
         if (read_prompts(b.files[i], vocab, n_override, b.limit, &ps) != 0) goto done;
@@ -548,7 +550,7 @@ int cmd_bench(int argc, char **argv) {
     int max_gen = 0;
     e.n_ctx = 0;
     for (int p = 0; p < ps.n; p++) {
-        int need = ps.p[p].n_ids + ps.p[p].max_tokens + b.spec.draft_max + 8;
+        int need = ps.p[p].n_ids + ps.p[p].max_tokens + SD_MAX_DRAFT_POS + 8;
         if (need > e.n_ctx) e.n_ctx = need;
         if (ps.p[p].max_tokens > max_gen) max_gen = ps.p[p].max_tokens;
     }
@@ -598,8 +600,8 @@ int cmd_bench(int argc, char **argv) {
     gp.draft_min = b.spec.draft_min;
     /* warm-up (not recorded): page in both models' weights. Not the n-gram
      * methods: a dynamic cache saved to a file would keep the warm-up text. */
-    for (int m = 0; m <= M_DRAFT; m++) {
-        if (!active[m]) continue;
+    for (int m = 0; m < M_COUNT; m++) {
+        if (!active[m] || (m != M_NONE && !tool_method_needs_draft(k_method_name[m]))) continue;
         sd_sampler *smp = NULL;
         int n = 0;
         gp.n_predict = max_gen < 16 ? max_gen : 16;
@@ -634,6 +636,7 @@ int cmd_bench(int argc, char **argv) {
                 sd_sampler *smp = NULL;
                 int n = 0;
                 gp.n_predict = pr->max_tokens;
+                gp.draft_max = m == M_NONE ? 0 : tool_method_budget(k_method_name[m], &b.spec);
                 st = sd_sampler_new(&sp, ti.n_vocab, &smp);
                 if (st == SD_OK) st = sd_generate(ctx, smp, dr[m], pr->ids, pr->n_ids, &gp, out, &n, &x->st);
                 sd_sampler_free(smp);

@@ -236,13 +236,56 @@ void tool_json_ids(FILE *f, const int32_t *ids, int n) {
 
 tool_spec tool_spec_defaults(void) {
     tool_spec s = {.draft = NULL, .draft_max = 6, .draft_min = 0, .p_min = 0.5f,
-                   .lookup_min = 1, .lookup_max = 4, .ngram_static = NULL, .ngram_dynamic = NULL};
+                   .lookup_min = 1, .lookup_max = 4, .ngram_static = NULL, .ngram_dynamic = NULL,
+                   .tree_nodes = 8, .tree = sd_tree_default_params()};
     return s;
+}
+
+bool tool_method_needs_draft(const char *m) { return !strcmp(m, "draft") || !strcmp(m, "tree-draft"); }
+
+int tool_method_budget(const char *m, const tool_spec *s) {
+    return !strncmp(m, "tree-", 5) ? s->tree_nodes : s->draft_max;
+}
+
+sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *draft, const sd_model *target,
+                            sd_threadpool *pool, int n_ctx, sd_drafter **out, char *err, size_t n) {
+    *out = NULL;
+    if (err && n) err[0] = 0;
+    if (!strcmp(m, "none")) return SD_OK;
+    if (!strcmp(m, "draft")) return sd_drafter_new_model(draft, target, pool, n_ctx, s->p_min, out, err, n);
+    if (!strcmp(m, "tree-draft"))
+        return sd_drafter_new_model_tree(draft, target, pool, n_ctx, &s->tree, out, err, n);
+    if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
+    if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
+    if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
+        return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);
+    if (err && n) snprintf(err, n, "unknown method '%s' (%s)", m, TOOL_METHODS);
+    return SD_ERR_INVALID_ARG;
+}
+
+/* "3,2,1" into branch[] (missing depths repeat the last value). */
+static int parse_branch(const char *a, const char *v, int *branch) {
+    int n = 0, last = 1;
+    const char *c = v;
+    while (*c && n < SD_TREE_MAX_DEPTH) {
+        char *end;
+        long x = strtol(c, &end, 10);
+        if (end == c || x < 1 || x > 16 || (*end && *end != ',')) {
+            fprintf(stderr, "error: %s expects counts in 1..16 separated by commas\n", a);
+            return -1;
+        }
+        branch[n++] = last = (int)x;
+        c = *end ? end + 1 : end;
+    }
+    for (; n < SD_TREE_MAX_DEPTH; n++) branch[n] = last;
+    return 0;
 }
 
 int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     static const char *const names[] = {"-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
-                                        "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic"};
+                                        "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
+                                        "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
+                                        "--tree-p-min", "--tree-branch"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -267,6 +310,18 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     case 6: rc = parse_int(a, next, 1, 16, &s->lookup_max); break;
     case 7: s->ngram_static = next; break;
     case 8: s->ngram_dynamic = next; break;
+    case 9: rc = parse_int(a, next, 1, SD_MAX_DRAFT_POS, &s->tree_nodes); break;
+    case 10: rc = parse_int(a, next, 1, SD_TREE_MAX_DEPTH, &s->tree.depth); break;
+    case 11: rc = parse_int(a, next, 1, 16, &s->tree.width); break;
+    case 12: rc = parse_int(a, next, 1, 16, &s->tree.topk); break;
+    case 13:
+        rc = parse_float(a, next, &s->tree.p_min);
+        if (rc == 0 && !(s->tree.p_min >= 0.0f && s->tree.p_min <= 1.0f)) {
+            fprintf(stderr, "error: --tree-p-min expects a number in [0, 1]\n");
+            rc = -1;
+        }
+        break;
+    case 14: rc = parse_branch(a, next, s->tree.branch); break;
     }
     return rc ? -1 : 2;
 }

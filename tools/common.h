@@ -33,9 +33,25 @@ typedef struct tool_spec {
     int lookup_min, lookup_max; /* --lookup-min --lookup-max                 */
     const char *ngram_static;   /* --ngram-static FILE                       */
     const char *ngram_dynamic;  /* --ngram-dynamic FILE                      */
+    int tree_nodes;             /* --tree-nodes: node budget of tree methods */
+    sd_tree_params tree;        /* --tree-depth --tree-width --tree-topk
+                                   --tree-p-min --tree-branch a,b,c         */
 } tool_spec;
 
-/* Defaults: draft-max 6, draft-min 0, draft-p-min 0.5, lookup 1..4. */
+/* The speculation methods (--spec, bench --methods), "none" first. */
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup"
+/* True for methods that need the draft model. */
+bool tool_method_needs_draft(const char *method);
+/* Nodes (tree methods) or tokens (chains) drafted per step. */
+int tool_method_budget(const char *method, const tool_spec *s);
+/* Makes the drafter of a method (NULL for "none"); SD_ERR_INVALID_ARG for
+ * an unknown method, else the constructor's status (message in err). */
+sd_status tool_make_drafter(const char *method, const tool_spec *s, const sd_model *draft,
+                            const sd_model *target, sd_threadpool *pool, int n_ctx, sd_drafter **out,
+                            char *err, size_t err_size);
+
+/* Defaults: draft-max 6, draft-min 0, draft-p-min 0.5, lookup 1..4,
+ * tree-nodes 8, tree params sd_tree_default_params(). */
 tool_spec tool_spec_defaults(void);
 /* Parses one speculation option: returns 2 if it used arg and next, 0 if
  * arg is not one, -1 after printing an error. */

@@ -62,27 +62,18 @@ static bool on_tokens(void *user, const int32_t *ids, int n) {
     return true;
 }
 
-/* Makes the drafter named by s (NULL for none); prints errors. */
+/* Makes the drafter named by so->method (NULL for none); prints errors. */
 static int make_drafter(const spec_opts *so, const tool_opts *o, const sd_model *target, sd_threadpool *pool,
                         int n_ctx, sd_model **draft_model, sd_drafter **out) {
     const tool_spec *s = &so->spec;
     char err[512] = "";
-    sd_status st = SD_OK;
     *out = NULL;
-    if (!strcmp(so->method, "none")) return 0;
-    if (!strcmp(so->method, "draft")) {
+    if (tool_method_needs_draft(so->method)) {
         char buf[PATH_MAX];
         const char *path = s->draft ? s->draft : tool_model_path("kernel-c-draft.gguf", buf, sizeof buf);
         if (!(*draft_model = tool_load_model(o, path))) return -1;
-        st = sd_drafter_new_model(*draft_model, target, pool, n_ctx, s->p_min, out, err, sizeof err);
-    } else if (!strcmp(so->method, "lookup")) {
-        st = sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
-    } else if (!strcmp(so->method, "ngram-cache")) {
-        st = sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, sizeof err);
-    } else {
-        fprintf(stderr, "error: unknown --spec method '%s' (none, draft, lookup, ngram-cache)\n", so->method);
-        return -1;
     }
+    sd_status st = tool_make_drafter(so->method, s, *draft_model, target, pool, n_ctx, out, err, sizeof err);
     if (st != SD_OK) {
         fprintf(stderr, "error: cannot create drafter '%s': %s%s%s\n", so->method, sd_status_str(st),
                 err[0] ? ": " : "", err);
@@ -154,7 +145,7 @@ int cmd_generate(int argc, char **argv) {
     sd_gen_params gp = sd_gen_default_params();
     gp.n_predict = o.n_predict;
     gp.ignore_eos = o.ignore_eos;
-    gp.draft_max = so.spec.draft_max;
+    gp.draft_max = tool_method_budget(so.method, &so.spec);
     gp.draft_min = so.spec.draft_min;
     gp.on_tokens = on_tokens;
     gp.user = &ss;

@@ -55,6 +55,83 @@ static void emit(gen_state *g, const int32_t *toks, int n) {
     if (m > 0 && g->gp->on_tokens && !g->gp->on_tokens(g->gp->user, toks, m)) g->stop = true;
 }
 
+/* Checks a drafted tree: parents precede children, tokens in range,
+ * siblings distinct. */
+static bool tree_ok(const sd_draft *dr, int V) {
+    for (int i = 0; i < dr->n; i++) {
+        if (dr->tok[i] < 0 || dr->tok[i] >= V || dr->parent[i] < -1 || dr->parent[i] >= i) return false;
+        for (int k = 0; k < i; k++)
+            if (dr->parent[k] == dr->parent[i] && dr->tok[k] == dr->tok[i]) return false;
+    }
+    return true;
+}
+
+/* Verifies a drafted tree in ONE target forward: rows [root, nodes...] at
+ * positions n_past + depth with the ancestor mask, then keeps the KV cells
+ * of the accepted path. acc receives the accepted tokens, *j their count,
+ * *next the correction / bonus token. p: (SD_MAX_DRAFT + 1, V) and scratch
+ * (3 V) when sampling. */
+static sd_status verify_tree(sd_ctx *ctx, sd_sampler *smp, const sd_draft *dr, int n_past, int32_t root,
+                             bool greedy, float *p, float *scratch, int32_t *acc, int *j, int32_t *next) {
+    const int n = dr->n, R = n + 1, V = ctx->model->n_vocab;
+    int32_t tok[SD_MAX_DRAFT + 1], pos[SD_MAX_DRAFT + 1], path[SD_MAX_DRAFT], argmax[SD_MAX_DRAFT + 1];
+    uint8_t out[SD_MAX_DRAFT + 1];
+    uint8_t *mask = calloc((size_t)R * (size_t)R, 1);
+    if (!mask) return SD_ERR_NOMEM;
+    tok[0] = root;
+    pos[0] = n_past;
+    mask[0] = 1;
+    for (int i = 0; i < R; i++) out[i] = 1;
+    for (int i = 0; i < n; i++) {
+        int r = i + 1;
+        tok[r] = dr->tok[i];
+        pos[r] = dr->parent[i] < 0 ? n_past + 1 : pos[dr->parent[i] + 1] + 1;
+        mask[(size_t)r * R] = 1;
+        for (int a = i; a >= 0; a = dr->parent[a]) mask[(size_t)r * R + a + 1] = 1;
+    }
+    sd_batch b = sd_batch_simple(tok, R);
+    b.pos = pos;
+    b.mask = mask;
+    b.output = out;
+    sd_status rc = sd_ctx_decode(ctx, &b);
+    free(mask);
+    if (rc != SD_OK) return rc;
+    int nj;
+    if (greedy) {
+        for (int i = 0; i < R; i++) argmax[i] = sd_argmax(sd_ctx_logits(ctx, i), V);
+        nj = sd_verify_tree_greedy(dr->tok, dr->parent, n, argmax, path, next);
+    } else {
+        for (int i = 0; i < R; i++) sd_sampler_dist(smp, sd_ctx_logits(ctx, i), p + (size_t)i * V);
+        nj = sd_verify_tree_sample(dr->tok, dr->parent, n, p, dr->has_q ? dr->q : NULL, V, sd_sampler_rng(smp),
+                                   scratch, path, next);
+    }
+    if (nj < 0 || *next < 0) return SD_ERR_INVALID_ARG;
+    int32_t cells[SD_MAX_DRAFT];
+    for (int k = 0; k < nj; k++) {
+        cells[k] = n_past + 1 + path[k];
+        acc[k] = dr->tok[path[k]];
+    }
+    *j = nj;
+    return sd_ctx_kv_keep(ctx, n_past + 1, cells, nj);
+}
+
+/* Per-depth statistics of a tree step: depth d counts as drafted when the
+ * tree reaches it, as accepted when the accepted path does. */
+static void tree_stats(sd_spec_stats *st, const sd_draft *dr, int j) {
+    int depth[SD_MAX_DRAFT], max_d = 0;
+    for (int i = 0; i < dr->n; i++) {
+        depth[i] = dr->parent[i] < 0 ? 1 : depth[dr->parent[i]] + 1;
+        if (depth[i] > max_d) max_d = depth[i];
+    }
+    st->steps++;
+    st->drafted += dr->n;
+    st->accepted += j;
+    for (int d = 0; d < max_d && d < SD_MAX_DRAFT_POS; d++) {
+        st->drafted_at[d]++;
+        if (d < j) st->accepted_at[d]++;
+    }
+}
+
 sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const int32_t *prompt,
                       int n_prompt, const sd_gen_params *gp_in, int32_t *out, int *n_out,
                       sd_spec_stats *stats) {
@@ -75,10 +152,12 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
     const int kmax = drafter ? gp.draft_max : 0;
     gen_state g = {.n_predict = gp.n_predict, .out = out, .vocab = m->vocab, .gp = &gp};
     g.hist = malloc(((size_t)n_prompt + (size_t)gp.n_predict + 1) * sizeof *g.hist);
-    float *p = greedy ? NULL : malloc(((size_t)kmax + 1) * (size_t)V * sizeof(float));
-    float *scratch = greedy ? NULL : malloc((size_t)V * sizeof(float));
+    /* sampling: p rows for up to SD_MAX_DRAFT + 1 verified rows (a tree
+     * may have more nodes than a chain step), scratch for the verifiers */
+    float *p = greedy ? NULL : malloc(((size_t)SD_MAX_DRAFT + 1) * (size_t)V * sizeof(float));
+    float *scratch = greedy ? NULL : malloc((size_t)3 * (size_t)V * sizeof(float));
     sd_draft dr = {0};
-    if (drafter && kmax > 0) dr.q = malloc((size_t)kmax * (size_t)V * sizeof(float));
+    if (drafter && kmax > 0) dr.q = malloc((size_t)SD_MAX_DRAFT * (size_t)V * sizeof(float));
     if (!g.hist || (!greedy && (!p || !scratch)) || (drafter && kmax > 0 && !dr.q)) {
         free(g.hist); free(p); free(scratch); free(dr.q);
         return SD_ERR_NOMEM;
@@ -115,6 +194,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
         if (k > ctx->n_ctx - n_past - 1) k = ctx->n_ctx - n_past - 1;
         dr.n = 0;
         dr.has_q = false;
+        dr.is_tree = false;
         if (k > 0) {
             double td = now_ms();
             rc = drafter->ops->draft(drafter->self, g.hist, g.n_hist, k, &env, &dr);
@@ -123,7 +203,25 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
             if (dr.n > k || dr.n < 0) dr.n = 0;
             for (int i = 0; i < dr.n; i++)
                 if (dr.tok[i] < 0 || dr.tok[i] >= V) dr.n = 0; /* a broken drafter: verify nothing */
+            if (dr.is_tree && !tree_ok(&dr, V)) dr.n = 0;
             if (dr.n < gp.draft_min) dr.n = 0;
+        }
+        if (dr.is_tree && dr.n > 0) {
+            double tv = now_ms();
+            int j = 0;
+            int32_t next = -1;
+            rc = verify_tree(ctx, smp, &dr, n_past, g.hist[g.n_hist - 1], greedy, p, scratch, acc, &j, &next);
+            st.verify_ms += now_ms() - tv;
+            if (rc != SD_OK) break;
+            tree_stats(&st, &dr, j);
+            acc[j] = next;
+            emit(&g, acc, j + 1);
+            if (drafter->ops->accept) {
+                double ta = now_ms();
+                drafter->ops->accept(drafter->self, g.hist, g.n_hist, j);
+                st.draft_ms += now_ms() - ta;
+            }
+            continue;
         }
         double tv = now_ms();
         batch[0] = g.hist[g.n_hist - 1];

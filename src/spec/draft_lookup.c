@@ -14,6 +14,13 @@
  * history ++ draft from p on: when it reaches the end of the history it
  * keeps following the drafted tokens, i.e. the segment [p, n) repeats
  * (self-overlapping repetitions and loops draft at full length).
+ *
+ * Tree mode (`tree-lookup`): every entry also links to the previous
+ * occurrence of its n-gram (prev[]), so a draft can collect up to
+ * LK_MAX_OCC continuations (longest n-gram first, most recent first), merge
+ * them into a trie weighted by the n-gram size that found them, and keep
+ * the heaviest `max` trie nodes (a node weighs at most its parent, so the
+ * kept set is a tree). Siblings in the trie are distinct tokens.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +33,17 @@ typedef struct lk_entry {
     int32_t n;            /* n-gram size: tokens [pos - n, pos)  */
 } lk_entry;
 
+enum { LK_MAX_OCC = 8 };
+
 typedef struct lk_state {
     int nmin, nmax;
     lk_entry *slot;
     size_t cap, used;
     int n_indexed;        /* follower positions < n_indexed are indexed */
+    bool tree;            /* tree mode: keep prev[] and draft tries       */
+    int32_t *prev;        /* (prev_cap, nmax - nmin + 1): previous follower
+                             position of the same n-gram, -1 = none       */
+    size_t prev_cap;      /* positions prev[] has room for                */
 } lk_state;
 
 static uint64_t mix(uint64_t h, int32_t tok) {
@@ -93,7 +106,19 @@ static sd_status index_to(lk_state *s, const int32_t *ids, int n) {
             sd_status st = grow(s);
             if (st != SD_OK) return st;
         }
+        if (s->tree && (size_t)p >= s->prev_cap) {
+            size_t cap = s->prev_cap ? s->prev_cap * 2 : 1024;
+            while (cap <= (size_t)p) cap *= 2;
+            size_t G = (size_t)(s->nmax - s->nmin + 1);
+            if (cap > SIZE_MAX / sizeof(int32_t) / G) return SD_ERR_NOMEM;
+            int32_t *t = realloc(s->prev, cap * G * sizeof *t);
+            if (!t) return SD_ERR_NOMEM;
+            s->prev = t;
+            s->prev_cap = cap;
+        }
         int m = gram_hashes(ids, p, s->nmax, h);
+        if (s->tree)
+            for (int g = s->nmin; g <= s->nmax; g++) s->prev[(size_t)p * (size_t)(s->nmax - s->nmin + 1) + (size_t)(g - s->nmin)] = -1;
         for (int g = s->nmin; g <= m; g++) {
             size_t mask = s->cap - 1, i = h[g - 1] & mask;
             for (;; i = (i + 1) & mask) {
@@ -106,6 +131,7 @@ static sd_status index_to(lk_state *s, const int32_t *ids, int n) {
                     break;
                 }
                 if (e->hash == h[g - 1] && e->n == g && same(ids, e->pos, p, g)) {
+                    if (s->tree) s->prev[(size_t)p * (size_t)(s->nmax - s->nmin + 1) + (size_t)(g - s->nmin)] = e->pos;
                     e->pos = p; /* more recent */
                     break;
                 }
@@ -133,6 +159,8 @@ static sd_status lk_begin(void *self, const int32_t *ids, int n) {
     return n > 0 && ids ? index_to(s, ids, n) : SD_OK;
 }
 
+static sd_status lk_draft_tree(lk_state *s, const int32_t *ids, int n, int max, sd_draft *out);
+
 static sd_status lk_draft(void *self, const int32_t *ids, int n, int max, const sd_draft_env *env,
                           sd_draft *out) {
     lk_state *s = self;
@@ -143,6 +171,7 @@ static sd_status lk_draft(void *self, const int32_t *ids, int n, int max, const 
     if (!ids || n < 2 || max <= 0) return SD_OK;
     sd_status st = index_to(s, ids, n);
     if (st != SD_OK) return st;
+    if (s->tree) return lk_draft_tree(s, ids, n, max, out);
     uint32_t h[16];
     int m = gram_hashes(ids, n, s->nmax, h);
     for (int g = m; g >= s->nmin; g--) {
@@ -158,6 +187,83 @@ static sd_status lk_draft(void *self, const int32_t *ids, int n, int max, const 
     return SD_OK;
 }
 
+/* Trie of continuations: node weights, children by first-child / next-
+ * sibling links. Node 0 is the root. */
+typedef struct lk_trie {
+    int32_t tok[SD_MAX_DRAFT * LK_MAX_OCC + 1];
+    int parent[SD_MAX_DRAFT * LK_MAX_OCC + 1];
+    int first[SD_MAX_DRAFT * LK_MAX_OCC + 1], next[SD_MAX_DRAFT * LK_MAX_OCC + 1];
+    double w[SD_MAX_DRAFT * LK_MAX_OCC + 1];
+    int n;
+} lk_trie;
+
+static void trie_add(lk_trie *t, const int32_t *ids, int n, int p, int len, double w) {
+    int cur = 0;
+    int32_t seq[SD_MAX_DRAFT];
+    for (int k = 0; k < len; k++) {
+        int q = p + k; /* past the history: the continuation repeats itself */
+        seq[k] = q < n ? ids[q] : seq[q - n];
+        int c = t->first[cur];
+        while (c >= 0 && t->tok[c] != seq[k]) c = t->next[c];
+        if (c < 0) {
+            if (t->n >= SD_MAX_DRAFT * LK_MAX_OCC + 1) return;
+            c = t->n++;
+            t->tok[c] = seq[k];
+            t->parent[c] = cur;
+            t->first[c] = -1;
+            t->next[c] = t->first[cur];
+            t->first[cur] = c;
+            t->w[c] = 0.0;
+        }
+        t->w[c] += w;
+        cur = c;
+    }
+}
+
+static sd_status lk_draft_tree(lk_state *s, const int32_t *ids, int n, int max, sd_draft *out) {
+    lk_trie *t = malloc(sizeof *t);
+    if (!t) return SD_ERR_NOMEM;
+    t->n = 1;
+    t->first[0] = -1;
+    t->w[0] = 0.0;
+    uint32_t h[16];
+    const int G = s->nmax - s->nmin + 1;
+    int m = gram_hashes(ids, n, s->nmax, h), n_occ = 0;
+    int32_t seen[LK_MAX_OCC];
+    for (int g = m; g >= s->nmin && n_occ < LK_MAX_OCC; g--) {
+        for (int p = find(s, ids, n, g, h[g - 1]); p >= 0 && n_occ < LK_MAX_OCC;
+             p = s->prev[(size_t)p * (size_t)G + (size_t)(g - s->nmin)]) {
+            bool dup = false; /* found already by a longer n-gram */
+            for (int i = 0; i < n_occ; i++) dup |= seen[i] == p;
+            if (dup) continue;
+            seen[n_occ++] = p;
+            trie_add(t, ids, n, p, max, (double)g);
+        }
+    }
+    /* the `max` heaviest nodes (ties: creation order), parents first */
+    bool *keep = calloc((size_t)t->n, sizeof *keep);
+    int *map = malloc((size_t)t->n * sizeof *map);
+    if (!keep || !map) { free(t); free(keep); free(map); return SD_ERR_NOMEM; }
+    for (int k = 0; k < max; k++) {
+        int best = -1;
+        for (int i = 1; i < t->n; i++)
+            if (!keep[i] && (t->parent[i] == 0 || keep[t->parent[i]]) && (best < 0 || t->w[i] > t->w[best])) best = i;
+        if (best < 0) break;
+        keep[best] = true;
+    }
+    out->n = 0;
+    for (int i = 1; i < t->n; i++) { /* creation order: parents precede children */
+        if (!keep[i]) continue;
+        map[i] = out->n;
+        out->tok[out->n] = t->tok[i];
+        out->parent[out->n] = t->parent[i] == 0 ? -1 : map[t->parent[i]];
+        out->n++;
+    }
+    out->is_tree = true;
+    free(t); free(keep); free(map);
+    return SD_OK;
+}
+
 static void lk_accept(void *self, const int32_t *ids, int n, int n_accepted) {
     (void)n_accepted;
     (void)index_to(self, ids, n); /* a failure is retried (and reported) by draft */
@@ -169,12 +275,13 @@ static void lk_free(void *self) {
     lk_state *s = self;
     if (!s) return;
     free(s->slot);
+    free(s->prev);
     free(s);
 }
 
 static const sd_drafter_ops lk_ops = {lk_begin, lk_draft, lk_accept, lk_end, lk_free};
 
-sd_status sd_drafter_new_lookup(int ngram_min, int ngram_max, sd_drafter **out) {
+static sd_status new_lookup(int ngram_min, int ngram_max, bool tree, sd_drafter **out) {
     if (!out) return SD_ERR_INVALID_ARG;
     *out = NULL;
     if (ngram_min < 1 || ngram_max < ngram_min || ngram_max > 16) return SD_ERR_INVALID_ARG;
@@ -182,6 +289,15 @@ sd_status sd_drafter_new_lookup(int ngram_min, int ngram_max, sd_drafter **out) 
     if (!s) return SD_ERR_NOMEM;
     s->nmin = ngram_min;
     s->nmax = ngram_max;
-    *out = sd_drafter_make("lookup", &lk_ops, s);
+    s->tree = tree;
+    *out = sd_drafter_make(tree ? "tree-lookup" : "lookup", &lk_ops, s);
     return *out ? SD_OK : SD_ERR_NOMEM;
+}
+
+sd_status sd_drafter_new_lookup(int ngram_min, int ngram_max, sd_drafter **out) {
+    return new_lookup(ngram_min, ngram_max, false, out);
+}
+
+sd_status sd_drafter_new_lookup_tree(int ngram_min, int ngram_max, sd_drafter **out) {
+    return new_lookup(ngram_min, ngram_max, true, out);
 }

@@ -125,7 +125,7 @@ static void dm_free(void *self) {
 static const sd_drafter_ops dm_ops = {dm_begin, dm_draft, dm_accept, dm_end, dm_free};
 
 /* Same vocabulary: size, special ids and every token's text. */
-static sd_status check_vocab(const sd_model *a, const sd_model *b, char *err, size_t err_size) {
+sd_status sd_check_same_vocab(const sd_model *a, const sd_model *b, char *err, size_t err_size) {
     const sd_vocab *va = sd_model_vocab(a), *vb = sd_model_vocab(b);
     int n = sd_vocab_n_tokens(va);
     if (n != sd_vocab_n_tokens(vb)) {
@@ -150,7 +150,7 @@ sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *target, sd
                                int n_ctx, float p_min, sd_drafter **out, char *err, size_t err_size) {
     if (!draft || !target || !out || !(p_min >= 0.0f && p_min <= 1.0f)) return SD_ERR_INVALID_ARG;
     *out = NULL;
-    sd_status st = check_vocab(target, draft, err, err_size);
+    sd_status st = sd_check_same_vocab(target, draft, err, err_size);
     if (st != SD_OK) return st;
     dm_state *d = calloc(1, sizeof *d);
     if (!d) return SD_ERR_NOMEM;

@@ -69,6 +69,10 @@ struct sd_drafter {
     void *self;
 };
 
+/* SD_OK if a and b share one vocabulary (size, special ids, every token's
+ * text); else SD_ERR_MISMATCH with the first difference in err. */
+sd_status sd_check_same_vocab(const sd_model *a, const sd_model *b, char *err, size_t err_size);
+
 /* Wraps an implementation; NULL on NOMEM (self is then freed with ops). */
 sd_drafter *sd_drafter_make(const char *name, const sd_drafter_ops *ops, void *self);
 
