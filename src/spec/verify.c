@@ -1,27 +1,12 @@
 /* verify.c - greedy and speculative-sampling verification of a chain. */
 #include "spec/verify.h"
+#include "spec/draw.h"
 
 int sd_verify_greedy(const int32_t *draft, int k, const int32_t *argmax, int32_t *next) {
     int j = 0;
     while (j < k && draft[j] == argmax[j]) j++;
     *next = argmax[j];
     return j;
-}
-
-/* Index drawn from weights w (n entries, sum > 0) with one uniform. */
-static int32_t draw(const float *w, int n, sd_rng *rng) {
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += w[i] > 0.0f ? w[i] : 0.0f;
-    if (!(sum > 0.0)) return -1;
-    double u = sd_rng_uniform(rng) * sum, c = 0.0;
-    int32_t last = -1;
-    for (int i = 0; i < n; i++) {
-        if (!(w[i] > 0.0f)) continue;
-        c += w[i];
-        last = i;
-        if (u < c) return i;
-    }
-    return last; /* rounding at the top end */
 }
 
 int sd_verify_sample(const int32_t *draft, int k, const float *p, const float *q, int V,
@@ -41,12 +26,12 @@ int sd_verify_sample(const int32_t *draft, int k, const float *p, const float *q
             float r = pi[t] - qt;
             scratch[t] = r > 0.0f ? r : 0.0f;
         }
-        int32_t tok = draw(scratch, V, rng);
+        int32_t tok = sd_draw(scratch, V, rng);
         /* p == q exactly leaves no residual mass (then rejection had
          * probability 0); fall back to p for robustness */
-        *next = tok >= 0 ? tok : draw(pi, V, rng);
+        *next = tok >= 0 ? tok : sd_draw(pi, V, rng);
         return i;
     }
-    *next = draw(p + (size_t)k * V, V, rng);
+    *next = sd_draw(p + (size_t)k * V, V, rng);
     return k;
 }

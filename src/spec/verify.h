@@ -35,7 +35,9 @@ int sd_verify_sample(const int32_t *draft, int k, const float *p, const float *q
 
 /* Greedy tree: from the root, follow the child whose token equals the
  * target's argmax at the current node. argmax: (n + 1). Returns j, writes
- * path, sets *next = the argmax at the last accepted node (or the root). */
+ * path, sets *next = the argmax at the last accepted node (or the root).
+ * Returns -1 (and *next = -1) on an invalid tree (a parent out of order,
+ * equal siblings). */
 int sd_verify_tree_greedy(const int32_t *tok, const int32_t *parent, int n, const int32_t *argmax,
                           int32_t *path, int32_t *next);
 
@@ -53,8 +55,8 @@ int sd_verify_tree_greedy(const int32_t *tok, const int32_t *parent, int n, cons
  * p: (n + 1, V) target distributions (row 0 root). q: (n, V) or NULL.
  * scratch: (3 * V) floats. Returns j, writes path (n entries max).
  * The emitted tokens are distributed exactly as sampling from p. Returns
- * -1 (and *next = -1) on invalid input (a parent out of order, p with no
- * mass). */
+ * -1 (and *next = -1) on invalid input (a parent out of order, equal
+ * siblings, a token outside [0, V), a visited p row with no finite mass). */
 int sd_verify_tree_sample(const int32_t *tok, const int32_t *parent, int n, const float *p,
                           const float *q, int V, sd_rng *rng, float *scratch, int32_t *path,
                           int32_t *next);
