@@ -395,6 +395,42 @@ SD_API sd_status sd_drafter_ngram_cache_save(sd_drafter *d, char *err, size_t er
 SD_API sd_status sd_ngram_cache_build(const int32_t *ids, size_t n, const char *path,
                                       char *err, size_t err_size);
 
+/* `aded` (ADED, Adaptive Draft-Verification; training-free): a tri-gram
+ * model of (a, b) -> c counts (with a b -> c fallback) over the history
+ * (the prompt at begin, every accepted token after; fading with age), kept
+ * across the generations of this drafter, plus an optional fixed
+ * distribution counted from a corpus of token ids. Each draft is a token
+ * tree (is_tree) chosen by a Monte-Carlo tree search (PUCT) over the
+ * continuations of the last two tokens (src/spec/draft_aded.c).
+ * Deterministic, no draft distribution (has_q false). Memory is bounded by
+ * max_contexts and max_succ (two tables: history and corpus). */
+typedef struct sd_aded_params {
+    int n_sims;          /* simulations per draft (default 128), 1..4096              */
+    int max_depth;       /* deepest drafted token (default 8), 1..64                  */
+    float c_puct;        /* exploration weight (default 4), 0..100                    */
+    int topk_children;   /* candidates per expanded node (default 4), 1..16           */
+    int max_succ;        /* successors kept per context (default 12), 1..32           */
+    int max_contexts;    /* contexts per table (default 1 << 18), 64..1 << 24; a
+                            context takes 32 + 8 * max_succ bytes at most. A full
+                            history table forgets all but its recent tokens; corpus
+                            contexts beyond it are not kept                           */
+    int half_life;       /* history tokens after which a count weighs half (default
+                            256), 0..1 << 20; 0: counts never fade                    */
+    float corpus_weight; /* the corpus distribution of a context counts as this many
+                            history observations (default 0.5), 0..1e6               */
+    bool adapt;          /* scale c_puct by 1.5 - the recent accepted / drafted depth
+                            (default true)                                            */
+} sd_aded_params;
+
+SD_API sd_aded_params sd_aded_default_params(void);
+/* params NULL = defaults. corpus_ids[0..n_corpus) (may be NULL when n_corpus
+ * is 0) is read during the call only; the caller keeps it. The drafter is
+ * freed with sd_drafter_free. Errors: SD_ERR_INVALID_ARG (out NULL, a
+ * parameter out of range or NaN, corpus_ids NULL with n_corpus > 0, a
+ * negative corpus id), SD_ERR_NOMEM; *out is NULL on error. */
+SD_API sd_status sd_drafter_new_aded(const sd_aded_params *params, const int32_t *corpus_ids,
+                                     size_t n_corpus, sd_drafter **out);
+
 #define SD_MAX_DRAFT_POS 64
 
 /* Statistics of one generation. */
