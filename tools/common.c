@@ -244,7 +244,7 @@ tool_spec tool_spec_defaults(void) {
 bool tool_method_needs_draft(const char *m) { return !strcmp(m, "draft") || !strcmp(m, "tree-draft"); }
 
 int tool_method_budget(const char *m, const tool_spec *s) {
-    return !strncmp(m, "tree-", 5) ? s->tree_nodes : s->draft_max;
+    return !strncmp(m, "tree-", 5) || !strcmp(m, "aded") ? s->tree_nodes : s->draft_max;
 }
 
 sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *draft, const sd_model *target,
@@ -257,6 +257,7 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
         return sd_drafter_new_model_tree(draft, target, pool, n_ctx, &s->tree, out, err, n);
     if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
+    if (!strcmp(m, "aded")) return sd_drafter_new_aded(NULL, NULL, 0, out);
     if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
         return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);
     if (err && n) snprintf(err, n, "unknown method '%s' (%s)", m, TOOL_METHODS);

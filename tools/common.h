@@ -39,7 +39,7 @@ typedef struct tool_spec {
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup"
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded"
 /* True for methods that need the draft model. */
 bool tool_method_needs_draft(const char *method);
 /* Nodes (tree methods) or tokens (chains) drafted per step. */
