@@ -451,11 +451,30 @@ typedef struct sd_spec_stats {
 /* Called with newly accepted tokens (in order); return false to stop. */
 typedef bool (*sd_token_cb)(void *user, const int32_t *ids, int n);
 
+/* The target's cost of one forward of n rows (all with logits, as a
+ * verification has), measured at two context lengths; `--draft-max auto`
+ * plans with it. Measuring takes ~80 forwards (a fraction of a second) and
+ * CLEARS ctx's cache; do it once at start-up, outside timed regions.
+ * Errors: SD_ERR_CTX_FULL (n_ctx < ~100), SD_ERR_NOMEM, decode errors. */
+typedef struct sd_cost_table sd_cost_table;
+SD_API sd_status sd_cost_table_measure(sd_ctx *ctx, sd_cost_table **out);
+SD_API void sd_cost_table_free(sd_cost_table *t);
+/* Estimated ms of a forward of `rows` rows at n_past cells of context. */
+SD_API double sd_cost_table_ms(const sd_cost_table *t, int rows, int n_past);
+
+/* draft_max = SD_DRAFT_AUTO: each step picks the draft length (chains) or
+ * node budget (trees), 0..16, that maximizes expected tokens per ms from
+ * the cost table and the acceptance seen so far (src/spec/auto.h). */
+#define SD_DRAFT_AUTO (-1)
+
 typedef struct sd_gen_params {
     int n_predict;           /* tokens to generate (default 128)                */
     bool ignore_eos;         /* default false: stop at an end-of-generation token */
-    int draft_max;           /* tokens drafted per step (default 6), 0..SD_MAX_DRAFT_POS */
+    int draft_max;           /* tokens (chains) or nodes (trees) drafted per step
+                                (default 6), 0..SD_MAX_DRAFT_POS or SD_DRAFT_AUTO */
     int draft_min;           /* drafts shorter than this are not verified (default 0) */
+    const sd_cost_table *costs; /* for SD_DRAFT_AUTO (borrowed); NULL: measured
+                                at the start of each generation (slow)      */
     sd_token_cb on_tokens;   /* optional streaming callback                    */
     void *user;
 } sd_gen_params;

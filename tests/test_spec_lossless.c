@@ -3,7 +3,7 @@
  * prompt of ../shared/bench (24 code + 12 docs, each with its max_tokens),
  * every drafter (draft model, lookup, n-gram cache, draft-model tree,
  * lookup trie, ADED) and
- * draft-max (tree: node budget) in {1, 2, 4, 8, 16}, the generated ids equal plain decoding's exactly, and
+ * draft-max (tree: node budget) in {1, 2, 4, 8, 16, auto}, the generated ids equal plain decoding's exactly, and
  * every method drafted and had drafts accepted (accepted > 0).
  * SD_TEST_QUICK=1 (set for sanitizer runs) uses every 6th prompt.
  */
@@ -80,8 +80,10 @@ int main(void) {
           "tree-draft drafter: %s", err);
     CHECK(sd_drafter_new_lookup_tree(1, 4, &drafters[4]) == SD_OK, "tree-lookup drafter");
     CHECK(sd_drafter_new_aded(NULL, NULL, 0, &drafters[5]) == SD_OK, "aded drafter");
-    const int kmax[5] = {1, 2, 4, 8, 16};
-    int64_t accepted[ND][5] = {{0}}, drafted[ND][5] = {{0}}, gen[ND][5] = {{0}}, steps[ND][5] = {{0}};
+    const int kmax[6] = {1, 2, 4, 8, 16, SD_DRAFT_AUTO};
+    sd_cost_table *costs = NULL;
+    CHECK(sd_cost_table_measure(ctx, &costs) == SD_OK, "cost table");
+    int64_t accepted[ND][6] = {{0}}, drafted[ND][6] = {{0}}, gen[ND][6] = {{0}}, steps[ND][6] = {{0}};
     int mismatches = 0;
 
     int32_t *ref = malloc(1024 * sizeof *ref), *got = malloc(1024 * sizeof *got);
@@ -91,13 +93,14 @@ int main(void) {
         sd_gen_params gp = sd_gen_default_params();
         gp.n_predict = p->max_tokens;
         gp.ignore_eos = true;
+        gp.costs = costs;
         int n_ref = 0, n_got = 0;
         sd_spec_stats st;
         CHECK(sd_generate(ctx, smp, NULL, p->ids, p->n, &gp, ref, &n_ref, &st) == SD_OK, "plain %s", p->id);
         CHECK(n_ref == p->max_tokens, "%s: %d tokens", p->id, n_ref);
         for (int d = 0; d < ND; d++) {
             if (!drafters[d]) continue;
-            for (int k = 0; k < 5; k++) {
+            for (int k = 0; k < 6; k++) {
                 gp.draft_max = kmax[k];
                 sd_status rc = sd_generate(ctx, smp, drafters[d], p->ids, p->n, &gp, got, &n_got, &st);
                 bool same = rc == SD_OK && n_got == n_ref && memcmp(got, ref, (size_t)n_ref * sizeof *ref) == 0;
@@ -117,7 +120,7 @@ int main(void) {
     }
     for (int d = 0; d < ND; d++) {
         if (!drafters[d]) continue;
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < 6; k++) {
             fprintf(stderr, "%-12s draft-max %2d: drafted %6lld accepted %6lld (%.1f%%), %.2f tokens per target forward\n",
                     names[d], kmax[k], (long long)drafted[d][k], (long long)accepted[d][k],
                     drafted[d][k] ? 100.0 * (double)accepted[d][k] / (double)drafted[d][k] : 0.0,
@@ -125,7 +128,8 @@ int main(void) {
             CHECK(accepted[d][k] > 0, "%s draft-max %d: nothing accepted", names[d], kmax[k]);
         }
     }
-    fprintf(stderr, "mismatching runs: %d\n", mismatches);
+    fprintf(stderr, "mismatching runs: %d (draft-max -1 = auto)\n", mismatches);
+    sd_cost_table_free(costs);
     free(ref);
     free(got);
     for (int i = 0; i < n_prompts; i++) free(prompts[i].ids);

@@ -30,9 +30,11 @@
 
 #include "common.h"
 
-enum { M_NONE, M_DRAFT, M_LOOKUP, M_NGRAM, M_TREE, M_TREE_LOOKUP, M_ADED, M_COUNT };
-static const char *const k_method_name[M_COUNT] = {"none", "draft", "lookup", "ngram-cache", "tree-draft",
-                                                   "tree-lookup", "aded"};
+/* Methods: entries of --methods, "none" first (the baseline, index 0).
+ * An entry is METHOD or METHOD:K (budget K, or "auto"), so one run can set
+ * several draft lengths side by side, e.g. draft:2,draft:4,draft:auto. */
+enum { M_NONE = 0, M_COUNT = 24 };
+#define BUDGET_DEFAULT (-2) /* the spec's draft-max (chains) or tree-nodes (trees) */
 
 #define MAX_FILES 32
 #define N_POS_SHOWN 4
@@ -41,7 +43,10 @@ typedef struct bench_opts {
     tool_spec spec;             /* -md, --draft-*, --lookup-*, --ngram-* (shared with generate) */
     const char *files[MAX_FILES];
     int n_files;
-    bool want[M_COUNT];
+    char label[M_COUNT][40];    /* as given, e.g. "draft:4"                  */
+    char method[M_COUNT][32];   /* "draft"                                   */
+    int budget[M_COUNT];        /* BUDGET_DEFAULT, SD_DRAFT_AUTO or K        */
+    int n_methods;
     bool methods_given;
     int runs, limit;
     const char *out, *svg;
@@ -59,20 +64,45 @@ static int parse_int_opt(const char *a, const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-static int add_methods(bench_opts *b, const char *list) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        int m = -1;
-        for (int i = 0; i < M_COUNT; i++)
-            if (!strcmp(t, k_method_name[i])) m = i;
-        if (m < 0 && !strcmp(t, "ngram")) m = M_NGRAM;
-        if (m < 0) {
-            fprintf(stderr, "error: unknown method '%s' (%s)\n", t, TOOL_METHODS);
-            return -1;
-        }
-        b->want[m] = true;
+static int add_method(bench_opts *b, const char *t) {
+    if (b->n_methods == M_COUNT) {
+        fprintf(stderr, "error: at most %d methods\n", M_COUNT);
+        return -1;
     }
+    char name[32];
+    const char *colon = strchr(t, ':');
+    size_t len = colon ? (size_t)(colon - t) : strlen(t);
+    if (len == 0 || len >= sizeof name || strlen(t) >= sizeof b->label[0]) {
+        fprintf(stderr, "error: bad method '%s'\n", t);
+        return -1;
+    }
+    memcpy(name, t, len);
+    name[len] = 0;
+    if (!strcmp(name, "ngram")) snprintf(name, sizeof name, "ngram-cache");
+    if (!tool_method_known(name)) {
+        fprintf(stderr, "error: unknown method '%s' (%s)\n", name, TOOL_METHODS);
+        return -1;
+    }
+    int budget = BUDGET_DEFAULT;
+    if (colon) {
+        if (!strcmp(colon + 1, "auto")) budget = SD_DRAFT_AUTO;
+        else if (parse_int_opt("--methods", colon + 1, 0, SD_MAX_DRAFT_POS, &budget) != 0) return -1;
+    }
+    int m = !strcmp(name, "none") ? M_NONE : b->n_methods;
+    if (m == M_NONE && b->n_methods > 0) return 0; /* none is always entry 0 */
+    snprintf(b->label[m], sizeof b->label[m], "%s", t);
+    snprintf(b->method[m], sizeof b->method[m], "%s", name);
+    b->budget[m] = budget;
+    b->n_methods++;
+    return 0;
+}
+
+static int add_methods(bench_opts *b, const char *list) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    if (b->n_methods == 0 && add_method(b, "none") != 0) return -1;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (add_method(b, t) != 0) return -1;
     b->methods_given = true;
     return 0;
 }
@@ -276,23 +306,29 @@ typedef struct bench_env {
 } bench_env;
 
 /* Whether any active or skipped method uses the draft model. */
-static bool need_draft_json(const bool *active, const bool *skipped) {
-    for (int m = 0; m < M_COUNT; m++)
-        if ((active[m] || skipped[m]) && tool_method_needs_draft(k_method_name[m])) return true;
+static bool need_draft_json(const bench_opts *b, const bool *active, const bool *skipped) {
+    for (int m = 0; m < b->n_methods; m++)
+        if ((active[m] || skipped[m]) && tool_method_needs_draft(b->method[m])) return true;
     return false;
 }
 
 static sd_status make_drafter(const bench_env *e, int m, sd_drafter **out, char *err, size_t n) {
-    return tool_make_drafter(k_method_name[m], &e->b->spec, e->draft, e->target, e->pool, e->n_ctx, out, err, n);
+    return tool_make_drafter(e->b->method[m], &e->b->spec, e->draft, e->target, e->pool, e->n_ctx, out, err, n);
+}
+
+/* The budget (draft-max or node count) of method entry m. */
+static int method_budget(const bench_opts *b, int m) {
+    if (m == M_NONE) return 0;
+    return b->budget[m] != BUDGET_DEFAULT ? b->budget[m] : tool_method_budget(b->method[m], &b->spec);
 }
 
 /* ------------------------------------------------------------ output */
 
-static void print_table(const brec *rec, const prompt_set *ps, int runs, const bool *active) {
-    printf("| task     | method      |   n |  tok/s | speedup | tok/step | accept |");
+static void print_table(const bench_opts *b, const brec *rec, const prompt_set *ps, int runs, const bool *active) {
+    printf("| task     | method           |   n |  tok/s | speedup | tok/step | accept |");
     for (int i = 0; i < N_POS_SHOWN; i++) printf(" acc@%d |", i + 1);
     printf(" draft %% |\n");
-    printf("|----------|-------------|-----|--------|---------|----------|--------|");
+    printf("|----------|------------------|-----|--------|---------|----------|--------|");
     for (int i = 0; i < N_POS_SHOWN; i++) printf("-------|");
     printf("---------|\n");
     for (int t = 0; t <= ps->n_tasks; t++) {
@@ -303,7 +339,7 @@ static void print_table(const brec *rec, const prompt_set *ps, int runs, const b
             bagg a;
             aggregate(rec, ps, runs, task, m, &a);
             if (a.n == 0) continue;
-            printf("| %-8.8s | %-11s | %3d | %6.1f | %6.2fx | %8.2f |", tname, k_method_name[m], a.n,
+            printf("| %-8.8s | %-16s | %3d | %6.1f | %6.2fx | %8.2f |", tname, b->label[m], a.n,
                    agg_tps(&a), agg_speedup(&a), agg_per_step(&a));
             if (m == M_NONE) {
                 printf("      - |");
@@ -338,7 +374,7 @@ static int mkdir_p(const char *path) {
     return 0;
 }
 
-static json_t *json_summary(const brec *rec, const prompt_set *ps, int runs, const bool *active) {
+static json_t *json_summary(const bench_opts *b, const brec *rec, const prompt_set *ps, int runs, const bool *active) {
     json_t *arr = json_array();
     for (int t = 0; t <= ps->n_tasks; t++) {
         int task = t < ps->n_tasks ? t : -1;
@@ -352,7 +388,7 @@ static json_t *json_summary(const brec *rec, const prompt_set *ps, int runs, con
                 json_array_append_new(acc, json_real(a.accepted_at[i] / a.drafted_at[i]));
             json_array_append_new(
                 arr, json_pack("{s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:o, s:f, s:f}", "task",
-                               task >= 0 ? ps->tasks[task] : "overall", "method", k_method_name[m], "n", a.n,
+                               task >= 0 ? ps->tasks[task] : "overall", "method", b->label[m], "n", a.n,
                                "tokens_per_s", agg_tps(&a), "speedup", agg_speedup(&a), "mean_accepted",
                                agg_per_step(&a), "drafted", a.drafted, "accept_rate",
                                a.drafted > 0 ? a.accepted / a.drafted : 0.0, "accept_by_pos", acc,
@@ -369,15 +405,15 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
     json_t *files = json_array(), *methods = json_array(), *skip = json_array();
     for (int i = 0; i < b->n_files; i++) json_array_append_new(files, json_string(b->files[i]));
     for (int m = 0; m < M_COUNT; m++) {
-        if (active[m]) json_array_append_new(methods, json_string(k_method_name[m]));
-        if (skipped[m]) json_array_append_new(skip, json_string(k_method_name[m]));
+        if (active[m]) json_array_append_new(methods, json_string(b->label[m]));
+        if (skipped[m]) json_array_append_new(skip, json_string(b->label[m]));
     }
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     json_t *cfg = json_pack(
         "{s:s, s:s, s:o, s:s, s:s, s:i, s:s, s:f, s:I, s:i, s:i, s:i, s:i, s:f, s:i, s:i, s:s?, s:s?, s:i, s:o, s:o}",
-        "date", when, "target", tpath, "draft", need_draft_json(active, skipped) ? json_string(dpath) : json_null(),
+        "date", when, "target", tpath, "draft", need_draft_json(b, active, skipped) ? json_string(dpath) : json_null(),
         "quantize", o->quantize == SD_TYPE_NONE ? "none" : sd_type_name(o->quantize), "backend",
         sd_backend_name(o->backend), "threads", o->n_threads, "sampler", o->sp.temp > 0 ? "sample" : "greedy",
         "temp", (double)o->sp.temp, "seed", (json_int_t)o->sp.seed, "runs", b->runs, "draft_max", b->spec.draft_max, "tree_nodes", b->spec.tree_nodes,
@@ -406,7 +442,7 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
                 snprintf(hash, sizeof hash, "%016llx", (unsigned long long)x->hash);
                 json_t *j = json_pack(
                     "{s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:o, s:o, s:s}", "id",
-                    ps->p[p].id, "task", ps->p[p].task, "method", k_method_name[m], "run", r, "n_prompt",
+                    ps->p[p].id, "task", ps->p[p].task, "method", b->label[m], "run", r, "n_prompt",
                     ps->p[p].n_ids, "n_generated", (json_int_t)s->n_generated, "steps", (json_int_t)s->steps,
                     "drafted", (json_int_t)s->drafted, "accepted", (json_int_t)s->accepted, "prompt_ms",
                     s->prompt_ms, "gen_ms", s->gen_ms, "draft_ms", s->draft_ms, "verify_ms", s->verify_ms,
@@ -418,7 +454,7 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
                 json_array_append_new(recs, j);
             }
     json_t *root = json_pack("{s:o, s:o, s:o, s:i}", "config", cfg, "records", recs, "summary",
-                             json_summary(rec, ps, b->runs, active), "lossless_mismatches", mismatches);
+                             json_summary(b, rec, ps, b->runs, active), "lossless_mismatches", mismatches);
     int rc = 0;
     if (!root || mkdir_p(path) != 0 || json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0) {
         fprintf(stderr, "error: cannot write '%s'\n", path);
@@ -434,7 +470,9 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
  * method; the black line at 1x is `none`. */
 static int write_svg(const char *path, const brec *rec, const prompt_set *ps, int runs, const bool *active,
                      const tool_opts *o, const bench_opts *b) {
-    static const char *const color[M_COUNT] = {"#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b"};
+    static const char *const palette[10] = {"#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd",
+                                            "#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
+#define color(m) palette[(m) % 10]
     int n_groups = ps->n_tasks + 1, n_m = 0;
     for (int m = 1; m < M_COUNT; m++) n_m += active[m];
     if (n_m == 0) n_m = 1;
@@ -474,7 +512,7 @@ static int write_svg(const char *path, const brec *rec, const prompt_set *ps, in
             if (!active[m]) continue;
             double h = ph * vals[g][m] / vmax, x = gx + k * 28;
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"24\" height=\"%.1f\" fill=\"%s\"/>\n", x, y0 + ph - h,
-                    h, color[m]);
+                    h, color(m));
             fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"10\">%.2f</text>\n", x + 12,
                     y0 + ph - h - 3, vals[g][m]);
             k++;
@@ -486,7 +524,7 @@ static int write_svg(const char *path, const brec *rec, const prompt_set *ps, in
     for (int m = 1; m < M_COUNT; m++) {
         if (!active[m]) continue;
         fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
-                lx, H - 30, color[m], lx + 16, H - 20, k_method_name[m]);
+                lx, H - 30, color(m), lx + 16, H - 20, b->label[m]);
         lx += 110;
     }
     fprintf(f, "<text x=\"%d\" y=\"%d\">black line: none (1x)</text>\n</svg>\n", lx, H - 20);
@@ -521,7 +559,6 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     if (!b.methods_given) add_methods(&b, "none,draft,lookup,ngram-cache");
-    b.want[M_NONE] = true;
 
     char tbuf[PATH_MAX], dbuf[PATH_MAX];
     const char *tpath = o.model ? o.model : tool_model_path("kernel-c-target.gguf", tbuf, sizeof tbuf);
@@ -531,6 +568,7 @@ int cmd_bench(int argc, char **argv) {
     brec *rec = NULL;
     int32_t *out = NULL, *base_ids = NULL;
     sd_ctx *ctx = NULL;
+    sd_cost_table *costs = NULL;
     sd_drafter *dr[M_COUNT] = {0};
     bench_env e = {.b = &b};
     bool active[M_COUNT] = {0}, skipped[M_COUNT] = {0};
@@ -538,7 +576,7 @@ int cmd_bench(int argc, char **argv) {
     if (sd_threadpool_new(o.n_threads, &e.pool) != SD_OK) goto done;
     if (!(e.target = tool_load_model(&o, tpath))) goto done;
     bool need_draft = false;
-    for (int m = 0; m < M_COUNT; m++) need_draft |= b.want[m] && tool_method_needs_draft(k_method_name[m]);
+    for (int m = 0; m < b.n_methods; m++) need_draft |= tool_method_needs_draft(b.method[m]);
     if (need_draft && !(e.draft = tool_load_model(&o, dpath))) goto done;
     const sd_vocab *vocab = sd_model_vocab(e.target);
     for (int i = 0; i < b.n_files; i++)
@@ -571,16 +609,15 @@ int cmd_bench(int argc, char **argv) {
     /* which methods exist: constructors returning UNSUPPORTED are skipped */
     char err[512];
     active[M_NONE] = true;
-    for (int m = 1; m < M_COUNT; m++) {
-        if (!b.want[m]) continue;
+    for (int m = 1; m < b.n_methods; m++) {
         st = make_drafter(&e, m, &dr[m], err, sizeof err);
         if (st == SD_ERR_UNSUPPORTED) {
-            fprintf(stderr, "bench: method %s is not supported (yet); skipped\n", k_method_name[m]);
+            fprintf(stderr, "bench: method %s is not supported (yet); skipped\n", b.label[m]);
             skipped[m] = true;
             continue;
         }
         if (st != SD_OK) {
-            fprintf(stderr, "error: method %s: %s%s%s\n", k_method_name[m], sd_status_str(st), err[0] ? ": " : "", err);
+            fprintf(stderr, "error: method %s: %s%s%s\n", b.label[m], sd_status_str(st), err[0] ? ": " : "", err);
             goto done;
         }
         active[m] = true;
@@ -589,22 +626,31 @@ int cmd_bench(int argc, char **argv) {
     sd_model_get_info(e.target, &ti);
     fprintf(stderr, "bench: %d prompts, %d task(s), methods", ps.n, ps.n_tasks);
     for (int m = 0; m < M_COUNT; m++)
-        if (active[m]) fprintf(stderr, " %s", k_method_name[m]);
+        if (active[m]) fprintf(stderr, " %s", b.label[m]);
     fprintf(stderr, "; %s, temp %.2f, %d threads, %s kernels, target %s, n_ctx %d, runs %d, draft-max %d, "
                     "draft-p-min %.2f\n", o.sp.temp > 0 ? "sampling" : "greedy", (double)o.sp.temp, o.n_threads,
             sd_backend_name(o.backend), sd_type_name(ti.weight_type), e.n_ctx, b.runs, b.spec.draft_max, (double)b.spec.p_min);
 
     sd_gen_params gp = sd_gen_default_params();
     gp.ignore_eos = true;
-    gp.draft_max = b.spec.draft_max;
+    for (int m = 1; m < b.n_methods; m++)
+        if (active[m] && method_budget(&b, m) == SD_DRAFT_AUTO && !costs) {
+            fprintf(stderr, "bench: measuring the target's forward costs for --draft-max auto\n");
+            if ((st = sd_cost_table_measure(ctx, &costs)) != SD_OK) {
+                fprintf(stderr, "error: cost table: %s\n", sd_status_str(st));
+                goto done;
+            }
+        }
+    gp.costs = costs;
     gp.draft_min = b.spec.draft_min;
     /* warm-up (not recorded): page in both models' weights. Not the n-gram
      * methods: a dynamic cache saved to a file would keep the warm-up text. */
     for (int m = 0; m < M_COUNT; m++) {
-        if (!active[m] || (m != M_NONE && !tool_method_needs_draft(k_method_name[m]))) continue;
+        if (!active[m] || (m != M_NONE && !tool_method_needs_draft(b.method[m]))) continue;
         sd_sampler *smp = NULL;
         int n = 0;
         gp.n_predict = max_gen < 16 ? max_gen : 16;
+        gp.draft_max = method_budget(&b, m);
         if (sd_sampler_new(&o.sp, ti.n_vocab, &smp) == SD_OK)
             sd_generate(ctx, smp, dr[m], ps.p[0].ids, ps.p[0].n_ids, &gp, out, &n, NULL);
         sd_sampler_free(smp);
@@ -619,7 +665,7 @@ int cmd_bench(int argc, char **argv) {
             sd_drafter_free(dr[m]);
             dr[m] = NULL;
             if ((st = make_drafter(&e, m, &dr[m], err, sizeof err)) != SD_OK) {
-                fprintf(stderr, "error: method %s: %s\n", k_method_name[m], sd_status_str(st));
+                fprintf(stderr, "error: method %s: %s\n", b.label[m], sd_status_str(st));
                 goto done;
             }
         }
@@ -636,12 +682,12 @@ int cmd_bench(int argc, char **argv) {
                 sd_sampler *smp = NULL;
                 int n = 0;
                 gp.n_predict = pr->max_tokens;
-                gp.draft_max = m == M_NONE ? 0 : tool_method_budget(k_method_name[m], &b.spec);
+                gp.draft_max = method_budget(&b, m);
                 st = sd_sampler_new(&sp, ti.n_vocab, &smp);
                 if (st == SD_OK) st = sd_generate(ctx, smp, dr[m], pr->ids, pr->n_ids, &gp, out, &n, &x->st);
                 sd_sampler_free(smp);
                 if (st != SD_OK) {
-                    fprintf(stderr, "\n  error: %s on %s: %s\n", k_method_name[m], pr->id, sd_status_str(st));
+                    fprintf(stderr, "\n  error: %s on %s: %s\n", b.label[m], pr->id, sd_status_str(st));
                     failures++;
                     continue;
                 }
@@ -660,12 +706,12 @@ int cmd_bench(int argc, char **argv) {
                         x->mismatch_at = i;
                         mismatches++;
                         fprintf(stderr, "\n  LOSSLESS VIOLATION: %s differs from none on %s at token %d\n",
-                                k_method_name[m], pr->id, i);
+                                b.label[m], pr->id, i);
                     }
                 }
                 double t = tps((double)x->st.n_generated, x->st.gen_ms);
                 if (m == M_NONE) fprintf(stderr, " | none %5.1f tok/s", t);
-                else fprintf(stderr, " | %s %5.1f (%.2f/step)", k_method_name[m], t,
+                else fprintf(stderr, " | %s %5.1f (%.2f/step)", b.label[m], t,
                              x->st.steps ? (double)(x->st.n_generated - 1) / (double)x->st.steps : 0.0);
             }
             fprintf(stderr, "\n");
@@ -677,8 +723,8 @@ int cmd_bench(int argc, char **argv) {
            (double)o.sp.temp, o.n_threads, sd_type_name(ti.weight_type), sd_backend_name(o.backend), b.spec.draft_max,
            b.spec.draft_min, (double)b.spec.p_min, b.spec.lookup_min, b.spec.lookup_max);
     for (int m = 0; m < M_COUNT; m++)
-        if (skipped[m]) printf("method %s skipped: not supported (yet)\n", k_method_name[m]);
-    print_table(rec, &ps, b.runs, active);
+        if (skipped[m]) printf("method %s skipped: not supported (yet)\n", b.label[m]);
+    print_table(&b, rec, &ps, b.runs, active);
     ret = 0;
     if (b.out && write_json(b.out, &e, &o, tpath, dpath, rec, &ps, active, skipped, mismatches) != 0) ret = 1;
     if (b.svg && write_svg(b.svg, rec, &ps, b.runs, active, &o, &b) != 0) ret = 1;
@@ -698,6 +744,7 @@ int cmd_bench(int argc, char **argv) {
 
 done:
     for (int m = 0; m < M_COUNT; m++) sd_drafter_free(dr[m]);
+    sd_cost_table_free(costs);
     sd_ctx_free(ctx);
     sd_model_free(e.draft);
     sd_model_free(e.target);

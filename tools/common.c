@@ -241,6 +241,14 @@ tool_spec tool_spec_defaults(void) {
     return s;
 }
 
+bool tool_method_known(const char *m) {
+    static const char *const k[] = {"none", "draft", "lookup", "ngram-cache", "ngram", "tree-draft", "tree-lookup",
+                                    "aded"};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (!strcmp(m, k[i])) return true;
+    return false;
+}
+
 bool tool_method_needs_draft(const char *m) { return !strcmp(m, "draft") || !strcmp(m, "tree-draft"); }
 
 int tool_method_budget(const char *m, const tool_spec *s) {
@@ -298,7 +306,10 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     int rc = 0;
     switch (which) {
     case 0: case 1: s->draft = next; break;
-    case 2: rc = parse_int(a, next, 0, SD_MAX_DRAFT_POS, &s->draft_max); break;
+    case 2:
+        if (!strcmp(next, "auto")) s->draft_max = SD_DRAFT_AUTO;
+        else rc = parse_int(a, next, 0, SD_MAX_DRAFT_POS, &s->draft_max);
+        break;
     case 3: rc = parse_int(a, next, 0, SD_MAX_DRAFT_POS, &s->draft_min); break;
     case 4:
         rc = parse_float(a, next, &s->p_min);
@@ -311,7 +322,10 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     case 6: rc = parse_int(a, next, 1, 16, &s->lookup_max); break;
     case 7: s->ngram_static = next; break;
     case 8: s->ngram_dynamic = next; break;
-    case 9: rc = parse_int(a, next, 1, SD_MAX_DRAFT_POS, &s->tree_nodes); break;
+    case 9:
+        if (!strcmp(next, "auto")) s->tree_nodes = SD_DRAFT_AUTO;
+        else rc = parse_int(a, next, 1, SD_MAX_DRAFT_POS, &s->tree_nodes);
+        break;
     case 10: rc = parse_int(a, next, 1, SD_TREE_MAX_DEPTH, &s->tree.depth); break;
     case 11: rc = parse_int(a, next, 1, 16, &s->tree.width); break;
     case 12: rc = parse_int(a, next, 1, 16, &s->tree.topk); break;

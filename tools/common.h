@@ -40,6 +40,8 @@ typedef struct tool_spec {
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
 #define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded"
+/* True for a method name tool_make_drafter knows. */
+bool tool_method_known(const char *method);
 /* True for methods that need the draft model. */
 bool tool_method_needs_draft(const char *method);
 /* Nodes (tree methods) or tokens (chains) drafted per step. */

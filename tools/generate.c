@@ -151,7 +151,16 @@ int cmd_generate(int argc, char **argv) {
     gp.user = &ss;
     int n_gen = 0;
     sd_spec_stats stats;
-    if ((st = sd_generate(ctx, smp, drafter, pids, n_prompt, &gp, ids, &n_gen, &stats)) != SD_OK) goto fail_st;
+    sd_cost_table *costs = NULL;
+    if (drafter && gp.draft_max == SD_DRAFT_AUTO) {
+        /* --draft-max auto plans with the target's cost table (measured
+         * here, before the timed generation; it clears the cache) */
+        if ((st = sd_cost_table_measure(ctx, &costs)) != SD_OK) goto fail_st;
+        gp.costs = costs;
+    }
+    st = sd_generate(ctx, smp, drafter, pids, n_prompt, &gp, ids, &n_gen, &stats);
+    sd_cost_table_free(costs);
+    if (st != SD_OK) goto fail_st;
     char piece[64];
     append(&ss, piece, sd_detok_flush(ss.dt, piece, sizeof piece));
     if (ss.oom) {

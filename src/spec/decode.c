@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "ctx.h"
+#include "spec/auto.h"
 #include "spec/drafter.h"
 #include "spec/verify.h"
 
@@ -25,7 +26,7 @@ static double now_ms(void) {
 
 sd_gen_params sd_gen_default_params(void) {
     sd_gen_params p = {.n_predict = 128, .ignore_eos = false, .draft_max = 6, .draft_min = 0,
-                       .on_tokens = NULL, .user = NULL};
+                       .costs = NULL, .on_tokens = NULL, .user = NULL};
     return p;
 }
 
@@ -115,6 +116,16 @@ static sd_status verify_tree(sd_ctx *ctx, sd_sampler *smp, const sd_draft *dr, i
     return sd_ctx_kv_keep(ctx, n_past + 1, cells, nj);
 }
 
+/* Depth of the deepest node of a tree. */
+static int tree_depth(const sd_draft *dr) {
+    int depth[SD_MAX_DRAFT], max_d = 0;
+    for (int i = 0; i < dr->n; i++) {
+        depth[i] = dr->parent[i] < 0 ? 1 : depth[dr->parent[i]] + 1;
+        if (depth[i] > max_d) max_d = depth[i];
+    }
+    return max_d;
+}
+
 /* Per-depth statistics of a tree step: depth d counts as drafted when the
  * tree reaches it, as accepted when the accepted path does. */
 static void tree_stats(sd_spec_stats *st, const sd_draft *dr, int j) {
@@ -137,9 +148,18 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
                       sd_spec_stats *stats) {
     if (!ctx || !smp || !prompt || n_prompt < 1 || !out || !n_out) return SD_ERR_INVALID_ARG;
     sd_gen_params gp = gp_in ? *gp_in : sd_gen_default_params();
-    if (gp.n_predict < 0 || gp.draft_max < 0 || gp.draft_max > SD_MAX_DRAFT ||
-        gp.draft_max > SD_MAX_DRAFT_POS || gp.draft_min < 0)
+    if (gp.n_predict < 0 || (gp.draft_max < 0 && gp.draft_max != SD_DRAFT_AUTO) ||
+        gp.draft_max > SD_MAX_DRAFT || gp.draft_max > SD_MAX_DRAFT_POS || gp.draft_min < 0)
         return SD_ERR_INVALID_ARG;
+    const bool is_auto = drafter && gp.draft_max == SD_DRAFT_AUTO;
+    sd_cost_table *own_costs = NULL;
+    if (is_auto && !gp.costs) {
+        sd_status cs = sd_cost_table_measure(ctx, &own_costs);
+        if (cs != SD_OK) return cs;
+        gp.costs = own_costs;
+    }
+    sd_auto au;
+    sd_auto_init(&au, gp.costs, is_auto ? SD_AUTO_KMAX : 0);
     *n_out = 0;
     const sd_model *m = ctx->model;
     const int V = m->n_vocab;
@@ -149,7 +169,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
     st.n_prompt = n_prompt;
 
     const bool greedy = sd_sampler_is_greedy(smp);
-    const int kmax = drafter ? gp.draft_max : 0;
+    const int kmax = !drafter ? 0 : is_auto ? SD_AUTO_KMAX : gp.draft_max;
     gen_state g = {.n_predict = gp.n_predict, .out = out, .vocab = m->vocab, .gp = &gp};
     g.hist = malloc(((size_t)n_prompt + (size_t)gp.n_predict + 1) * sizeof *g.hist);
     /* sampling: p rows for up to SD_MAX_DRAFT + 1 verified rows (a tree
@@ -160,6 +180,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
     if (drafter && kmax > 0) dr.q = malloc((size_t)SD_MAX_DRAFT * (size_t)V * sizeof(float));
     if (!g.hist || (!greedy && (!p || !scratch)) || (drafter && kmax > 0 && !dr.q)) {
         free(g.hist); free(p); free(scratch); free(dr.q);
+        sd_cost_table_free(own_costs);
         return SD_ERR_NOMEM;
     }
     memcpy(g.hist, prompt, (size_t)n_prompt * sizeof *g.hist);
@@ -189,7 +210,9 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
 
     while (rc == SD_OK && !g.stop) {
         const int n_past = sd_ctx_kv_min(ctx);
-        int k = kmax;
+        int k = is_auto ? sd_auto_choose(&au, n_past) : kmax;
+        const int k_plan = k;
+        double draft_step_ms = 0.0;
         if (k > g.n_predict - g.n_out - 1) k = g.n_predict - g.n_out - 1;
         if (k > ctx->n_ctx - n_past - 1) k = ctx->n_ctx - n_past - 1;
         dr.n = 0;
@@ -198,7 +221,8 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
         if (k > 0) {
             double td = now_ms();
             rc = drafter->ops->draft(drafter->self, g.hist, g.n_hist, k, &env, &dr);
-            st.draft_ms += now_ms() - td;
+            draft_step_ms = now_ms() - td;
+            st.draft_ms += draft_step_ms;
             if (rc != SD_OK) break;
             if (dr.n > k || dr.n < 0) dr.n = 0;
             for (int i = 0; i < dr.n; i++)
@@ -214,6 +238,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
             st.verify_ms += now_ms() - tv;
             if (rc != SD_OK) break;
             tree_stats(&st, &dr, j);
+            if (is_auto) sd_auto_update(&au, k_plan, true, dr.n, tree_depth(&dr), j, draft_step_ms);
             acc[j] = next;
             emit(&g, acc, j + 1);
             if (drafter->ops->accept) {
@@ -249,6 +274,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
             st.drafted_at[i]++;
             if (i < j) st.accepted_at[i]++;
         }
+        if (is_auto) sd_auto_update(&au, k_plan, false, dr.n, dr.n, j, draft_step_ms);
         memcpy(acc, dr.tok, (size_t)j * sizeof *acc);
         acc[j] = next;
         emit(&g, acc, j + 1);
@@ -267,5 +293,6 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
     free(p);
     free(scratch);
     free(dr.q);
+    sd_cost_table_free(own_costs);
     return rc;
 }

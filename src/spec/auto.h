@@ -1,0 +1,49 @@
+/*
+ * auto.h - `--draft-max auto`: the draft length (chains) or node budget
+ * (trees) of each step, chosen to maximize expected tokens per millisecond
+ *
+ *     E(k) / (cost(k + 1 rows, context) + draft_ms(k))
+ *
+ * from the target's cost table (sd_cost_table, measured at start-up) and
+ * what this generation has seen so far:
+ *  - chains: a_i, the acceptance rate of draft position i given positions
+ *    1..i-1 were accepted, from decayed counts of how often position i was
+ *    reached and accepted; a position with few observations leans on the
+ *    one before it (prior weight 2), position 1 on a = 0.7;
+ *    E(k) = 1 + a_1 + a_1 a_2 + ... + a_1...a_k (the bonus token included);
+ *  - trees: the mean tokens per step of each budget tried (forgetting as
+ *    above); a budget not yet tried is predicted by the chain formula;
+ *  - draft_ms(k): the drafter's measured milliseconds per drafted node
+ *    times k, plus its measured fixed cost per call.
+ * Budget 0 (plain decoding) is allowed; after 8 plain steps in a row one
+ * step drafts a single token so that acceptance keeps being measured.
+ */
+#ifndef SD_SPEC_AUTO_H
+#define SD_SPEC_AUTO_H
+
+#include "specdec.h"
+
+#define SD_AUTO_KMAX 16
+
+typedef struct sd_auto {
+    const sd_cost_table *ct;
+    int kmax;                       /* largest budget considered            */
+    double reach[SD_AUTO_KMAX + 1]; /* decayed: position i reached ...       */
+    double hit[SD_AUTO_KMAX + 1];   /* ... and accepted (index 1..KMAX)      */
+    double node_ms, call_ms;        /* drafter: ms per node, ms per call    */
+    double tok[SD_AUTO_KMAX + 1];   /* trees: decayed tokens per step ...   */
+    double n[SD_AUTO_KMAX + 1];     /* ... and decayed step count, per budget */
+    bool tree;                      /* the drafter drafts trees             */
+    int plain_run;                  /* consecutive steps with budget 0      */
+    int n_updates;
+} sd_auto;
+
+void sd_auto_init(sd_auto *a, const sd_cost_table *ct, int kmax);
+/* The budget for the next step at n_past cells of context. */
+int sd_auto_choose(sd_auto *a, int n_past);
+/* After a step with budget k: the drafter returned n_drafted nodes
+ * (a chain or tree of depth `depth`), j were accepted, drafting took
+ * draft_ms. */
+void sd_auto_update(sd_auto *a, int k, bool tree, int n_drafted, int depth, int j, double draft_ms);
+
+#endif
