@@ -73,6 +73,19 @@ sd_status sd_cost_table_measure(sd_ctx *ctx, sd_cost_table **out) {
 
 void sd_cost_table_free(sd_cost_table *t) { free(t); }
 
+sd_status sd_cost_table_linear(double a, double b, double c, sd_cost_table **out) {
+    if (!out) return SD_ERR_INVALID_ARG;
+    sd_cost_table *t = calloc(1, sizeof *t);
+    if (!t) return SD_ERR_NOMEM;
+    t->len[0] = 32;
+    t->len[1] = 512;
+    for (int c2 = 0; c2 < 2; c2++)
+        for (int i = 0; i < COST_NPTS; i++)
+            t->ms[c2][i] = a + b * k_rows[i] + c * k_rows[i] * t->len[c2];
+    *out = t;
+    return SD_OK;
+}
+
 /* Piecewise-linear in the rows, linear in the context length. */
 double sd_cost_table_ms(const sd_cost_table *t, int rows, int n_past) {
     if (!t || rows < 1) return 0.0;

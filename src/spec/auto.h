@@ -38,6 +38,9 @@ typedef struct sd_auto {
     int n_updates;
 } sd_auto;
 
+/* A synthetic table, ms = a + b * rows + c * rows * n_past (for tests). */
+sd_status sd_cost_table_linear(double a, double b, double c, sd_cost_table **out);
+
 void sd_auto_init(sd_auto *a, const sd_cost_table *ct, int kmax);
 /* The budget for the next step at n_past cells of context. */
 int sd_auto_choose(sd_auto *a, int n_past);

@@ -1,0 +1,163 @@
+/* test_auto.c - `--draft-max auto` (src/spec/auto.c):
+ *  - the cost table: measured on the shipped draft model it is finite and
+ *    positive; a synthetic linear table is reproduced exactly (inside and
+ *    beyond the measured rows and context lengths);
+ *  - the controller, fed simulated verifications: it picks the budget that
+ *    maximizes expected tokens per ms within 1 of the brute-force optimum
+ *    for several acceptance rates and cost shapes; it drafts nothing when
+ *    verification has no batching gain, drafts the maximum when drafts are
+ *    always accepted and verification is cheap, and keeps probing (one
+ *    draft after 8 plain steps) so acceptance stays measured. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "specdec.h"
+#include "spec/auto.h"
+#include "util/check.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double unif(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* One simulated step: k drafted, each accepted with probability acc while
+ * the previous were; returns j. */
+static int simulate(int k, double acc) {
+    int j = 0;
+    while (j < k && unif() < acc) j++;
+    return j;
+}
+
+/* Brute force: argmax_k E(k) / (cost(k+1) + node_ms k) for geometric acc. */
+static int best_k(const sd_cost_table *t, double acc, double node_ms, int n_past, int kmax) {
+    int best = 0;
+    double best_rate = 1.0 / sd_cost_table_ms(t, 1, n_past);
+    double e = 1.0, p = 1.0;
+    for (int k = 1; k <= kmax; k++) {
+        p *= acc;
+        e += p;
+        double rate = e / (sd_cost_table_ms(t, k + 1, n_past) + node_ms * k);
+        if (rate > best_rate) {
+            best_rate = rate;
+            best = k;
+        }
+    }
+    return best;
+}
+
+static void check_converges(double a, double b, double c, double acc, double node_ms) {
+    sd_cost_table *t = NULL;
+    CHECK(sd_cost_table_linear(a, b, c, &t) == SD_OK, "linear table");
+    if (!t) return;
+    sd_auto au;
+    sd_auto_init(&au, t, SD_AUTO_KMAX);
+    const int n_past = 300;
+    int want = best_k(t, acc, node_ms, n_past, SD_AUTO_KMAX), sum = 0, n = 0;
+    for (int step = 0; step < 600; step++) {
+        int k = sd_auto_choose(&au, n_past);
+        int j = simulate(k, acc);
+        sd_auto_update(&au, k, false, k, k, j, node_ms * k);
+        if (step >= 300) {
+            sum += k;
+            n++;
+        }
+    }
+    double mean = (double)sum / n;
+    fprintf(stderr, "cost %.2f + %.3f rows + %.5f rows ctx, acc %.2f, draft %.2f ms/node: optimum %d, "
+                    "chosen %.2f on average\n", a, b, c, acc, node_ms, want, mean);
+    CHECK(fabs(mean - want) <= 1.0, "acc %.2f: chose %.2f, optimum %d", acc, mean, want);
+    sd_cost_table_free(t);
+}
+
+int main(void) {
+    /* synthetic table: exact */
+    sd_cost_table *t = NULL;
+    CHECK(sd_cost_table_linear(0.5, 0.1, 0.0002, &t) == SD_OK, "linear table");
+    double worst = 0.0;
+    const int rows[] = {1, 2, 5, 10, 13, 20, 33, 40};
+    const int ctxs[] = {0, 32, 100, 512, 900};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        for (size_t c = 0; c < sizeof ctxs / sizeof ctxs[0]; c++) {
+            double want = 0.5 + 0.1 * rows[i] + 0.0002 * rows[i] * ctxs[c];
+            double d = fabs(sd_cost_table_ms(t, rows[i], ctxs[c]) - want);
+            if (d > worst) worst = d;
+        }
+    CHECK(worst < 1e-9, "interpolation off by %g", worst);
+    sd_cost_table_free(t);
+
+    /* controller */
+    check_converges(1.0, 0.05, 0.0, 0.8, 0.0);   /* lookup-like: free drafts  */
+    check_converges(1.0, 0.05, 0.0, 0.5, 0.0);
+    check_converges(1.0, 0.25, 0.0, 0.8, 0.0);   /* compute-bound verify      */
+    check_converges(1.0, 0.25, 0.0, 0.8, 0.1);   /* plus a draft model        */
+    check_converges(0.6, 0.2, 0.0002, 0.9, 0.05);
+    check_converges(0.0, 1.0, 0.0, 0.9, 0.0);    /* no batching gain: 0       */
+
+    /* always accepted, cheap verification: the maximum */
+    CHECK(sd_cost_table_linear(1.0, 0.01, 0.0, &t) == SD_OK, "table");
+    sd_auto au;
+    sd_auto_init(&au, t, SD_AUTO_KMAX);
+    int k = 0;
+    for (int s = 0; s < 50; s++) {
+        k = sd_auto_choose(&au, 100);
+        sd_auto_update(&au, k, false, k, k, k, 0.0);
+    }
+    CHECK(k == SD_AUTO_KMAX, "perfect drafts: chose %d", k);
+    /* never accepted (verification rows cost 20%): 0, with a probe of 1
+     * after 8 plain steps */
+    sd_cost_table_free(t);
+    CHECK(sd_cost_table_linear(1.0, 0.2, 0.0, &t) == SD_OK, "table");
+    sd_auto_init(&au, t, SD_AUTO_KMAX);
+    int n_zero = 0, n_probe = 0;
+    for (int s = 0; s < 200; s++) {
+        k = sd_auto_choose(&au, 100);
+        sd_auto_update(&au, k, false, k, k, 0, 0.0);
+        if (s >= 100) {
+            n_zero += k == 0;
+            n_probe += k == 1;
+        }
+    }
+    CHECK(n_zero >= 80 && n_probe >= 5 && n_zero + n_probe == 100, "useless drafts: %d plain, %d probes",
+          n_zero, n_probe);
+    sd_auto_init(&au, t, 0);
+    CHECK(sd_auto_choose(&au, 100) == 0, "kmax 0");
+    sd_cost_table_free(t);
+
+    /* measured on the shipped draft model: finite, positive, and a forward
+     * of 33 rows costs more than one of 1 */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/kernel-c-draft.gguf", test_model_dir());
+    sd_model *m = NULL;
+    char err[256];
+    sd_model_params mp = sd_model_default_params();
+    if (sd_model_load(path, &mp, &m, err, sizeof err) == SD_OK) {
+        sd_ctx_params cp = sd_ctx_default_params();
+        cp.n_ctx = 1024;
+        sd_ctx *c = NULL;
+        CHECK(sd_ctx_new(m, &cp, &c) == SD_OK, "ctx");
+        sd_cost_table *mt = NULL;
+        CHECK(c && sd_cost_table_measure(c, &mt) == SD_OK, "measure");
+        if (mt) {
+            double c1 = sd_cost_table_ms(mt, 1, 300), c33 = sd_cost_table_ms(mt, 33, 300);
+            fprintf(stderr, "draft model: %.3f ms for 1 row, %.3f ms for 33 rows at 300 cells\n", c1, c33);
+            CHECK(isfinite(c1) && c1 > 0 && isfinite(c33) && c33 > c1, "measured %.4f %.4f", c1, c33);
+            CHECK(sd_ctx_kv_min(c) == 0, "measuring leaves the cache cleared");
+        }
+        sd_cost_table_free(mt);
+        sd_ctx_free(c);
+        sd_model_free(m);
+        /* too small a context */
+        cp.n_ctx = 40;
+        CHECK(sd_model_load(path, &mp, &m, err, sizeof err) == SD_OK, "reload");
+        CHECK(sd_ctx_new(m, &cp, &c) == SD_OK, "small ctx");
+        mt = NULL;
+        CHECK(sd_cost_table_measure(c, &mt) == SD_ERR_CTX_FULL && !mt, "small context refused");
+        sd_ctx_free(c);
+        sd_model_free(m);
+    } else {
+        CHECK(0, "load %s: %s", path, err);
+    }
+    CHECK(sd_cost_table_measure(NULL, &t) == SD_ERR_INVALID_ARG, "NULL ctx");
+    return check_report("test_auto");
+}
