@@ -372,6 +372,18 @@ SD_API sd_status sd_drafter_new_model_tree(const sd_model *draft, const sd_model
                                            sd_threadpool *pool, int n_ctx, const sd_tree_params *tp,
                                            sd_drafter **out, char *err, size_t err_size);
 
+/* `self`: self-speculative drafting with the target's own early exit
+ * (src/spec/draft_self.c): the first exit_layer layers of the target plus
+ * its final norm and head draft, on target_ctx itself, which must be the
+ * context passed to sd_generate (borrowed; the drafter refuses to draft on
+ * a context out of step with the history). Verification then runs only the
+ * remaining layers for the drafted rows. exit_layer 0: DEL, choose per step
+ * among the model's trained exits (specdec.early_exit_layers). Drafting
+ * stops when the exit's top probability < p_min (Kangaroo). Errors:
+ * SD_ERR_INVALID_ARG, SD_ERR_UNSUPPORTED (exit_layer 0 and no trained
+ * exits), SD_ERR_NOMEM. */
+SD_API sd_status sd_drafter_new_self(sd_ctx *target_ctx, int exit_layer, float p_min, sd_drafter **out);
+
 /* `lookup` (prompt lookup decoding): the most recent earlier occurrence of
  * the last n tokens of the history, n from ngram_max down to ngram_min, and
  * the tokens that followed it. 1 <= ngram_min <= ngram_max <= 16. */

@@ -300,6 +300,7 @@ static double agg_per_step(const bagg *a) { return a->steps > 0 ? (a->gen - a->n
 
 typedef struct bench_env {
     sd_model *target, *draft;
+    sd_ctx *ctx;                /* the target context every method runs on */
     sd_threadpool *pool;
     int n_ctx;
     const bench_opts *b;
@@ -313,7 +314,8 @@ static bool need_draft_json(const bench_opts *b, const bool *active, const bool 
 }
 
 static sd_status make_drafter(const bench_env *e, int m, sd_drafter **out, char *err, size_t n) {
-    return tool_make_drafter(e->b->method[m], &e->b->spec, e->draft, e->target, e->pool, e->n_ctx, out, err, n);
+    return tool_make_drafter(e->b->method[m], &e->b->spec, e->draft, e->target, e->ctx, e->pool, e->n_ctx, out, err,
+                             n);
 }
 
 /* The budget (draft-max or node count) of method entry m. */
@@ -598,6 +600,7 @@ int cmd_bench(int argc, char **argv) {
     cp.pool = e.pool;
     cp.attn_compat = o.attn_compat;
     sd_status st = sd_ctx_new(e.target, &cp, &ctx);
+    e.ctx = ctx;
     rec = calloc((size_t)b.runs * ps.n * M_COUNT, sizeof *rec);
     out = malloc((size_t)max_gen * sizeof *out);
     base_ids = malloc((size_t)max_gen * sizeof *base_ids);

@@ -243,7 +243,7 @@ tool_spec tool_spec_defaults(void) {
 
 bool tool_method_known(const char *m) {
     static const char *const k[] = {"none", "draft", "lookup", "ngram-cache", "ngram", "tree-draft", "tree-lookup",
-                                    "aded"};
+                                    "aded", "self"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(m, k[i])) return true;
     return false;
@@ -256,7 +256,8 @@ int tool_method_budget(const char *m, const tool_spec *s) {
 }
 
 sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *draft, const sd_model *target,
-                            sd_threadpool *pool, int n_ctx, sd_drafter **out, char *err, size_t n) {
+                            sd_ctx *target_ctx, sd_threadpool *pool, int n_ctx, sd_drafter **out, char *err,
+                            size_t n) {
     *out = NULL;
     if (err && n) err[0] = 0;
     if (!strcmp(m, "none")) return SD_OK;
@@ -266,6 +267,7 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
     if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "aded")) return sd_drafter_new_aded(NULL, NULL, 0, out);
+    if (!strcmp(m, "self")) return sd_drafter_new_self(target_ctx, s->self_exit, s->p_min, out);
     if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
         return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);
     if (err && n) snprintf(err, n, "unknown method '%s' (%s)", m, TOOL_METHODS);
@@ -294,7 +296,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     static const char *const names[] = {"-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
                                         "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
-                                        "--tree-p-min", "--tree-branch"};
+                                        "--tree-p-min", "--tree-branch", "--self-exit"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -337,6 +339,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
         }
         break;
     case 14: rc = parse_branch(a, next, s->tree.branch); break;
+    case 15: rc = parse_int(a, next, 0, 1024, &s->self_exit); break;
     }
     return rc ? -1 : 2;
 }

@@ -34,23 +34,25 @@ typedef struct tool_spec {
     const char *ngram_static;   /* --ngram-static FILE                       */
     const char *ngram_dynamic;  /* --ngram-dynamic FILE                      */
     int tree_nodes;             /* --tree-nodes: node budget of tree methods */
+    int self_exit;              /* --self-exit L (0: choose per step, DEL)   */
     sd_tree_params tree;        /* --tree-depth --tree-width --tree-topk
                                    --tree-p-min --tree-branch a,b,c         */
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded"
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self"
 /* True for a method name tool_make_drafter knows. */
 bool tool_method_known(const char *method);
 /* True for methods that need the draft model. */
 bool tool_method_needs_draft(const char *method);
 /* Nodes (tree methods) or tokens (chains) drafted per step. */
 int tool_method_budget(const char *method, const tool_spec *s);
-/* Makes the drafter of a method (NULL for "none"); SD_ERR_INVALID_ARG for
+/* Makes the drafter of a method (NULL for "none"); target_ctx is the
+ * context the generation will run on (`self` drafts on it); SD_ERR_INVALID_ARG for
  * an unknown method, else the constructor's status (message in err). */
 sd_status tool_make_drafter(const char *method, const tool_spec *s, const sd_model *draft,
-                            const sd_model *target, sd_threadpool *pool, int n_ctx, sd_drafter **out,
-                            char *err, size_t err_size);
+                            const sd_model *target, sd_ctx *target_ctx, sd_threadpool *pool, int n_ctx,
+                            sd_drafter **out, char *err, size_t err_size);
 
 /* Defaults: draft-max 6, draft-min 0, draft-p-min 0.5, lookup 1..4,
  * tree-nodes 8, tree params sd_tree_default_params(). */

@@ -63,8 +63,8 @@ static bool on_tokens(void *user, const int32_t *ids, int n) {
 }
 
 /* Makes the drafter named by so->method (NULL for none); prints errors. */
-static int make_drafter(const spec_opts *so, const tool_opts *o, const sd_model *target, sd_threadpool *pool,
-                        int n_ctx, sd_model **draft_model, sd_drafter **out) {
+static int make_drafter(const spec_opts *so, const tool_opts *o, const sd_model *target, sd_ctx *ctx,
+                        sd_threadpool *pool, int n_ctx, sd_model **draft_model, sd_drafter **out) {
     const tool_spec *s = &so->spec;
     char err[512] = "";
     *out = NULL;
@@ -73,7 +73,7 @@ static int make_drafter(const spec_opts *so, const tool_opts *o, const sd_model 
         const char *path = s->draft ? s->draft : tool_model_path("kernel-c-draft.gguf", buf, sizeof buf);
         if (!(*draft_model = tool_load_model(o, path))) return -1;
     }
-    sd_status st = tool_make_drafter(so->method, s, *draft_model, target, pool, n_ctx, out, err, sizeof err);
+    sd_status st = tool_make_drafter(so->method, s, *draft_model, target, ctx, pool, n_ctx, out, err, sizeof err);
     if (st != SD_OK) {
         fprintf(stderr, "error: cannot create drafter '%s': %s%s%s\n", so->method, sd_status_str(st),
                 err[0] ? ": " : "", err);
@@ -137,7 +137,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if ((st = sd_sampler_new(&o.sp, info.n_vocab, &smp)) != SD_OK) goto fail_st;
-    if (make_drafter(&so, &o, model, pool, sd_ctx_n_ctx(ctx), &draft_model, &drafter) != 0) goto done;
+    if (make_drafter(&so, &o, model, ctx, pool, sd_ctx_n_ctx(ctx), &draft_model, &drafter) != 0) goto done;
     if (!(ss.dt = sd_detok_new(vocab)) || !(ids = malloc(((size_t)o.n_predict + 1) * sizeof *ids))) {
         st = SD_ERR_NOMEM;
         goto fail_st;

@@ -218,6 +218,8 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
         dr.n = 0;
         dr.has_q = false;
         dr.is_tree = false;
+        dr.layer_begin = 0;
+        dr.embd = NULL;
         if (k > 0) {
             double td = now_ms();
             rc = drafter->ops->draft(drafter->self, g.hist, g.n_hist, k, &env, &dr);
@@ -253,6 +255,16 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
         memcpy(batch + 1, dr.tok, (size_t)dr.n * sizeof *batch);
         b = sd_batch_simple(batch, dr.n + 1);
         b.output = all_rows;
+        if (dr.layer_begin > 0 && !dr.is_tree) { /* the drafter ran layers [0, L) */
+            if (dr.layer_begin >= m->n_layer || !dr.embd || sd_ctx_kv_len(ctx, dr.layer_begin) != n_past) {
+                rc = SD_ERR_INVALID_ARG;
+                break;
+            }
+            b.layer_begin = dr.layer_begin;
+            b.embd = dr.embd;
+        } else if (sd_ctx_kv_len(ctx, 0) != n_past) {
+            sd_ctx_kv_truncate(ctx, n_past); /* a drafter that left cells behind */
+        }
         if ((rc = sd_ctx_decode(ctx, &b)) != SD_OK) break;
         int j;
         int32_t next;

@@ -30,6 +30,15 @@ typedef struct sd_draft {
     int32_t tok[SD_MAX_DRAFT];   /* (n)                                    */
     int32_t parent[SD_MAX_DRAFT];/* (n) -1 = root; only read when is_tree  */
     bool is_tree;                /* false: a chain (parent[i] = i - 1)     */
+    int layer_begin;             /* self-speculation (chains only): > 0
+                                    when the drafter already ran the
+                                    target's layers [0, layer_begin) for the
+                                    rows [root, tok[0..n)) on the decode
+                                    loop's own context (their cells follow
+                                    the history in those layers); the loop
+                                    then verifies from layer_begin on      */
+    const float *embd;           /* (n + 1, n_embd) states entering
+                                    layer_begin, owned by the drafter      */
     bool has_q;                  /* q below is valid                       */
     float *q;                    /* (SD_MAX_DRAFT, n_vocab), owned by the
                                     decode loop; row i = distribution tok[i]
