@@ -96,12 +96,14 @@ int main(void) {
     /* The default F32 attention: every SIMD version against the scalar
      * reference (<= 1e-4 * max|V|: same blocks, different summation order
      * within a dot product), and the multi-row kernel bit-identical to the
-     * single-row one (batch invariance). */
-    for (size_t di = 0; di < 3; di++) {
-        const int D = (int[]){64, 32, 128}[di], R = (int[]){3, 1, 2}[di];
+     * single-row one (batch invariance). The shapes cover the kernels'
+     * query groupings (several groups and group sizes per call), D with and
+     * without a specialized kernel, and more rows than one pass takes. */
+    for (size_t di = 0; di < 7; di++) {
+        const int D = (int[]){64, 32, 128, 64, 48, 96, 64}[di], R = (int[]){3, 1, 2, 1, 2, 3, 3}[di];
         const int np_list[4] = {0, 5, 128, 300};
         for (int pi = 0; pi < 4; pi++) {
-            int n_prefix = np_list[pi], n_batch = 7, n = n_prefix + n_batch;
+            int n_prefix = np_list[pi], n_batch = di == 6 ? 20 : 7, n = n_prefix + n_batch;
             size_t stride = (size_t)D + 16;
             float *q = malloc((size_t)n_batch * R * D * sizeof(float));
             uint16_t *K = malloc((size_t)n * stride * 2), *V = malloc((size_t)n * stride * 2);
@@ -114,7 +116,7 @@ int main(void) {
             float *one = malloc((size_t)n_batch * R * D * sizeof(float));
             float *many = malloc((size_t)n_batch * R * D * sizeof(float));
             const char *tnames[3] = {"ref", "avx2", "avx512"};
-            sd_attn_row rows[7];
+            sd_attn_row rows[20];
             for (int i = 0; i < n_batch; i++) {
                 /* causal rows; row 3 uses an explicit mask */
                 static const uint8_t mask3[7] = {1, 0, 1, 1, 0, 0, 0};
