@@ -384,6 +384,15 @@ SD_API sd_status sd_drafter_new_model_tree(const sd_model *draft, const sd_model
  * exits), SD_ERR_NOMEM. */
 SD_API sd_status sd_drafter_new_self(sd_ctx *target_ctx, int exit_layer, float p_min, sd_drafter **out);
 
+/* `pearl`: the draft model drafts on a background thread of its own while
+ * the target verifies (PEARL's post-verify overlap; src/spec/draft_pearl.c):
+ * up to `ahead` tokens beyond the accepted history; a step verifies the
+ * drafted tokens whose draft probability is >= p_min. Greedy only (under
+ * sampling it drafts nothing). Give the target's pool one core less. The
+ * models are borrowed. Errors as sd_drafter_new_model. */
+SD_API sd_status sd_drafter_new_pearl(const sd_model *draft, const sd_model *target, int n_ctx, float p_min,
+                                      int ahead, sd_drafter **out, char *err, size_t err_size);
+
 /* `lookup` (prompt lookup decoding): the most recent earlier occurrence of
  * the last n tokens of the history, n from ngram_max down to ngram_min, and
  * the tokens that followed it. 1 <= ngram_min <= ngram_max <= 16. */

@@ -2,7 +2,8 @@
  * test_spec_lossless.c - greedy speculative decoding is lossless: for every
  * prompt of ../shared/bench (24 code + 12 docs, each with its max_tokens),
  * every drafter (draft model, lookup, n-gram cache, draft-model tree,
- * lookup trie, ADED, self-speculative early exit) and
+ * lookup trie, ADED, self-speculative early exit, PEARL's background
+ * drafting) and
  * draft-max (tree: node budget) in {1, 2, 4, 8, 16, auto}, the generated ids equal plain decoding's exactly, and
  * every method drafted and had drafts accepted (accepted > 0).
  * SD_TEST_QUICK=1 (set for sanitizer runs) uses every 6th prompt.
@@ -70,8 +71,8 @@ int main(void) {
     const bool quick = getenv("SD_TEST_QUICK") != NULL;
 
     /* the drafters under test; unavailable ones are a failure */
-    enum { ND = 7 };
-    const char *names[ND] = {"draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self"};
+    enum { ND = 8 };
+    const char *names[ND] = {"draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self", "pearl"};
     sd_drafter *drafters[ND] = {NULL};
     CHECK(sd_drafter_new_model(draft, target, pool, 0, 0.0f, &drafters[0], err, sizeof err) == SD_OK, "draft drafter: %s", err);
     CHECK(sd_drafter_new_lookup(1, 4, &drafters[1]) == SD_OK, "lookup drafter");
@@ -82,6 +83,9 @@ int main(void) {
     CHECK(sd_drafter_new_aded(NULL, NULL, 0, &drafters[5]) == SD_OK, "aded drafter");
     /* self: DEL over the trained exits (2 and 4), drafting on ctx itself */
     CHECK(sd_drafter_new_self(ctx, 0, 0.0f, &drafters[6]) == SD_OK, "self drafter");
+    /* pearl: the draft model on a background thread, drafting ahead */
+    CHECK(sd_drafter_new_pearl(draft, target, 0, 0.0f, 16, &drafters[7], err, sizeof err) == SD_OK,
+          "pearl drafter: %s", err);
     const int kmax[6] = {1, 2, 4, 8, 16, SD_DRAFT_AUTO};
     sd_cost_table *costs = NULL;
     CHECK(sd_cost_table_measure(ctx, &costs) == SD_OK, "cost table");

@@ -301,6 +301,8 @@ static double agg_per_step(const bagg *a) { return a->steps > 0 ? (a->gen - a->n
 typedef struct bench_env {
     sd_model *target, *draft;
     sd_ctx *ctx;                /* the target context every method runs on */
+    sd_ctx *ctx_own;            /* ... except own-core methods (pool_own)  */
+    sd_threadpool *pool_own;
     sd_threadpool *pool;
     int n_ctx;
     const bench_opts *b;
@@ -313,9 +315,14 @@ static bool need_draft_json(const bench_opts *b, const bool *active, const bool 
     return false;
 }
 
+/* The target context method m generates on. */
+static sd_ctx *method_ctx(const bench_env *e, int m) {
+    return tool_method_own_core(e->b->method[m]) && e->ctx_own ? e->ctx_own : e->ctx;
+}
+
 static sd_status make_drafter(const bench_env *e, int m, sd_drafter **out, char *err, size_t n) {
-    return tool_make_drafter(e->b->method[m], &e->b->spec, e->draft, e->target, e->ctx, e->pool, e->n_ctx, out, err,
-                             n);
+    return tool_make_drafter(e->b->method[m], &e->b->spec, e->draft, e->target, method_ctx(e, m), e->pool, e->n_ctx,
+                             out, err, n);
 }
 
 /* The budget (draft-max or node count) of method entry m. */
@@ -601,6 +608,17 @@ int cmd_bench(int argc, char **argv) {
     cp.attn_compat = o.attn_compat;
     sd_status st = sd_ctx_new(e.target, &cp, &ctx);
     e.ctx = ctx;
+    /* methods that draft on a core of their own (pearl) run the target on a
+     * second context whose pool has one thread less */
+    for (int m = 1; m < b.n_methods && st == SD_OK; m++) {
+        if (!tool_method_own_core(b.method[m]) || e.ctx_own) continue;
+        int t = o.n_threads > 1 ? o.n_threads - 1 : 1;
+        if ((st = sd_threadpool_new(t, &e.pool_own)) == SD_OK) {
+            sd_ctx_params cp2 = cp;
+            cp2.pool = e.pool_own;
+            st = sd_ctx_new(e.target, &cp2, &e.ctx_own);
+        }
+    }
     rec = calloc((size_t)b.runs * ps.n * M_COUNT, sizeof *rec);
     out = malloc((size_t)max_gen * sizeof *out);
     base_ids = malloc((size_t)max_gen * sizeof *base_ids);
@@ -655,7 +673,7 @@ int cmd_bench(int argc, char **argv) {
         gp.n_predict = max_gen < 16 ? max_gen : 16;
         gp.draft_max = method_budget(&b, m);
         if (sd_sampler_new(&o.sp, ti.n_vocab, &smp) == SD_OK)
-            sd_generate(ctx, smp, dr[m], ps.p[0].ids, ps.p[0].n_ids, &gp, out, &n, NULL);
+            sd_generate(method_ctx(&e, m), smp, dr[m], ps.p[0].ids, ps.p[0].n_ids, &gp, out, &n, NULL);
         sd_sampler_free(smp);
     }
 
@@ -687,7 +705,8 @@ int cmd_bench(int argc, char **argv) {
                 gp.n_predict = pr->max_tokens;
                 gp.draft_max = method_budget(&b, m);
                 st = sd_sampler_new(&sp, ti.n_vocab, &smp);
-                if (st == SD_OK) st = sd_generate(ctx, smp, dr[m], pr->ids, pr->n_ids, &gp, out, &n, &x->st);
+                if (st == SD_OK)
+                    st = sd_generate(method_ctx(&e, m), smp, dr[m], pr->ids, pr->n_ids, &gp, out, &n, &x->st);
                 sd_sampler_free(smp);
                 if (st != SD_OK) {
                     fprintf(stderr, "\n  error: %s on %s: %s\n", b.label[m], pr->id, sd_status_str(st));
@@ -749,6 +768,8 @@ done:
     for (int m = 0; m < M_COUNT; m++) sd_drafter_free(dr[m]);
     sd_cost_table_free(costs);
     sd_ctx_free(ctx);
+    sd_ctx_free(e.ctx_own);
+    sd_threadpool_free(e.pool_own);
     sd_model_free(e.draft);
     sd_model_free(e.target);
     sd_threadpool_free(e.pool);

@@ -243,13 +243,17 @@ tool_spec tool_spec_defaults(void) {
 
 bool tool_method_known(const char *m) {
     static const char *const k[] = {"none", "draft", "lookup", "ngram-cache", "ngram", "tree-draft", "tree-lookup",
-                                    "aded", "self"};
+                                    "aded", "self", "pearl"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(m, k[i])) return true;
     return false;
 }
 
-bool tool_method_needs_draft(const char *m) { return !strcmp(m, "draft") || !strcmp(m, "tree-draft"); }
+bool tool_method_needs_draft(const char *m) {
+    return !strcmp(m, "draft") || !strcmp(m, "tree-draft") || !strcmp(m, "pearl");
+}
+
+bool tool_method_own_core(const char *m) { return !strcmp(m, "pearl"); }
 
 int tool_method_budget(const char *m, const tool_spec *s) {
     return !strncmp(m, "tree-", 5) || !strcmp(m, "aded") ? s->tree_nodes : s->draft_max;
@@ -268,6 +272,8 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
     if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "aded")) return sd_drafter_new_aded(NULL, NULL, 0, out);
     if (!strcmp(m, "self")) return sd_drafter_new_self(target_ctx, s->self_exit, s->p_min, out);
+    if (!strcmp(m, "pearl"))
+        return sd_drafter_new_pearl(draft, target, n_ctx, s->p_min, s->draft_max > 0 ? s->draft_max : 16, out, err, n);
     if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
         return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);
     if (err && n) snprintf(err, n, "unknown method '%s' (%s)", m, TOOL_METHODS);

@@ -40,11 +40,14 @@ typedef struct tool_spec {
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self"
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl"
 /* True for a method name tool_make_drafter knows. */
 bool tool_method_known(const char *method);
 /* True for methods that need the draft model. */
 bool tool_method_needs_draft(const char *method);
+/* True for methods that draft on a core of their own (the target then
+ * gets n_threads - 1 threads). */
+bool tool_method_own_core(const char *method);
 /* Nodes (tree methods) or tokens (chains) drafted per step. */
 int tool_method_budget(const char *method, const tool_spec *s);
 /* Makes the drafter of a method (NULL for "none"); target_ctx is the

@@ -128,7 +128,9 @@ int cmd_generate(int argc, char **argv) {
     sd_ctx_params cp = sd_ctx_default_params();
     cp.n_ctx = o.n_ctx;
     cp.attn_compat = o.attn_compat;
-    if ((st = sd_threadpool_new(o.n_threads, &pool)) != SD_OK) goto fail_st;
+    /* a method drafting on a core of its own leaves the target one less */
+    int t_threads = tool_method_own_core(so.method) && o.n_threads > 1 ? o.n_threads - 1 : o.n_threads;
+    if ((st = sd_threadpool_new(t_threads, &pool)) != SD_OK) goto fail_st;
     cp.pool = pool;
     if ((st = sd_ctx_new(model, &cp, &ctx)) != SD_OK) goto fail_st;
     if (n_prompt + o.n_predict > sd_ctx_n_ctx(ctx)) {
