@@ -352,6 +352,13 @@ SD_API sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *tar
                                       sd_threadpool *pool, int n_ctx, float p_min,
                                       sd_drafter **out, char *err, size_t err_size);
 
+/* SpecDec++'s stopping rule for a `draft` drafter: stop drafting once the
+ * estimated probability that some drafted token is rejected, 1 - prod(max
+ * q_i) with the draft's own top probabilities, exceeds reject_max (0 turns
+ * it off, the default; the first token is always drafted when p_min allows).
+ * SD_ERR_INVALID_ARG for another drafter or a value outside [0, 1]. */
+SD_API sd_status sd_drafter_model_set_reject_max(sd_drafter *d, float reject_max);
+
 /* `tree-draft`: the draft model drafts a token tree (src/spec/draft_tree.c).
  * Greedy: a dynamic tree (EAGLE-2 style): per level the `width` best nodes
  * by cumulative draft probability are expanded into their `topk` children;
@@ -487,12 +494,17 @@ SD_API double sd_cost_table_ms(const sd_cost_table *t, int rows, int n_past);
  * node budget (trees), 0..16, that maximizes expected tokens per ms from
  * the cost table and the acceptance seen so far (src/spec/auto.h). */
 #define SD_DRAFT_AUTO (-1)
+/* draft_max = SD_DRAFT_FEEDBACK: the length follows recent acceptance
+ * without a cost model (Hugging Face's schedule, as in DiffuSpec's
+ * controller): +2 after a fully accepted draft, -1 otherwise, in 1..16. */
+#define SD_DRAFT_FEEDBACK (-2)
 
 typedef struct sd_gen_params {
     int n_predict;           /* tokens to generate (default 128)                */
     bool ignore_eos;         /* default false: stop at an end-of-generation token */
     int draft_max;           /* tokens (chains) or nodes (trees) drafted per step
-                                (default 6), 0..SD_MAX_DRAFT_POS or SD_DRAFT_AUTO */
+                                (default 6), 0..SD_MAX_DRAFT_POS, SD_DRAFT_AUTO
+                                or SD_DRAFT_FEEDBACK                         */
     int draft_min;           /* drafts shorter than this are not verified (default 0) */
     const sd_cost_table *costs; /* for SD_DRAFT_AUTO (borrowed); NULL: measured
                                 at the start of each generation (slow)      */

@@ -3,8 +3,8 @@
  * prompt of ../shared/bench (24 code + 12 docs, each with its max_tokens),
  * every drafter (draft model, lookup, n-gram cache, draft-model tree,
  * lookup trie, ADED, self-speculative early exit, PEARL's background
- * drafting) and
- * draft-max (tree: node budget) in {1, 2, 4, 8, 16, auto}, the generated ids equal plain decoding's exactly, and
+ * drafting, the draft model with SpecDec++'s stopping rule) and
+ * draft-max (tree: node budget) in {1, 2, 4, 8, 16, auto, feedback}, the generated ids equal plain decoding's exactly, and
  * every method drafted and had drafts accepted (accepted > 0).
  * SD_TEST_QUICK=1 (set for sanitizer runs) uses every 6th prompt.
  */
@@ -71,8 +71,9 @@ int main(void) {
     const bool quick = getenv("SD_TEST_QUICK") != NULL;
 
     /* the drafters under test; unavailable ones are a failure */
-    enum { ND = 8 };
-    const char *names[ND] = {"draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self", "pearl"};
+    enum { ND = 9 };
+    const char *names[ND] = {"draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self", "pearl",
+                             "draft-h0.5"};
     sd_drafter *drafters[ND] = {NULL};
     CHECK(sd_drafter_new_model(draft, target, pool, 0, 0.0f, &drafters[0], err, sizeof err) == SD_OK, "draft drafter: %s", err);
     CHECK(sd_drafter_new_lookup(1, 4, &drafters[1]) == SD_OK, "lookup drafter");
@@ -86,10 +87,15 @@ int main(void) {
     /* pearl: the draft model on a background thread, drafting ahead */
     CHECK(sd_drafter_new_pearl(draft, target, 0, 0.0f, 16, &drafters[7], err, sizeof err) == SD_OK,
           "pearl drafter: %s", err);
-    const int kmax[6] = {1, 2, 4, 8, 16, SD_DRAFT_AUTO};
+    /* the draft model with SpecDec++'s stopping rule */
+    CHECK(sd_drafter_new_model(draft, target, pool, 0, 0.0f, &drafters[8], err, sizeof err) == SD_OK &&
+              sd_drafter_model_set_reject_max(drafters[8], 0.5f) == SD_OK,
+          "draft drafter with reject_max: %s", err);
+    CHECK(sd_drafter_model_set_reject_max(drafters[1], 0.5f) == SD_ERR_INVALID_ARG, "reject_max on lookup");
+    const int kmax[7] = {1, 2, 4, 8, 16, SD_DRAFT_AUTO, SD_DRAFT_FEEDBACK};
     sd_cost_table *costs = NULL;
     CHECK(sd_cost_table_measure(ctx, &costs) == SD_OK, "cost table");
-    int64_t accepted[ND][6] = {{0}}, drafted[ND][6] = {{0}}, gen[ND][6] = {{0}}, steps[ND][6] = {{0}};
+    int64_t accepted[ND][7] = {{0}}, drafted[ND][7] = {{0}}, gen[ND][7] = {{0}}, steps[ND][7] = {{0}};
     int mismatches = 0;
 
     int32_t *ref = malloc(1024 * sizeof *ref), *got = malloc(1024 * sizeof *got);
@@ -106,7 +112,7 @@ int main(void) {
         CHECK(n_ref == p->max_tokens, "%s: %d tokens", p->id, n_ref);
         for (int d = 0; d < ND; d++) {
             if (!drafters[d]) continue;
-            for (int k = 0; k < 6; k++) {
+            for (int k = 0; k < 7; k++) {
                 gp.draft_max = kmax[k];
                 sd_status rc = sd_generate(ctx, smp, drafters[d], p->ids, p->n, &gp, got, &n_got, &st);
                 bool same = rc == SD_OK && n_got == n_ref && memcmp(got, ref, (size_t)n_ref * sizeof *ref) == 0;
@@ -126,7 +132,7 @@ int main(void) {
     }
     for (int d = 0; d < ND; d++) {
         if (!drafters[d]) continue;
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < 7; k++) {
             fprintf(stderr, "%-12s draft-max %2d: drafted %6lld accepted %6lld (%.1f%%), %.2f tokens per target forward\n",
                     names[d], kmax[k], (long long)drafted[d][k], (long long)accepted[d][k],
                     drafted[d][k] ? 100.0 * (double)accepted[d][k] / (double)drafted[d][k] : 0.0,
@@ -134,7 +140,7 @@ int main(void) {
             CHECK(accepted[d][k] > 0, "%s draft-max %d: nothing accepted", names[d], kmax[k]);
         }
     }
-    fprintf(stderr, "mismatching runs: %d (draft-max -1 = auto)\n", mismatches);
+    fprintf(stderr, "mismatching runs: %d (draft-max -1 = auto, -2 = feedback)\n", mismatches);
     sd_cost_table_free(costs);
     free(ref);
     free(got);

@@ -86,6 +86,7 @@ static int add_method(bench_opts *b, const char *t) {
     int budget = BUDGET_DEFAULT;
     if (colon) {
         if (!strcmp(colon + 1, "auto")) budget = SD_DRAFT_AUTO;
+        else if (!strcmp(colon + 1, "feedback")) budget = SD_DRAFT_FEEDBACK;
         else if (parse_int_opt("--methods", colon + 1, 0, SD_MAX_DRAFT_POS, &budget) != 0) return -1;
     }
     int m = !strcmp(name, "none") ? M_NONE : b->n_methods;

@@ -265,7 +265,11 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
     *out = NULL;
     if (err && n) err[0] = 0;
     if (!strcmp(m, "none")) return SD_OK;
-    if (!strcmp(m, "draft")) return sd_drafter_new_model(draft, target, pool, n_ctx, s->p_min, out, err, n);
+    if (!strcmp(m, "draft")) {
+        sd_status st = sd_drafter_new_model(draft, target, pool, n_ctx, s->p_min, out, err, n);
+        if (st == SD_OK && s->reject_max > 0.0f) st = sd_drafter_model_set_reject_max(*out, s->reject_max);
+        return st;
+    }
     if (!strcmp(m, "tree-draft"))
         return sd_drafter_new_model_tree(draft, target, pool, n_ctx, &s->tree, out, err, n);
     if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
@@ -302,7 +306,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     static const char *const names[] = {"-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
                                         "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
-                                        "--tree-p-min", "--tree-branch", "--self-exit"};
+                                        "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -316,6 +320,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     case 0: case 1: s->draft = next; break;
     case 2:
         if (!strcmp(next, "auto")) s->draft_max = SD_DRAFT_AUTO;
+        else if (!strcmp(next, "feedback")) s->draft_max = SD_DRAFT_FEEDBACK;
         else rc = parse_int(a, next, 0, SD_MAX_DRAFT_POS, &s->draft_max);
         break;
     case 3: rc = parse_int(a, next, 0, SD_MAX_DRAFT_POS, &s->draft_min); break;
@@ -346,6 +351,13 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
         break;
     case 14: rc = parse_branch(a, next, s->tree.branch); break;
     case 15: rc = parse_int(a, next, 0, 1024, &s->self_exit); break;
+    case 16:
+        rc = parse_float(a, next, &s->reject_max);
+        if (rc == 0 && !(s->reject_max >= 0.0f && s->reject_max <= 1.0f)) {
+            fprintf(stderr, "error: --draft-reject-max expects a number in [0, 1]\n");
+            rc = -1;
+        }
+        break;
     }
     return rc ? -1 : 2;
 }

@@ -35,6 +35,7 @@ typedef struct tool_spec {
     const char *ngram_dynamic;  /* --ngram-dynamic FILE                      */
     int tree_nodes;             /* --tree-nodes: node budget of tree methods */
     int self_exit;              /* --self-exit L (0: choose per step, DEL)   */
+    float reject_max;           /* --draft-reject-max H (SpecDec++; 0: off)  */
     sd_tree_params tree;        /* --tree-depth --tree-width --tree-topk
                                    --tree-p-min --tree-branch a,b,c         */
 } tool_spec;

@@ -116,6 +116,12 @@ static sd_status verify_tree(sd_ctx *ctx, sd_sampler *smp, const sd_draft *dr, i
     return sd_ctx_kv_keep(ctx, n_past + 1, cells, nj);
 }
 
+/* The feedback schedule: +2 after a fully accepted draft, else -1. */
+static int feedback_next(int k, bool all_accepted) {
+    k += all_accepted ? 2 : -1;
+    return k < 1 ? 1 : k > SD_AUTO_KMAX ? SD_AUTO_KMAX : k;
+}
+
 /* Depth of the deepest node of a tree. */
 static int tree_depth(const sd_draft *dr) {
     int depth[SD_MAX_DRAFT], max_d = 0;
@@ -148,10 +154,12 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
                       sd_spec_stats *stats) {
     if (!ctx || !smp || !prompt || n_prompt < 1 || !out || !n_out) return SD_ERR_INVALID_ARG;
     sd_gen_params gp = gp_in ? *gp_in : sd_gen_default_params();
-    if (gp.n_predict < 0 || (gp.draft_max < 0 && gp.draft_max != SD_DRAFT_AUTO) ||
+    if (gp.n_predict < 0 || (gp.draft_max < 0 && gp.draft_max != SD_DRAFT_AUTO && gp.draft_max != SD_DRAFT_FEEDBACK) ||
         gp.draft_max > SD_MAX_DRAFT || gp.draft_max > SD_MAX_DRAFT_POS || gp.draft_min < 0)
         return SD_ERR_INVALID_ARG;
     const bool is_auto = drafter && gp.draft_max == SD_DRAFT_AUTO;
+    const bool is_feedback = drafter && gp.draft_max == SD_DRAFT_FEEDBACK;
+    int k_feedback = 4; /* the feedback schedule's current length */
     sd_cost_table *own_costs = NULL;
     if (is_auto && !gp.costs) {
         sd_status cs = sd_cost_table_measure(ctx, &own_costs);
@@ -169,7 +177,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
     st.n_prompt = n_prompt;
 
     const bool greedy = sd_sampler_is_greedy(smp);
-    const int kmax = !drafter ? 0 : is_auto ? SD_AUTO_KMAX : gp.draft_max;
+    const int kmax = !drafter ? 0 : (is_auto || is_feedback) ? SD_AUTO_KMAX : gp.draft_max;
     gen_state g = {.n_predict = gp.n_predict, .out = out, .vocab = m->vocab, .gp = &gp};
     g.hist = malloc(((size_t)n_prompt + (size_t)gp.n_predict + 1) * sizeof *g.hist);
     /* sampling: p rows for up to SD_MAX_DRAFT + 1 verified rows (a tree
@@ -210,7 +218,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
 
     while (rc == SD_OK && !g.stop) {
         const int n_past = sd_ctx_kv_min(ctx);
-        int k = is_auto ? sd_auto_choose(&au, n_past) : kmax;
+        int k = is_auto ? sd_auto_choose(&au, n_past) : is_feedback ? k_feedback : kmax;
         const int k_plan = k;
         double draft_step_ms = 0.0;
         if (k > g.n_predict - g.n_out - 1) k = g.n_predict - g.n_out - 1;
@@ -241,6 +249,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
             if (rc != SD_OK) break;
             tree_stats(&st, &dr, j);
             if (is_auto) sd_auto_update(&au, k_plan, true, dr.n, tree_depth(&dr), j, draft_step_ms);
+            if (is_feedback) k_feedback = feedback_next(k_feedback, j >= tree_depth(&dr) && dr.n > 0);
             acc[j] = next;
             emit(&g, acc, j + 1);
             if (drafter->ops->accept) {
@@ -287,6 +296,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
             if (i < j) st.accepted_at[i]++;
         }
         if (is_auto) sd_auto_update(&au, k_plan, false, dr.n, dr.n, j, draft_step_ms);
+        if (is_feedback) k_feedback = feedback_next(k_feedback, j == dr.n && dr.n > 0);
         memcpy(acc, dr.tok, (size_t)j * sizeof *acc);
         acc[j] = next;
         emit(&g, acc, j + 1);

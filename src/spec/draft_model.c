@@ -23,6 +23,7 @@ typedef struct dm_state {
     int n_valid;          /* history tokens whose KV is in ctx (a prefix)   */
     int n_kv_draft;       /* drafted tokens after them whose KV is in ctx   */
     float p_min;
+    float reject_max;     /* SpecDec++: stop once 1 - prod(max q) > this (0: off) */
     int V;
     sd_sampler *smp;      /* made on first sampled draft with the target's settings */
 } dm_state;
@@ -68,17 +69,23 @@ static sd_status dm_draft(void *self, const int32_t *ids, int n, int max, const 
         st = sd_sampler_new(env->sp, d->V, &d->smp);
         if (st != SD_OK) return st;
     }
+    double p_all = 1.0; /* estimated probability that every draft so far is accepted */
     for (int i = 0; i < max; i++) {
         const float *l = sd_ctx_logits(d->ctx, 0);
         int32_t tok;
         if (greedy) {
-            if (top_prob(d->model->kern, l, d->V, &tok) < d->p_min) break;
+            float pt = top_prob(d->model->kern, l, d->V, &tok);
+            if (pt < d->p_min) break;
+            p_all *= pt;
+            if (d->reject_max > 0.0f && 1.0 - p_all > d->reject_max && i > 0) break;
         } else {
             float *q = out->q + (size_t)i * d->V;
             sd_sampler_dist(d->smp, l, q);
             float mx = 0.0f;
             for (int t = 0; t < d->V; t++) mx = q[t] > mx ? q[t] : mx;
             if (mx < d->p_min) break;
+            p_all *= mx;
+            if (d->reject_max > 0.0f && 1.0 - p_all > d->reject_max && i > 0) break;
             /* draw from q with the drafter's generator */
             double u = sd_rng_uniform(env->rng), c = 0.0;
             tok = -1;
@@ -166,4 +173,11 @@ sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *target, sd
     }
     *out = sd_drafter_make("draft", &dm_ops, d);
     return *out ? SD_OK : SD_ERR_NOMEM;
+}
+
+sd_status sd_drafter_model_set_reject_max(sd_drafter *dr, float reject_max) {
+    if (!dr || strcmp(dr->name, "draft") != 0 || !(reject_max >= 0.0f && reject_max <= 1.0f))
+        return SD_ERR_INVALID_ARG;
+    ((dm_state *)dr->self)->reject_max = reject_max;
+    return SD_OK;
 }
