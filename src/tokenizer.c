@@ -1,7 +1,7 @@
 /*
  * tokenizer.c - text -> ids (SentencePiece BPE, as llama.cpp's
- * llm_tokenizer_spm) and ids -> text (token pieces, streaming UTF-8-safe
- * detokenizer).
+ * llm_tokenizer_spm; byte-level BPE is in tokenizer_bpe.c) and ids -> text
+ * (token pieces, streaming UTF-8-safe detokenizer).
  *
  * sd_tokenize, per llama.cpp's tokenize() for SPM vocabularies:
  *   1. split the text on special tokens (sd_vocab_partition);
@@ -9,6 +9,12 @@
  *      gets a ' ' prepended when add_space_prefix is set;
  *   3. ' ' becomes U+2581 ("\xe2\x96\x81");
  *   4. SentencePiece BPE over the UTF-8 characters (sd_spm_tokenize).
+ * and for byte-level BPE vocabularies (as llama.cpp's llm_tokenizer_bpe):
+ *   1. split the text on special tokens (sd_vocab_partition);
+ *   2. each raw fragment: pre-tokenizer, byte mapping and merges
+ *      (sd_bpe_tokenize); no prefix space.
+ * BOS is prepended when asked; EOS is never appended (add_eos is loaded but
+ * not applied, for both tokenizers).
  */
 #include "vocab.h"
 
@@ -220,6 +226,20 @@ static sd_status tokenize_spm(const sd_vocab *v, const char *text, size_t len, b
     return st;
 }
 
+/* Byte-level BPE: special-token fragments, then BPE per raw fragment. */
+static sd_status tokenize_bpe(const sd_vocab *v, const char *text, size_t len, bool parse_special,
+                              sd_tok_out *out) {
+    sd_vocab_fragment *frags = NULL;
+    size_t n_frag = 0;
+    sd_status st = sd_vocab_partition(v, text, len, parse_special, &frags, &n_frag);
+    for (size_t i = 0; !st && i < n_frag; i++) {
+        if (frags[i].token >= 0) sd_tok_out_push(out, frags[i].token);
+        else st = sd_bpe_tokenize(v, text + frags[i].offset, frags[i].len, out);
+    }
+    free(frags);
+    return st;
+}
+
 int sd_tokenize(const sd_vocab *vocab, const char *text, size_t len, int32_t *ids, int max_ids,
                 bool add_bos, bool parse_special) {
     if (!vocab || !text || max_ids < 0 || (!ids && max_ids > 0)) return SD_ERR_INVALID_ARG;
@@ -235,6 +255,8 @@ int sd_tokenize(const sd_vocab *vocab, const char *text, size_t len, int32_t *id
         st = tokenize_spm(vocab, text, len, parse_special, &out);
         break;
     case SD_VOCAB_BPE:
+        st = tokenize_bpe(vocab, text, len, parse_special, &out);
+        break;
     default:
         st = SD_ERR_UNSUPPORTED;
         break;

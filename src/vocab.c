@@ -4,8 +4,9 @@
  * accessors. Tokenizing and detokenizing live in tokenizer.c.
  *
  * Everything read from the file is checked before use: array types and
- * counts, special ids in range. Token texts are copied, so the vocabulary
- * does not point into the GGUF mapping.
+ * counts, special ids in range, every BPE merge string (see load_merges).
+ * Token texts are copied, so the vocabulary does not point into the GGUF
+ * mapping.
  */
 #include "vocab.h"
 
@@ -171,7 +172,9 @@ static sd_status load_bool(const sd_gguf *g, const char *key, bool *out, char *e
     return st == SD_ERR_NOT_FOUND ? SD_OK : st;
 }
 
-static sd_status load_specials(const sd_gguf *g, sd_vocab *v, char *err, size_t err_size) {
+/* add_bos_default: the pre-tokenizer's default for BPE (llama3: true). */
+static sd_status load_specials(const sd_gguf *g, sd_vocab *v, bool add_bos_default, char *err,
+                               size_t err_size) {
     /* llama.cpp's defaults per tokenizer, dropped when out of range */
     if (v->type == SD_VOCAB_SPM) {
         v->bos = 1, v->eos = 2, v->unk = 0;
@@ -188,7 +191,7 @@ static sd_status load_specials(const sd_gguf *g, sd_vocab *v, char *err, size_t 
         (st = load_special_id(g, v, "tokenizer.ggml.eot_token_id", &v->eot, err, err_size)) ||
         (st = load_special_id(g, v, "tokenizer.ggml.padding_token_id", &v->pad, err, err_size)))
         return st;
-    v->add_bos = v->type == SD_VOCAB_SPM;
+    v->add_bos = v->type == SD_VOCAB_SPM || add_bos_default;
     v->add_eos = false;
     v->add_space_prefix = v->type == SD_VOCAB_SPM;
     if ((st = load_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err, err_size)) ||
@@ -324,6 +327,176 @@ static void set_strip_flags(const sd_gguf *g, sd_vocab *v) {
     }
 }
 
+/* tokenizer.ggml.pre names (llama.cpp's) -> pre-tokenizer; ignore_merges
+ * and the add_bos default go with the name, as in llama.cpp. */
+typedef struct pre_name {
+    const char *name;
+    sd_bpe_pre pre;
+    bool ignore_merges;
+    bool add_bos;
+} pre_name;
+
+static const pre_name PRE_NAMES[] = {
+    {"default", SD_BPE_PRE_DEFAULT, false, false},
+    {"llama3", SD_BPE_PRE_LLAMA3, true, true},
+    {"llama-v3", SD_BPE_PRE_LLAMA3, true, true},
+    {"llama-bpe", SD_BPE_PRE_LLAMA3, true, true},
+    {"falcon3", SD_BPE_PRE_LLAMA3, true, true},
+    {"falcon-h1", SD_BPE_PRE_LLAMA3, true, true},
+    {"pixtral", SD_BPE_PRE_LLAMA3, true, true},
+    {"midm-2.0", SD_BPE_PRE_LLAMA3, true, true},
+    {"lfm2", SD_BPE_PRE_LLAMA3, true, true},
+    {"dbrx", SD_BPE_PRE_LLAMA3, false, false},
+    {"smaug-bpe", SD_BPE_PRE_LLAMA3, false, false},
+    {"deepseek-llm", SD_BPE_PRE_DEEPSEEK_LLM, false, false},
+    {"deepseek-coder", SD_BPE_PRE_DEEPSEEK_CODER, false, false},
+    {"falcon", SD_BPE_PRE_FALCON, false, false},
+    {"gpt-2", SD_BPE_PRE_GPT2, false, false},
+    {"mpt", SD_BPE_PRE_GPT2, false, false},
+    {"olmo", SD_BPE_PRE_GPT2, false, false},
+    {"phi-2", SD_BPE_PRE_GPT2, false, false},
+    {"jais", SD_BPE_PRE_GPT2, false, false},
+    {"gigachat", SD_BPE_PRE_GPT2, false, false},
+    {"a.x-4.0", SD_BPE_PRE_GPT2, false, false},
+    {"mellum", SD_BPE_PRE_GPT2, false, false},
+    {"exaone4", SD_BPE_PRE_GPT2, false, false},
+    {"trillion", SD_BPE_PRE_GPT2, false, false},
+    {"granite-docling", SD_BPE_PRE_GPT2, false, false},
+    {"starcoder", SD_BPE_PRE_STARCODER, false, false},
+    {"refact", SD_BPE_PRE_STARCODER, false, false},
+    {"command-r", SD_BPE_PRE_STARCODER, false, false},
+    {"smollm", SD_BPE_PRE_STARCODER, false, false},
+    {"codeshell", SD_BPE_PRE_STARCODER, false, false},
+    {"exaone", SD_BPE_PRE_STARCODER, false, false},
+    {"minerva-7b", SD_BPE_PRE_STARCODER, false, false},
+    {"qwen2", SD_BPE_PRE_QWEN2, false, false},
+    {"deepseek-r1-qwen", SD_BPE_PRE_QWEN2, false, false},
+    {"kormo", SD_BPE_PRE_QWEN2, false, false},
+    {"stablelm2", SD_BPE_PRE_QWEN2, false, false},
+    {"megrez", SD_BPE_PRE_QWEN2, false, false},
+    {"hunyuan", SD_BPE_PRE_QWEN2, false, false},
+    {"grok-2", SD_BPE_PRE_QWEN2, false, false},
+};
+
+/* Reads tokenizer.ggml.pre (optional string) for a BPE vocabulary; a
+ * missing or unknown name selects the default pre-tokenizer (llama.cpp
+ * warns and does the same). *add_bos_default receives the name's default. */
+static sd_status load_pre(const sd_gguf *g, sd_vocab *v, bool *add_bos_default, char *err, size_t err_size) {
+    *add_bos_default = false;
+    v->pre = SD_BPE_PRE_DEFAULT;
+    v->ignore_merges = false;
+    sd_gguf_str s;
+    sd_status st = sd_gguf_get_str(g, "tokenizer.ggml.pre", &s, err, err_size);
+    if (st == SD_ERR_NOT_FOUND) return SD_OK;
+    if (st) return st;
+    for (size_t i = 0; i < N_OF(PRE_NAMES); i++) {
+        const pre_name *p = &PRE_NAMES[i];
+        if (s.len == strlen(p->name) && memcmp(s.ptr, p->name, s.len) == 0) {
+            v->pre = p->pre;
+            v->ignore_merges = p->ignore_merges;
+            *add_bos_default = p->add_bos;
+            break;
+        }
+    }
+    return SD_OK;
+}
+
+/* Hash of a token-id pair (splitmix-style finalizer). */
+static uint32_t pair_hash(int32_t a, int32_t b) {
+    uint64_t x = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+const sd_bpe_merge *sd_vocab_find_merge(const sd_vocab *v, int32_t left, int32_t right) {
+    if (!v || !v->merge_hash) return NULL;
+    uint32_t i = pair_hash(left, right) & v->merge_mask;
+    for (;;) {
+        int32_t k = v->merge_hash[i];
+        if (k < 0) return NULL;
+        const sd_bpe_merge *m = &v->merges[k];
+        if (m->left == left && m->right == right) return m;
+        i = (i + 1) & v->merge_mask;
+    }
+}
+
+/* Reads tokenizer.ggml.merges (required for gpt2, as in llama.cpp): each
+ * element "LEFT RIGHT" (split at the first ' ' after the first byte, as
+ * llama.cpp does; rank = index). A merge whose string has no separator, or
+ * whose LEFT, RIGHT or LEFT+RIGHT is not a token, is skipped and counted;
+ * so is a repeated pair (the lowest rank is kept). Memory: O(count), the
+ * count being bounded by the file size (every element is >= 8 bytes). */
+static sd_status load_merges(const sd_gguf *g, sd_vocab *v, char *err, size_t err_size) {
+    const char *key = "tokenizer.ggml.merges";
+    int64_t kv = sd_gguf_find_key(g, key);
+    if (kv < 0)
+        return vfail(err, err_size, SD_ERR_FORMAT, "%s: missing key '%s' (a gpt2 vocabulary needs merges)",
+                     sd_gguf_name(g), key);
+    if (sd_gguf_kv_type(g, kv) != SD_GGUF_ARRAY || sd_gguf_arr_type(g, kv) != SD_GGUF_STRING)
+        return vfail(err, err_size, SD_ERR_FORMAT, "%s: key '%s' is not an array of strings",
+                     sd_gguf_name(g), key);
+    uint64_t n = sd_gguf_arr_n(g, kv);
+    if (n > (uint64_t)INT32_MAX / 4)
+        return vfail(err, err_size, SD_ERR_FORMAT, "%s: key '%s': bad merge count %llu",
+                     sd_gguf_name(g), key, (unsigned long long)n);
+    uint64_t max_len = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        sd_gguf_str s = sd_gguf_arr_str(g, kv, i);
+        if (!s.ptr)
+            return vfail(err, err_size, SD_ERR_FORMAT, "%s: merge %llu: bad string", sd_gguf_name(g),
+                         (unsigned long long)i);
+        if (s.len > max_len) max_len = s.len; /* bounded by the file size */
+    }
+    uint32_t cap = 16;
+    while (cap < 2u * (uint32_t)n) cap <<= 1;
+    char *buf = malloc((size_t)max_len + 1);
+    v->merges = malloc((size_t)(n ? n : 1) * sizeof *v->merges);
+    v->merge_hash = malloc((size_t)cap * sizeof *v->merge_hash);
+    if (!buf || !v->merges || !v->merge_hash) {
+        free(buf);
+        return vfail(err, err_size, SD_ERR_NOMEM, "out of memory loading merges");
+    }
+    memset(v->merge_hash, 0xff, (size_t)cap * sizeof *v->merge_hash); /* all -1 */
+    v->merge_mask = cap - 1;
+    v->n_merges = v->n_merges_skipped = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        sd_gguf_str s = sd_gguf_arr_str(g, kv, i);
+        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', (size_t)s.len - 1) : NULL;
+        if (!sp) {
+            v->n_merges_skipped++;
+            continue;
+        }
+        size_t l1 = (size_t)(sp - s.ptr), l2 = (size_t)s.len - l1 - 1;
+        int32_t a = sd_vocab_find(v, s.ptr, l1), b = sd_vocab_find(v, sp + 1, l2);
+        memcpy(buf, s.ptr, l1);
+        memcpy(buf + l1, sp + 1, l2);
+        int32_t r = a >= 0 && b >= 0 ? sd_vocab_find(v, buf, l1 + l2) : -1;
+        if (r < 0 || sd_vocab_find_merge(v, a, b)) {
+            v->n_merges_skipped++;
+            continue;
+        }
+        uint32_t h = pair_hash(a, b) & v->merge_mask;
+        while (v->merge_hash[h] >= 0) h = (h + 1) & v->merge_mask;
+        v->merge_hash[h] = v->n_merges;
+        v->merges[v->n_merges++] = (sd_bpe_merge){a, b, r, (int32_t)i};
+    }
+    free(buf);
+    return SD_OK;
+}
+
+/* Token of each byte's GPT-2 character. */
+static void build_bpe_bytes(sd_vocab *v) {
+    for (int b = 0; b < 256; b++) {
+        char c[2];
+        size_t n = sd_gpt2_byte_char((unsigned char)b, c);
+        v->bpe_byte_token[b] = sd_vocab_find(v, c, n);
+    }
+}
+
 /* Maps tokenizer.ggml.model to a vocab type. */
 static sd_status load_model_type(const sd_gguf *g, sd_vocab *v, char *err, size_t err_size) {
     sd_gguf_str m;
@@ -354,7 +527,13 @@ sd_status sd_vocab_load(const sd_gguf *g, sd_vocab **out, char *err, size_t err_
         (st = load_scores_types(g, v, err, err_size)))
         goto fail;
     if ((st = build_hash(v))) goto nomem;
-    if ((st = load_specials(g, v, err, err_size))) goto fail;
+    bool add_bos_default = false;
+    if (v->type == SD_VOCAB_BPE) {
+        if ((st = load_pre(g, v, &add_bos_default, err, err_size)) || (st = load_merges(g, v, err, err_size)))
+            goto fail;
+        build_bpe_bytes(v);
+    }
+    if ((st = load_specials(g, v, add_bos_default, err, err_size))) goto fail;
     mark_eog(v);
     build_bytes(v);
     if ((st = build_special(v))) goto nomem;
@@ -374,6 +553,8 @@ void sd_vocab_free(sd_vocab *v) {
     free(v->text_pool);
     free(v->hash);
     free(v->special);
+    free(v->merges);
+    free(v->merge_hash);
     free(v);
 }
 

@@ -8,8 +8,10 @@
  *
  * Tokenizers by tokenizer.ggml.model:
  *   "llama" -> SD_VOCAB_SPM: SentencePiece BPE with byte fallback (tokenizer.c)
- *   "gpt2"  -> SD_VOCAB_BPE: byte-level BPE; loads (tokens, merges are not
- *              read yet) but sd_tokenize returns SD_ERR_UNSUPPORTED.
+ *   "gpt2"  -> SD_VOCAB_BPE: GPT-2 style byte-level BPE (tokenizer_bpe.c): a
+ *              pre-tokenizer chosen by tokenizer.ggml.pre splits the text,
+ *              each piece's bytes become GPT-2 byte characters, merges
+ *              (tokenizer.ggml.merges) are applied by rank.
  * A new tokenizer adds a type here, its loader step in vocab.c and a case in
  * sd_tokenize's switch (tokenizer.c).
  */
@@ -27,6 +29,28 @@ typedef enum sd_vocab_type {
     SD_VOCAB_SPM = 1, /* tokenizer.ggml.model = "llama" */
     SD_VOCAB_BPE = 2, /* tokenizer.ggml.model = "gpt2"  */
 } sd_vocab_type;
+
+/* BPE pre-tokenizers, by tokenizer.ggml.pre (llama.cpp's
+ * LLAMA_VOCAB_PRE_TYPE_*); each is a list of regex splits (tokenizer_bpe.c).
+ * A missing or unknown "pre" selects SD_BPE_PRE_DEFAULT, as in llama.cpp. */
+typedef enum sd_bpe_pre {
+    SD_BPE_PRE_DEFAULT = 0,
+    SD_BPE_PRE_GPT2,           /* gpt-2, mpt, olmo, phi-2, jais            */
+    SD_BPE_PRE_LLAMA3,         /* llama3, llama-v3, llama-bpe, falcon3, dbrx, smaug-bpe */
+    SD_BPE_PRE_QWEN2,          /* qwen2, stablelm2, deepseek-r1-qwen, megrez */
+    SD_BPE_PRE_DEEPSEEK_LLM,   /* deepseek-llm                             */
+    SD_BPE_PRE_DEEPSEEK_CODER, /* deepseek-coder                           */
+    SD_BPE_PRE_FALCON,         /* falcon                                   */
+    SD_BPE_PRE_STARCODER,      /* starcoder, refact, command-r, smollm, codeshell, exaone, minerva-7b */
+    SD_BPE_PRE_COUNT
+} sd_bpe_pre;
+
+/* One usable BPE merge: tokens left and right (adjacent symbols) become
+ * token result. Merges are applied lowest rank first. */
+typedef struct sd_bpe_merge {
+    int32_t left, right, result; /* token ids                                  */
+    int32_t rank;                /* index in tokenizer.ggml.merges             */
+} sd_bpe_merge;
 
 /* Token types (tokenizer.ggml.token_type values, as llama.cpp's). */
 enum {
@@ -77,12 +101,31 @@ struct sd_vocab {
      * user-defined, unknown), longest text first (ties: lower id first). */
     int32_t *special;  /* (n_special) */
     int32_t n_special;
+
+    /* ---- byte-level BPE (SD_VOCAB_BPE only; zero / NULL otherwise) */
+    sd_bpe_pre pre;
+    bool ignore_merges; /* a whole pre-token that is a token is emitted as is (llama3) */
+    /* Merges whose parts and result are all tokens, in rank order; (left,
+     * right) -> index via open addressing on merge_hash (-1 = empty). A
+     * merge string without a separating ' ', or with a part or result that
+     * is not a token, is skipped (counted in n_merges_skipped), as is a
+     * repeated pair (the first, lowest rank, wins). */
+    sd_bpe_merge *merges; /* (n_merges) */
+    int32_t n_merges;
+    int32_t n_merges_skipped;
+    int32_t *merge_hash;  /* (merge_mask + 1) */
+    uint32_t merge_mask;
+    /* Token of each byte's GPT-2 character (bytes_to_unicode), -1 if the
+     * vocabulary lacks it. */
+    int32_t bpe_byte_token[256];
 };
 
 /* Builds the vocabulary from a validated GGUF (tokenizer.ggml.* keys). Checks
  * every count and id: token count == scores/token_type counts when present,
  * special token ids (bos/eos/unk/eot/pad) in range (else SD_ERR_FORMAT with a
- * message), unknown tokenizer.ggml.model -> SD_ERR_UNSUPPORTED. A file with
+ * message), unknown tokenizer.ggml.model -> SD_ERR_UNSUPPORTED. gpt2: a
+ * missing or non-string-array tokenizer.ggml.merges, or a non-string
+ * tokenizer.ggml.pre -> SD_ERR_FORMAT; bad merge strings are skipped. A file with
  * no tokenizer.ggml.model key -> SD_ERR_NOT_FOUND (no vocabulary).
  * On success *out owns the vocabulary (free with sd_vocab_free); it copies
  * what it needs, so g may be closed afterwards. */
@@ -128,6 +171,28 @@ static inline void sd_tok_out_push(sd_tok_out *o, int32_t id) {
  * emits each final symbol as its token or, failing that, its bytes as byte
  * tokens. SD_ERR_NOMEM on allocation failure. */
 sd_status sd_spm_tokenize(const sd_vocab *v, const char *text, size_t len, sd_tok_out *out);
+
+/* The merge of tokens (left, right), or NULL if there is none. */
+const sd_bpe_merge *sd_vocab_find_merge(const sd_vocab *v, int32_t left, int32_t right);
+
+/* GPT-2 bytes_to_unicode: the UTF-8 of the character that stands for byte
+ * b in byte-level BPE token texts (1 or 2 bytes, written to dst). Bytes
+ * '!'..'~', 0xA1..0xAC and 0xAE..0xFF are their own code point; the other
+ * 68 map in order to U+0100..U+0143. */
+size_t sd_gpt2_byte_char(unsigned char b, char dst[2]);
+
+/* Pre-tokenizes text[0..len) with pre-tokenizer pre: *ends (malloc'd, free
+ * it) receives the byte offset where each piece ends, in order (the last is
+ * len; no empty pieces; none when len == 0). Invalid UTF-8 bytes are one
+ * pseudo character each, classed like U+FFFD (a symbol). SD_ERR_NOMEM. */
+sd_status sd_bpe_pretokenize(sd_bpe_pre pre, const char *text, size_t len, size_t **ends, size_t *n_ends);
+
+/* Byte-level BPE over one raw text fragment: pre-tokenize, map each
+ * piece's bytes to GPT-2 characters, merge by rank, emit the token ids.
+ * An invalid UTF-8 byte becomes its own byte character's token when that
+ * is a normal token (lossless), else U+FFFD's tokens (llama.cpp's
+ * behaviour for every invalid byte). SD_ERR_NOMEM on allocation failure. */
+sd_status sd_bpe_tokenize(const sd_vocab *v, const char *text, size_t len, sd_tok_out *out);
 
 /* Length (1..4) of the valid UTF-8 sequence at s[0..n), or 0 if s[0] does
  * not start one (invalid, overlong, surrogate, truncated). */

@@ -1,12 +1,17 @@
 /*
- * fuzz_gguf.c - libFuzzer target for the GGUF reader (make fuzz).
+ * fuzz_gguf.c - libFuzzer target for the GGUF reader and the vocabulary
+ * loader (make fuzz).
  *
  * Opens the input with sd_gguf_open_mem; on success walks every key, every
  * typed getter, every string-array element and touches the first and last
  * byte of every tensor's data, so that ASan sees any pointer or size the
- * reader let through that does not stay inside the input.
+ * reader let through that does not stay inside the input. Then loads the
+ * vocabulary (tokenizer.ggml.*: tokens, types, specials, BPE merges and
+ * pre-tokenizer) and, if it loads, tokenizes and detokenizes a few fixed
+ * strings with it.
  */
 #include "gguf.h"
+#include "vocab.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +59,34 @@ static unsigned walk_key(const sd_gguf *g, int64_t k) {
     return h;
 }
 
+/* Loads the vocabulary of g and runs it over fixed texts: every id it
+ * returns must be in range and have a piece. */
+static unsigned walk_vocab(const sd_gguf *g) {
+    static const char *const texts[] = {
+        "Hello world's 12345 \r\n\n  x\tcaf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd!!",
+        "<s>a</s><|endoftext|> \xff\xfe\xe2\x82 \xf0\x9f\xa6\x99",
+        "",
+    };
+    sd_vocab *v = NULL;
+    char err[128];
+    if (sd_vocab_load(g, &v, err, sizeof err) != SD_OK) return 0;
+    unsigned h = (unsigned)sd_vocab_n_tokens(v);
+    int32_t ids[256];
+    char piece[64];
+    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+        for (int special = 0; special < 2; special++) {
+            int n = sd_tokenize(v, texts[t], strlen(texts[t]), ids, 256, false, special != 0);
+            for (int i = 0; i < n && i < 256; i++) {
+                if (ids[i] < 0 || ids[i] >= sd_vocab_n_tokens(v)) abort();
+                if (sd_token_to_piece(v, ids[i], piece, sizeof piece) < 0) abort();
+                h += (unsigned)ids[i];
+            }
+        }
+    }
+    sd_vocab_free(v);
+    return h;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -70,6 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             h += p[0] + p[t->size - 1];
         }
     }
+    h += walk_vocab(g);
     sd_gguf_close(g);
     return 0;
 }

@@ -1,16 +1,22 @@
 /*
- * test_tokenizer.c - vocabulary loading, SentencePiece tokenization against
- * reference vectors, detokenization and hostile input.
+ * test_tokenizer.c - vocabulary loading, SentencePiece and byte-level BPE
+ * tokenization against reference vectors, detokenization and hostile input.
  *
- *  1. ../shared/vocab/ggml-vocab-{llama-spm,phi-3}.gguf: every test string
- *     of the .inp file tokenizes (no BOS, special text not parsed) to the
- *     ids of the matching .out line.
- *  2. The bench prompts tokenize (with BOS) to the reference prompt_ids
- *     produced by llama.cpp for kernel-c-target.gguf.
- *  3. Round trip: concatenated pieces give back the text (less the prefix
- *     space); the streaming detokenizer only ever emits valid UTF-8.
+ *  1. ../shared/vocab/ggml-vocab-NAME.gguf: every test string of the .inp
+ *     file tokenizes (no BOS, special text not parsed) to the ids of the
+ *     matching .out line: SentencePiece (llama-spm, phi-3) and byte-level
+ *     BPE (gpt-2, deepseek-llm, deepseek-coder, falcon, mpt, refact,
+ *     starcoder); all lines must match for every one of them.
+ *  2. The bench prompts tokenize to the reference prompt_ids produced by
+ *     llama.cpp for kernel-c-target.gguf (SPM, BOS) and
+ *     tiny-random-qwen2.gguf (BPE, no BOS as its vocabulary says).
+ *  3. Round trip: concatenated pieces give back the text (less the SPM
+ *     prefix space); the streaming detokenizer only ever emits valid UTF-8.
  *  4. Hostile input: invalid UTF-8, short output buffers, NULL arguments,
- *     corrupt tokenizer metadata (in-memory GGUF files).
+ *     corrupt tokenizer metadata (in-memory GGUF files), hostile merges.
+ *  5. BPE: pre-tokenizer splits per tokenizer.ggml.pre (also the llama3 and
+ *     qwen2 ones that have no vector file here), lossless invalid UTF-8,
+ *     special tokens, long inputs.
  */
 #include "gguf.h"
 #include "specdec.h"
@@ -146,7 +152,9 @@ static char *stream_detok(const sd_vocab *v, const int32_t *ids, int n, size_t *
     return s;
 }
 
-/* Runs one vocab's .inp/.out vectors; also round-trips each string. */
+/* Runs one vocab's .inp/.out vectors; also round-trips each string (an SPM
+ * vocabulary's pieces carry the prefix space, which is dropped). Every line
+ * must match; prints "NAME: P/N vocab vectors pass, R/N round trips". */
 static void test_vocab_vectors(const char *name) {
     char path[1024], inp_path[1100], out_path[1100];
     snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf", test_shared_dir(), name);
@@ -181,12 +189,13 @@ static void test_vocab_vectors(const char *name) {
             print_ids("expected", exp, n_exp);
             print_ids("got", got, n_got);
         }
-        if (got) { /* round trip: pieces = " " + text */
+        if (got) { /* round trip: pieces = (SPM: " ") + text */
             size_t dl = 0, sl = 0;
             char *dt = detokenize_all(v, got, n_got, &dl);
             char *st = stream_detok(v, got, n_got, &sl, 64);
-            const char *cmp = dl > 0 && dt[0] == ' ' ? dt + 1 : dt;
-            size_t cl = dl > 0 && dt[0] == ' ' ? dl - 1 : dl;
+            bool strip = v->add_space_prefix && dl > 0 && dt[0] == ' ';
+            const char *cmp = strip ? dt + 1 : dt;
+            size_t cl = strip ? dl - 1 : dl;
             n_rt++;
             bool ok = cl == tlen && memcmp(cmp, text, tlen) == 0 && sl == dl && memcmp(st, dt, dl) == 0;
             n_rt_pass += ok;
@@ -304,9 +313,11 @@ static char *find_line(const char *buf, const char *id) {
     return s;
 }
 
-static void test_reference_prompts(const sd_vocab *v, const char *set) {
+/* The bench prompts of set tokenize (BOS as the vocabulary says, special
+ * text not parsed) to the prompt_ids of ../shared/reference/MODEL.SET.jsonl. */
+static void test_reference_prompts(const sd_vocab *v, const char *model, const char *set) {
     char rpath[1024], bpath[1024];
-    snprintf(rpath, sizeof rpath, "%s/reference/kernel-c-target.%s.jsonl", test_shared_dir(), set);
+    snprintf(rpath, sizeof rpath, "%s/reference/%s.%s.jsonl", test_shared_dir(), model, set);
     snprintf(bpath, sizeof bpath, "%s/bench/%s.jsonl", test_shared_dir(), set);
     char *ref = test_read_file(rpath, NULL), *bench = test_read_file(bpath, NULL);
     CHECK(ref && bench, "reading %s / %s", rpath, bpath);
@@ -324,7 +335,7 @@ static void test_reference_prompts(const sd_vocab *v, const char *set) {
         CHECK(id && exp && prompt, "%s line %d: id/prompt_ids/prompt missing", set, n_lines + 1);
         if (id && exp && prompt) {
             int n_got = 0;
-            int32_t *got = tokenize_all(v, prompt, plen, true, false, &n_got);
+            int32_t *got = tokenize_all(v, prompt, plen, sd_vocab_add_bos(v), false, &n_got);
             n_lines++;
             if (got && same_ids(exp, n_exp, got, n_got)) {
                 n_pass++;
@@ -344,7 +355,7 @@ static void test_reference_prompts(const sd_vocab *v, const char *set) {
         free(prompt);
         line = nl ? nl + 1 : NULL;
     }
-    fprintf(stderr, "%s: %d/%d reference prompts match\n", set, n_pass, n_lines);
+    fprintf(stderr, "%s %s: %d/%d reference prompts match\n", model, set, n_pass, n_lines);
     CHECK(n_lines > 0 && n_pass == n_lines, "%s: %d of %d prompts differ", set, n_lines - n_pass, n_lines);
     free(ref);
     free(bench);
@@ -503,16 +514,44 @@ static void test_hostile(const sd_vocab *v) {
     sd_vocab_free(NULL);
 }
 
+/* What text detokenizes to after tokenizing (no parse_special): itself,
+ * except that in a BPE vocabulary an invalid UTF-8 byte whose GPT-2
+ * character is not a normal token comes back as U+FFFD. Returns the length
+ * written to dst (room for 3 * len). */
+static size_t expected_text(const sd_vocab *v, const char *text, size_t len, char *dst) {
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        size_t l = (size_t)sd_utf8_valid_len((const unsigned char *)text + i, len - i);
+        if (l > 0) {
+            memcpy(dst + n, text + i, l);
+            n += l;
+            i += l;
+            continue;
+        }
+        int32_t id = v->type == SD_VOCAB_BPE ? v->bpe_byte_token[(unsigned char)text[i]] : 0;
+        if (v->type == SD_VOCAB_BPE && (id < 0 || v->tokens[id].type != SD_TOKEN_NORMAL)) {
+            memcpy(dst + n, "\xef\xbf\xbd", 3);
+            n += 3;
+        } else {
+            dst[n++] = text[i];
+        }
+        i++;
+    }
+    return n;
+}
+
 /* Random byte strings (ASCII, valid multi-byte, arbitrary bytes) survive
  * tokenize + detokenize exactly (no parse_special; U+2581 itself is left
- * out, it reads back as ' '), since every byte has a byte token; the
- * stream only ever emits valid UTF-8. A fixed LCG keeps it reproducible. */
+ * out, it reads back as ' '), since every byte has a byte token (SPM) or a
+ * byte character (BPE; invalid bytes without a normal one come back as
+ * U+FFFD, see expected_text); the stream only ever emits valid UTF-8. A
+ * fixed LCG keeps it reproducible. */
 static void test_random_round_trip(const sd_vocab *v) {
     static const char *const pieces[] = {" ", "  ", "\t", "\n", "int", " foo", "_bar", "(", "->",
                                          "\xc3\xa9", "\xf0\x9f\xa6\x99", "<s>", "</s>"};
     uint64_t rng = 0x9E3779B97F4A7C15ull;
     int n_ok = 0, n_cases = 300;
-    char text[256];
+    char text[256], expect[3 * 256];
     for (int c = 0; c < n_cases; c++) {
         size_t len = 0;
         while (len < 200) {
@@ -535,7 +574,9 @@ static void test_random_round_trip(const sd_vocab *v) {
         size_t dl = 0, sl = 0;
         char *dt = detokenize_all(v, ids, n, &dl);
         char *st = stream_detok(v, ids, n, &sl, 64);
-        bool ok = c % 2 == 1 || (len == 0 ? dl == 0 : (dl == len + 1 && memcmp(dt + 1, text, len) == 0));
+        size_t pre = v->add_space_prefix && len > 0 ? 1 : 0; /* SPM: " " + text */
+        size_t el = expected_text(v, text, len, expect);
+        bool ok = c % 2 == 1 || (dl == el + pre && memcmp(dt + pre, expect, el) == 0);
         n_ok += ok;
         free(dt);
         free(st);
@@ -655,16 +696,350 @@ static void test_corrupt_metadata(void) {
     st = load_mem(b, &v, err, sizeof err);
     CHECK(st == SD_ERR_UNSUPPORTED && !v, "unknown model -> UNSUPPORTED, got %d", st);
     free(b.p);
-    b = make_gguf("gpt2", 7, 1);
+    b = make_gguf("gpt2", 7, 1); /* gpt2 without merges, as llama.cpp: refused */
     st = load_mem(b, &v, err, sizeof err);
-    CHECK(st == SD_OK && v, "gpt2 vocab loads: %s", err);
+    CHECK(st == SD_ERR_FORMAT && !v, "gpt2 without merges -> FORMAT, got %d", st);
+    CHECK(strstr(err, "merges") != NULL, "message names the key: %s", err);
+    free(b.p);
+}
+
+
+/* ------------------------------------------------------------ 5. BPE */
+
+/* Pre-tokenizer splits, one case per pre-tokenizer (expected pieces
+ * joined by '|'; computed independently with Python's regex module over
+ * the same regexes, non-ASCII whitespace replaced by U+000B first as
+ * llama.cpp does). */
+static void test_bpe_pretokenizer(void) {
+    static const struct {
+        sd_bpe_pre pre;
+        const char *text, *pieces;
+    } cases[] = {
+        {SD_BPE_PRE_GPT2, "Hello world's  x\n\n  12 !! \xc3\xa9t\xc3\xa9\xc2\xbd",
+         "Hello| world|'s| | x|\n\n | 12| !!| \xc3\xa9t\xc3\xa9|\xc2\xbd"},
+        {SD_BPE_PRE_LLAMA3, "I'M HERE'S 12345 \r\n\n  x\tHello !!\n  ",
+         "I|'M| HERE|'S| |123|45| \r\n\n| | x|\tHello| !!\n|  "},
+        {SD_BPE_PRE_QWEN2, "I'M HERE'S 12345 \r\n\n  x\tHello !!\n  ",
+         "I|'M| HERE|'S| |1|2|3|4|5| \r\n\n| | x|\tHello| !!\n|  "},
+        {SD_BPE_PRE_DEEPSEEK_LLM, "Hello \xe4\xb8\x96\xe7\x95\x8c 12 \xc3\x80" "b\xd0\x96\xe3\x80\x80x!  ",
+         "Hello| |\xe4\xb8\x96\xe7\x95\x8c| |12| \xc3\x80|b|\xd0\x96|\xe3\x80\x80x|!|  "},
+        {SD_BPE_PRE_DEEPSEEK_CODER, "int x=42;\n  y\xe4\xbd\xa0\xe5\xa5\xbd",
+         "int| x|=|4|2|;|\n| | y|\xe4\xbd\xa0\xe5\xa5\xbd"},
+        {SD_BPE_PRE_FALCON, "a+=1234567 <b>", "a|+=|123|456|7| |<|b|>"},
+        {SD_BPE_PRE_STARCODER, "x123 y", "x|1|2|3| y"},
+        {SD_BPE_PRE_DEFAULT, "a+=1234567 <b>", "a|+=|123|456|7| |<|b|>"},
+        /* invalid bytes are symbols (like U+FFFD): "a", "\xff", " \xfe\x80", "b" */
+        {SD_BPE_PRE_GPT2, "a\xff \xfe\x80" "b", "a|\xff| \xfe\x80|b"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t *ends = NULL, n = 0, len = strlen(cases[i].text);
+        sd_status st = sd_bpe_pretokenize(cases[i].pre, cases[i].text, len, &ends, &n);
+        char got[256];
+        size_t k = 0, start = 0;
+        for (size_t j = 0; st == SD_OK && j < n && k + (ends[j] - start) + 2 < sizeof got; j++) {
+            if (j) got[k++] = '|';
+            memcpy(got + k, cases[i].text + start, ends[j] - start);
+            k += ends[j] - start;
+            start = ends[j];
+        }
+        got[k] = '\0';
+        CHECK(st == SD_OK && n > 0 && ends[n - 1] == len && strcmp(got, cases[i].pieces) == 0,
+              "pre %d case %zu: got '%s', expected '%s'", (int)cases[i].pre, i, got, cases[i].pieces);
+        free(ends);
+    }
+    size_t *ends = (size_t *)1, n = 7;
+    CHECK(sd_bpe_pretokenize(SD_BPE_PRE_GPT2, "", 0, &ends, &n) == SD_OK && !ends && n == 0, "empty text");
+    CHECK(sd_bpe_pretokenize(SD_BPE_PRE_COUNT, "a", 1, &ends, &n) == SD_ERR_INVALID_ARG, "bad pre");
+    CHECK(sd_bpe_pretokenize(SD_BPE_PRE_GPT2, NULL, 1, &ends, &n) == SD_ERR_INVALID_ARG, "NULL text");
+}
+
+/* GPT-2 vocabulary: specials, lossless invalid UTF-8, long inputs, pieces. */
+static void test_bpe_gpt2(const sd_vocab *v) {
+    CHECK(v->type == SD_VOCAB_BPE && v->pre == SD_BPE_PRE_GPT2 && !v->ignore_merges, "gpt-2 pre");
+    CHECK(v->n_merges == 50000 && v->n_merges_skipped == 0, "gpt-2 merges: %d kept, %d skipped", v->n_merges,
+          v->n_merges_skipped);
+    CHECK(!sd_vocab_add_bos(v) && sd_vocab_bos(v) == 50256 && sd_vocab_eos(v) == 50256, "gpt-2 bos/eos");
+    for (int b = 0; b < 256; b++) CHECK(v->bpe_byte_token[b] >= 0, "byte %d has a token", b);
+    int32_t hi = sd_vocab_find(v, "\xc4\xa0" "hello", 7); /* "Ġhello" */
+    char pb[16];
+    CHECK(hi >= 0 && sd_token_to_piece(v, hi, pb, sizeof pb) == 6 && memcmp(pb, " hello", 6) == 0,
+          "gpt2 piece of 'Ghello' is ' hello'");
+    int32_t ids[64];
+    int n = sd_tokenize(v, "Hello world", 11, ids, 64, false, false);
+    CHECK(n == 2 && ids[0] == 15496 && ids[1] == 995, "'Hello world' -> 15496 995, got %d", n);
+    n = sd_tokenize(v, "Hello world", 11, ids, 64, true, false);
+    CHECK(n == 3 && ids[0] == 50256 && ids[1] == 15496, "with BOS: %d", n);
+
+    /* special tokens: parsed only when asked */
+    const char *t = "a<|endoftext|>b";
+    n = sd_tokenize(v, t, strlen(t), ids, 64, false, true);
+    CHECK(n == 3 && ids[1] == 50256, "<|endoftext|> parsed: n=%d", n);
+    n = sd_tokenize(v, t, strlen(t), ids, 64, false, false);
+    bool has = false;
+    for (int i = 0; i < n && i < 64; i++) has |= ids[i] == 50256;
+    CHECK(n > 3 && !has, "<|endoftext|> as text: n=%d", n);
+    CHECK(sd_vocab_is_eog(v, 50256), "<|endoftext|> ends generation");
+
+    /* invalid UTF-8: each invalid byte is its byte character's token, and
+     * the round trip is exact; the stream emits only valid UTF-8 */
+    const char bad[] = "a\xff\xfe b\xc3(\xe2\x82 \x80\x80\xed\xa0\x80 \xf4\x90\x80\x80 z\xf0\x9f";
+    size_t blen = sizeof bad - 1;
+    int nb = 0;
+    int32_t *bids = tokenize_all(v, bad, blen, false, false, &nb);
+    CHECK(bids && nb > 0, "invalid UTF-8 tokenizes: %d", nb);
+    if (bids) {
+        size_t dl = 0, sl = 0;
+        char *dt = detokenize_all(v, bids, nb, &dl);
+        CHECK(dl == blen && memcmp(dt, bad, blen) == 0, "invalid UTF-8 round trip");
+        char *st = stream_detok(v, bids, nb, &sl, 64);
+        CHECK(sl > 0, "stream of invalid input emitted something");
+        free(dt);
+        free(st);
+    }
+    free(bids);
+    n = sd_tokenize(v, "\xff", 1, ids, 64, false, false);
+    CHECK(n == 1 && ids[0] == v->bpe_byte_token[0xff], "lone 0xFF -> its byte token");
+
+    /* short output buffer: the needed count, a prefix written */
+    const char *s = "static int btrfs_free_tree_block(struct btrfs_trans_handle *trans)";
+    int full = 0;
+    int32_t *all = tokenize_all(v, s, strlen(s), false, false, &full);
+    int32_t few[5] = {-7, -7, -7, -7, -7};
+    int m = sd_tokenize(v, s, strlen(s), few, 4, false, false);
+    CHECK(m == full && full > 4 && all && memcmp(few, all, 4 * sizeof *few) == 0 && few[4] == -7,
+          "short buffer: %d vs %d", m, full);
+    free(all);
+
+    /* long inputs: one 200k-letter piece (BPE over 200k symbols), a 200k
+     * whitespace run, 100k invalid bytes, mixed text; all round-trip */
+    size_t big = 200000;
+    char *txt = malloc(big);
+    static const char fill[] = {'a', ' ', '\xff', 0};
+    for (int kind = 0; kind < 4; kind++) {
+        size_t len = kind == 2 ? big / 2 : big;
+        for (size_t i = 0; i < len; i++)
+            txt[i] = kind < 3 ? fill[kind] : "int x = 42;\n\t\xc3\xa9\xff "[i % 17];
+        int nl = 0;
+        int32_t *lids = tokenize_all(v, txt, len, false, false, &nl);
+        CHECK(lids && nl > 0, "long input %d tokenizes: %d", kind, nl);
+        if (lids) {
+            size_t dl = 0;
+            char *dt = detokenize_all(v, lids, nl, &dl);
+            CHECK(dl == len && memcmp(dt, txt, len) == 0, "long input %d round trip", kind);
+            free(dt);
+        }
+        free(lids);
+    }
+    free(txt);
+}
+
+/* A vocab-only gpt2 GGUF for hostile-merge tests: tokens are the 256 GPT-2
+ * byte characters (ids 0..255 in byte order, unless !bytes) then extra[];
+ * merges[] as strings (mode 0), as an int32 array (mode 1, wrong type) or
+ * absent (mode 2); pre: tokenizer.ggml.pre (NULL: absent; "" : written as
+ * an int32, wrong type). */
+static wbuf make_bpe_gguf(const char *pre, bool bytes, const char *const *extra, int n_extra,
+                          const char *const *merges, int n_merges, int mode) {
+    uint32_t n_tok = (bytes ? 256u : 0u) + (uint32_t)n_extra;
+    wbuf b = {0};
+    w_bytes(&b, "GGUF", 4);
+    w_u32(&b, 3);
+    w_u64(&b, 0);
+    w_u64(&b, 2 + (mode != 2) + (pre != NULL));
+    w_key(&b, "tokenizer.ggml.model", SD_GGUF_STRING);
+    w_str(&b, "gpt2");
+    w_key(&b, "tokenizer.ggml.tokens", SD_GGUF_ARRAY);
+    w_u32(&b, SD_GGUF_STRING);
+    w_u64(&b, n_tok);
+    for (int c = 0; bytes && c < 256; c++) {
+        char ch[3] = {0};
+        size_t k = sd_gpt2_byte_char((unsigned char)c, ch);
+        w_u64(&b, k);
+        w_bytes(&b, ch, k);
+    }
+    for (int i = 0; i < n_extra; i++) w_str(&b, extra[i]);
+    if (mode == 0) {
+        w_key(&b, "tokenizer.ggml.merges", SD_GGUF_ARRAY);
+        w_u32(&b, SD_GGUF_STRING);
+        w_u64(&b, (uint64_t)n_merges);
+        for (int i = 0; i < n_merges; i++) w_str(&b, merges[i]);
+    } else if (mode == 1) {
+        w_key(&b, "tokenizer.ggml.merges", SD_GGUF_ARRAY);
+        w_u32(&b, SD_GGUF_INT32);
+        w_u64(&b, 2);
+        w_u32(&b, 1);
+        w_u32(&b, 2);
+    }
+    if (pre && *pre) {
+        w_key(&b, "tokenizer.ggml.pre", SD_GGUF_STRING);
+        w_str(&b, pre);
+    } else if (pre) {
+        w_key(&b, "tokenizer.ggml.pre", SD_GGUF_INT32);
+        w_u32(&b, 5);
+    }
+    return b;
+}
+
+/* Tokenizes text (no BOS) and compares with the expected ids. */
+static void expect_ids(const sd_vocab *v, const char *text, bool special, const int32_t *exp, int n_exp,
+                       const char *what) {
+    int32_t ids[32];
+    int n = sd_tokenize(v, text, strlen(text), ids, 32, false, special);
+    CHECK(n == n_exp && memcmp(ids, exp, (size_t)n_exp * sizeof *exp) == 0, "%s: '%s' gave %d tokens", what,
+          text, n);
+    if (!(n == n_exp && memcmp(ids, exp, (size_t)n_exp * sizeof *exp) == 0)) print_ids("got", ids, n);
+}
+
+static void test_bpe_hostile_vocab(void) {
+    /* ids: 256 "ab" 257 "abc" 258 "Ġa" 259 "bc" 260 "aa" 261 "abca" 262 "<|endoftext|>" */
+    static const char *const extra[] = {"ab", "abc", "\xc4\xa0\x61" /* Ga */, "bc", "aa", "abca", "<|endoftext|>"};
+    static const char *const merges[] = {
+        "a b", "ab c", "\xc4\xa0 a", "b c", "a a",
+        "a b",     /* repeated pair: the first (rank 0) is kept */
+        "nospace", /* no separator */
+        "x", "", " ",
+        "q zz",    /* part not a token */
+        "c d",     /* result "cd" not a token */
+        "a  b",    /* right part " b" not a token */
+    };
+    const int nx = (int)(sizeof extra / sizeof extra[0]), nm = (int)(sizeof merges / sizeof merges[0]);
+    char err[256];
+    sd_vocab *v = NULL;
+    wbuf b = make_bpe_gguf("gpt-2", true, extra, nx, merges, nm, 0);
+    sd_status st = load_mem(b, &v, err, sizeof err);
+    CHECK(st == SD_OK && v, "synthetic BPE vocab loads: %s", err);
     if (v) {
-        int32_t ids[4];
-        CHECK(sd_tokenize(v, "ab", 2, ids, 4, false, false) == SD_ERR_UNSUPPORTED, "gpt2 tokenize unsupported");
-        CHECK(strcmp(sd_vocab_token_text(v, 5), "ab") == 0, "gpt2 token text");
+        CHECK(v->n_merges == 5 && v->n_merges_skipped == 8, "merges kept %d, skipped %d", v->n_merges,
+              v->n_merges_skipped);
+        CHECK(sd_vocab_find_merge(v, 'a', 'b') && sd_vocab_find_merge(v, 'a', 'b')->rank == 0, "a b has rank 0");
+        CHECK(!sd_vocab_find_merge(v, 'c', 'd'), "c d skipped");
+        CHECK(!sd_vocab_add_bos(v), "gpt-2 pre: no BOS by default");
+        const int32_t A = 'a', B = 'b'; /* a byte character's id is the byte */
+        expect_ids(v, "abc", false, (const int32_t[]){257}, 1, "a b, then ab c");
+        expect_ids(v, "bca", false, (const int32_t[]){259, A}, 2, "b c");
+        expect_ids(v, "aaa", false, (const int32_t[]){260, A}, 2, "equal ranks: leftmost first");
+        expect_ids(v, " a b", false, (const int32_t[]){258, v->bpe_byte_token[' '], B}, 3, "space merges");
+        expect_ids(v, "abca", false, (const int32_t[]){257, A}, 2, "merges, not the whole word");
+        expect_ids(v, "abc<|endoftext|>", true, (const int32_t[]){257, 262}, 2, "special parsed");
+        sd_vocab_free(v);
+        v = NULL;
+    }
+    free(b.p);
+
+    /* rank order decides: "b c" before "a b" -> "abc" = a + bc */
+    static const char *const m2[] = {"b c", "a b", "ab c"};
+    b = make_bpe_gguf("gpt-2", true, extra, nx, m2, 3, 0);
+    st = load_mem(b, &v, err, sizeof err);
+    CHECK(st == SD_OK && v, "rank vocab loads: %s", err);
+    if (v) {
+        expect_ids(v, "abc", false, (const int32_t[]){'a', 259}, 2, "lower rank first");
+        sd_vocab_free(v);
+        v = NULL;
+    }
+    free(b.p);
+
+    /* llama3: ignore_merges (a whole pre-token that is a token wins) and
+     * BOS by default */
+    b = make_bpe_gguf("llama3", true, extra, nx, merges, nm, 0);
+    st = load_mem(b, &v, err, sizeof err);
+    CHECK(st == SD_OK && v, "llama3 vocab loads: %s", err);
+    if (v) {
+        CHECK(v->pre == SD_BPE_PRE_LLAMA3 && v->ignore_merges && sd_vocab_add_bos(v), "llama3 flags");
+        expect_ids(v, "abca", false, (const int32_t[]){261}, 1, "ignore_merges");
+        sd_vocab_free(v);
+        v = NULL;
+    }
+    free(b.p);
+
+    /* unknown pre -> default; no pre -> default */
+    const char *pres[] = {"no-such-pre", NULL};
+    for (int i = 0; i < 2; i++) {
+        b = make_bpe_gguf(pres[i], true, extra, nx, merges, nm, 0);
+        st = load_mem(b, &v, err, sizeof err);
+        CHECK(st == SD_OK && v && v->pre == SD_BPE_PRE_DEFAULT, "pre '%s' -> default: %s",
+              pres[i] ? pres[i] : "(none)", err);
+        if (v) expect_ids(v, "abc", false, (const int32_t[]){257}, 1, "default pre");
+        sd_vocab_free(v);
+        v = NULL;
+        free(b.p);
+    }
+
+    /* wrong types and a missing merges key are refused */
+    b = make_bpe_gguf("", true, extra, nx, merges, nm, 0);
+    st = load_mem(b, &v, err, sizeof err);
+    CHECK(st == SD_ERR_FORMAT && !v, "pre not a string -> FORMAT, got %d", st);
+    free(b.p);
+    b = make_bpe_gguf("gpt-2", true, extra, nx, merges, nm, 1);
+    st = load_mem(b, &v, err, sizeof err);
+    CHECK(st == SD_ERR_FORMAT && !v && strstr(err, "merges"), "merges of ints -> FORMAT: %s", err);
+    free(b.p);
+    b = make_bpe_gguf("gpt-2", true, extra, nx, merges, nm, 2);
+    st = load_mem(b, &v, err, sizeof err);
+    CHECK(st == SD_ERR_FORMAT && !v && strstr(err, "merges"), "no merges -> FORMAT: %s", err);
+    free(b.p);
+
+    /* byte characters missing (no UNK): those bytes are dropped, no crash */
+    static const char *const few[] = {"a", "b", "ab"};
+    static const char *const m3[] = {"a b"};
+    b = make_bpe_gguf("gpt-2", false, few, 3, m3, 1, 0);
+    st = load_mem(b, &v, err, sizeof err);
+    CHECK(st == SD_OK && v, "vocab without byte characters loads: %s", err);
+    if (v) {
+        CHECK(v->bpe_byte_token[' '] < 0 && v->bpe_byte_token['a'] == 0, "byte table");
+        expect_ids(v, "ab c\xff", false, (const int32_t[]){2}, 1, "missing bytes dropped");
         sd_vocab_free(v);
     }
     free(b.p);
+}
+
+/* Every BPE vector file; tiny-random-qwen2's reference prompts. */
+static void test_bpe(void) {
+    static const char *const names[] = {"gpt-2", "deepseek-llm", "deepseek-coder", "falcon",
+                                        "mpt", "refact", "starcoder"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) test_vocab_vectors(names[i]);
+    test_bpe_pretokenizer();
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-gpt-2.gguf", test_shared_dir());
+    sd_vocab *v = load_vocab(path);
+    if (v) {
+        test_bpe_gpt2(v);
+        test_random_round_trip(v);
+        sd_vocab_free(v);
+    }
+    /* with user-defined tokens; deepseek-llm has the characters of bytes
+     * C0 C1 F5..FF only as user-defined text, mpt not at all: such an
+     * invalid byte is tokenized as U+FFFD (as llama.cpp does), while E0
+     * (a truncated sequence) has a normal token and comes back as is */
+    static const char *const rt[] = {"deepseek-llm", "mpt"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf", test_shared_dir(), rt[i]);
+        v = load_vocab(path);
+        if (!v) continue;
+        test_random_round_trip(v);
+        int n1 = 0, n2 = 0;
+        int32_t *a = tokenize_all(v, "x\xff\xe0y", 4, false, false, &n1);
+        int32_t *b = tokenize_all(v, "x\xef\xbf\xbd\xe0y", 6, false, false, &n2);
+        CHECK(a && b && n1 == n2 && memcmp(a, b, (size_t)n1 * sizeof *a) == 0, "%s: 0xFF as U+FFFD", rt[i]);
+        size_t dl = 0;
+        char *dt = a ? detokenize_all(v, a, n1, &dl) : NULL;
+        CHECK(dt && dl == 6 && memcmp(dt, "x\xef\xbf\xbd\xe0y", 6) == 0, "%s: U+FFFD and E0 come back", rt[i]);
+        free(dt);
+        free(a);
+        free(b);
+        sd_vocab_free(v);
+    }
+
+    snprintf(path, sizeof path, "%s/tiny-random-qwen2.gguf", test_model_dir());
+    v = load_vocab(path);
+    if (v) {
+        CHECK(v->type == SD_VOCAB_BPE && v->pre == SD_BPE_PRE_GPT2 && !sd_vocab_add_bos(v),
+              "tiny-random-qwen2: gpt-2 BPE, no BOS");
+        test_reference_prompts(v, "tiny-random-qwen2", "code-btrfs");
+        test_reference_prompts(v, "tiny-random-qwen2", "docs-filesystems");
+        sd_vocab_free(v);
+    }
+    test_bpe_hostile_vocab();
 }
 
 /* ------------------------------------------------------------------ main */
@@ -677,8 +1052,9 @@ int main(void) {
     snprintf(path, sizeof path, "%s/kernel-c-target.gguf", test_model_dir());
     sd_vocab *v = load_vocab(path);
     if (v) {
-        test_reference_prompts(v, "code-btrfs");
-        test_reference_prompts(v, "docs-filesystems");
+        CHECK(sd_vocab_add_bos(v), "kernel-c-target adds BOS");
+        test_reference_prompts(v, "kernel-c-target", "code-btrfs");
+        test_reference_prompts(v, "kernel-c-target", "docs-filesystems");
         test_streaming(v);
         test_pieces_and_specials(v);
         test_hostile(v);
@@ -694,17 +1070,7 @@ int main(void) {
         test_phi3_user_defined(v);
         sd_vocab_free(v);
     }
-    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-gpt-2.gguf", test_shared_dir());
-    v = load_vocab(path);
-    if (v) {
-        int32_t ids[4];
-        CHECK(sd_tokenize(v, "hi", 2, ids, 4, false, false) == SD_ERR_UNSUPPORTED, "gpt2: unsupported");
-        int32_t hi = sd_vocab_find(v, "\xc4\xa0" "hello", 7); /* "Ġhello" */
-        char pb[16];
-        CHECK(hi >= 0 && sd_token_to_piece(v, hi, pb, sizeof pb) == 6 && memcmp(pb, " hello", 6) == 0,
-              "gpt2 piece of 'Ghello' is ' hello'");
-        sd_vocab_free(v);
-    }
+    test_bpe();
     test_corrupt_metadata();
     return check_report("test_tokenizer");
 }
