@@ -73,7 +73,8 @@ static bool tree_ok(const sd_draft *dr, int V) {
  * *next the correction / bonus token. p: (SD_MAX_DRAFT + 1, V) and scratch
  * (3 V) when sampling. */
 static sd_status verify_tree(sd_ctx *ctx, sd_sampler *smp, const sd_draft *dr, int n_past, int32_t root,
-                             bool greedy, float *p, float *scratch, int32_t *acc, int *j, int32_t *next) {
+                             bool greedy, float *p, float *scratch, int32_t *acc, int *j, int32_t *next,
+                             sd_drafter *feat) {
     const int n = dr->n, R = n + 1, V = ctx->model->n_vocab;
     int32_t tok[SD_MAX_DRAFT + 1], pos[SD_MAX_DRAFT + 1], path[SD_MAX_DRAFT], argmax[SD_MAX_DRAFT + 1];
     uint8_t out[SD_MAX_DRAFT + 1];
@@ -94,6 +95,7 @@ static sd_status verify_tree(sd_ctx *ctx, sd_sampler *smp, const sd_draft *dr, i
     b.pos = pos;
     b.mask = mask;
     b.output = out;
+    if (feat) b.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
     sd_status rc = sd_ctx_decode(ctx, &b);
     free(mask);
     if (rc != SD_OK) return rc;
@@ -113,6 +115,16 @@ static sd_status verify_tree(sd_ctx *ctx, sd_sampler *smp, const sd_draft *dr, i
         acc[k] = dr->tok[path[k]];
     }
     *j = nj;
+    if (feat) { /* hidden states of the root and the accepted path, in order */
+        const int E = ctx->model->n_embd;
+        float *h = malloc((size_t)(nj + 1) * (size_t)E * sizeof(float));
+        if (!h) return SD_ERR_NOMEM;
+        memcpy(h, sd_ctx_hidden(ctx, 0), (size_t)E * sizeof(float));
+        for (int k = 0; k < nj; k++)
+            memcpy(h + (size_t)(k + 1) * E, sd_ctx_hidden(ctx, 1 + path[k]), (size_t)E * sizeof(float));
+        feat->ops->features(feat->self, h, nj + 1, n_past);
+        free(h);
+    }
     return sd_ctx_kv_keep(ctx, n_past + 1, cells, nj);
 }
 
@@ -203,8 +215,26 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
     /* prefill */
     double t0 = now_ms();
     sd_ctx_kv_clear(ctx);
+    const bool want_h = drafter && drafter->ops->features;
     sd_batch b = sd_batch_simple(prompt, n_prompt);
-    sd_status rc = sd_ctx_decode(ctx, &b);
+    sd_status rc = SD_OK;
+    if (want_h && n_prompt > 1) { /* hidden states of every prompt row but the last */
+        uint8_t *rows = malloc((size_t)n_prompt - 1);
+        if (!rows) rc = SD_ERR_NOMEM;
+        else {
+            memset(rows, 1, (size_t)n_prompt - 1);
+            sd_batch hb = sd_batch_simple(prompt, n_prompt - 1);
+            hb.output = rows;
+            hb.out_flags = SD_OUTPUT_HIDDEN;
+            rc = sd_ctx_decode(ctx, &hb);
+            free(rows);
+            if (rc == SD_OK) drafter->ops->features(drafter->self, sd_ctx_hidden(ctx, 0), n_prompt - 1, 0);
+        }
+        b = sd_batch_simple(prompt + n_prompt - 1, 1);
+    }
+    if (want_h) b.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
+    if (rc == SD_OK) rc = sd_ctx_decode(ctx, &b);
+    if (rc == SD_OK && want_h) drafter->ops->features(drafter->self, sd_ctx_hidden(ctx, 0), 1, n_prompt - 1);
     if (rc == SD_OK && drafter && drafter->ops->begin) rc = drafter->ops->begin(drafter->self, prompt, n_prompt);
     double t1 = now_ms();
     st.prompt_ms = t1 - t0;
@@ -244,7 +274,8 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
             double tv = now_ms();
             int j = 0;
             int32_t next = -1;
-            rc = verify_tree(ctx, smp, &dr, n_past, g.hist[g.n_hist - 1], greedy, p, scratch, acc, &j, &next);
+            rc = verify_tree(ctx, smp, &dr, n_past, g.hist[g.n_hist - 1], greedy, p, scratch, acc, &j, &next,
+                             want_h ? drafter : NULL);
             st.verify_ms += now_ms() - tv;
             if (rc != SD_OK) break;
             tree_stats(&st, &dr, j);
@@ -264,6 +295,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
         memcpy(batch + 1, dr.tok, (size_t)dr.n * sizeof *batch);
         b = sd_batch_simple(batch, dr.n + 1);
         b.output = all_rows;
+        if (want_h) b.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
         if (dr.layer_begin > 0 && !dr.is_tree) { /* the drafter ran layers [0, L) */
             if (dr.layer_begin >= m->n_layer || !dr.embd || sd_ctx_kv_len(ctx, dr.layer_begin) != n_past) {
                 rc = SD_ERR_INVALID_ARG;
@@ -295,6 +327,7 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
             st.drafted_at[i]++;
             if (i < j) st.accepted_at[i]++;
         }
+        if (want_h) drafter->ops->features(drafter->self, sd_ctx_hidden(ctx, 0), j + 1, n_past);
         if (is_auto) sd_auto_update(&au, k_plan, false, dr.n, dr.n, j, draft_step_ms);
         if (is_feedback) k_feedback = feedback_next(k_feedback, j == dr.n && dr.n > 0);
         memcpy(acc, dr.tok, (size_t)j * sizeof *acc);

@@ -592,7 +592,7 @@ static void ad_free(void *self) {
     free(s);
 }
 
-static const sd_drafter_ops ad_ops = {ad_begin, ad_draft, ad_accept, ad_end, ad_free};
+static const sd_drafter_ops ad_ops = {ad_begin, ad_draft, ad_accept, ad_end, ad_free, NULL};
 
 sd_aded_params sd_aded_default_params(void) {
     return (sd_aded_params){

@@ -279,7 +279,7 @@ static void lk_free(void *self) {
     free(s);
 }
 
-static const sd_drafter_ops lk_ops = {lk_begin, lk_draft, lk_accept, lk_end, lk_free};
+static const sd_drafter_ops lk_ops = {lk_begin, lk_draft, lk_accept, lk_end, lk_free, NULL};
 
 static sd_status new_lookup(int ngram_min, int ngram_max, bool tree, sd_drafter **out) {
     if (!out) return SD_ERR_INVALID_ARG;

@@ -129,7 +129,7 @@ static void dm_free(void *self) {
     free(d);
 }
 
-static const sd_drafter_ops dm_ops = {dm_begin, dm_draft, dm_accept, dm_end, dm_free};
+static const sd_drafter_ops dm_ops = {dm_begin, dm_draft, dm_accept, dm_end, dm_free, NULL};
 
 /* Same vocabulary: size, special ids and every token's text. */
 sd_status sd_check_same_vocab(const sd_model *a, const sd_model *b, char *err, size_t err_size) {

@@ -93,7 +93,7 @@ static void ng_free(void *self) {
     free(s);
 }
 
-static const sd_drafter_ops ng_ops = {ng_begin, ng_draft, ng_accept, ng_end, ng_free};
+static const sd_drafter_ops ng_ops = {ng_begin, ng_draft, ng_accept, ng_end, ng_free, NULL};
 
 sd_status sd_drafter_new_ngram_cache(const char *static_path, const char *dynamic_path,
                                      sd_drafter **out, char *err, size_t err_size) {

@@ -198,7 +198,7 @@ static void pearl_free(void *self) {
     free(s);
 }
 
-static const sd_drafter_ops pearl_ops = {pearl_begin, pearl_draft, pearl_accept, pearl_end, pearl_free};
+static const sd_drafter_ops pearl_ops = {pearl_begin, pearl_draft, pearl_accept, pearl_end, pearl_free, NULL};
 
 sd_status sd_drafter_new_pearl(const sd_model *draft, const sd_model *target, int n_ctx, float p_min,
                                int ahead, sd_drafter **out, char *err, size_t err_size) {

@@ -177,7 +177,7 @@ static void self_free(void *self) {
     free(s);
 }
 
-static const sd_drafter_ops self_ops = {self_begin, self_draft, self_accept, self_end, self_free};
+static const sd_drafter_ops self_ops = {self_begin, self_draft, self_accept, self_end, self_free, NULL};
 
 sd_status sd_drafter_new_self(sd_ctx *target_ctx, int exit_layer, float p_min, sd_drafter **out) {
     if (!target_ctx || !out || !(p_min >= 0.0f && p_min <= 1.0f)) return SD_ERR_INVALID_ARG;

@@ -303,7 +303,7 @@ static void dt_free(void *self) {
     free(d);
 }
 
-static const sd_drafter_ops dt_ops = {dt_begin, dt_draft, dt_accept, dt_end, dt_free};
+static const sd_drafter_ops dt_ops = {dt_begin, dt_draft, dt_accept, dt_end, dt_free, NULL};
 
 sd_tree_params sd_tree_default_params(void) {
     sd_tree_params p = {.depth = 6, .width = 2, .topk = 3, .p_min = 0.1f,

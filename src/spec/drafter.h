@@ -70,6 +70,13 @@ typedef struct sd_drafter_ops {
      * dynamic n-gram cache). */
     void (*end)(void *self);
     void (*free)(void *self);
+    /* Optional (NULL: not wanted): the target's hidden states (after its
+     * last layer, before output_norm; n_embd floats per row) of n_rows
+     * consecutive accepted positions pos0..pos0+n_rows-1: all prompt
+     * positions after the prefill, then after every verification the rows
+     * of the root and the accepted drafts. Called before begin() / accept()
+     * of the same step. Trained heads (EAGLE, Hydra, Medusa) draft from them. */
+    void (*features)(void *self, const float *h, int n_rows, int pos0);
 } sd_drafter_ops;
 
 struct sd_drafter {
