@@ -237,7 +237,7 @@ void tool_json_ids(FILE *f, const int32_t *ids, int n) {
 tool_spec tool_spec_defaults(void) {
     tool_spec s = {.draft = NULL, .draft_max = 6, .draft_min = 0, .p_min = 0.5f,
                    .lookup_min = 1, .lookup_max = 4, .ngram_static = NULL, .ngram_dynamic = NULL,
-                   .tree_nodes = 8, .tree = sd_tree_default_params()};
+                   .tree_nodes = 8, .tree = sd_tree_default_params(), .draft_vocab = NULL};
     return s;
 }
 
@@ -252,9 +252,25 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
     *out = NULL;
     if (err && n) err[0] = 0;
     if (!strcmp(m, "none")) return SD_OK;
-    if (!strcmp(m, "draft")) return sd_drafter_new_model(draft, target, pool, n_ctx, s->p_min, out, err, n);
-    if (!strcmp(m, "tree-draft"))
-        return sd_drafter_new_model_tree(draft, target, pool, n_ctx, &s->tree, out, err, n);
+    if (tool_method_needs_draft(m)) {
+        int32_t *sub = NULL; /* VocabTrim ids, copied by the constructor */
+        int n_sub = 0;
+        if (s->draft_vocab && draft) {
+            sd_model_info di;
+            sd_model_get_info(draft, &di);
+            char lerr[256] = "";
+            sd_status st = sd_vocab_subset_load(s->draft_vocab, di.n_vocab, &sub, &n_sub, lerr, sizeof lerr);
+            if (st != SD_OK) {
+                if (err && n) snprintf(err, n, "--draft-vocab: %s", lerr);
+                return st;
+            }
+        }
+        sd_status st = !strcmp(m, "draft")
+                           ? sd_drafter_new_model_ex(draft, target, pool, n_ctx, s->p_min, sub, n_sub, out, err, n)
+                           : sd_drafter_new_model_tree_ex(draft, target, pool, n_ctx, &s->tree, sub, n_sub, out, err, n);
+        sd_vocab_subset_free(sub);
+        return st;
+    }
     if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
@@ -285,7 +301,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     static const char *const names[] = {"-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
                                         "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
-                                        "--tree-p-min", "--tree-branch"};
+                                        "--tree-p-min", "--tree-branch", "--draft-vocab"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -322,6 +338,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
         }
         break;
     case 14: rc = parse_branch(a, next, s->tree.branch); break;
+    case 15: s->draft_vocab = next; break;
     }
     return rc ? -1 : 2;
 }
