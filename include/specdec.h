@@ -203,6 +203,15 @@ typedef struct sd_ctx_params {
                               value accumulator, online softmax per cell):
                               reproduces its outputs most closely, ~3x slower
                               attention. Default false: F32 accumulation.   */
+    /* VocabTrim: the output head computes logits only for these token ids;
+     * every other logit is -INFINITY, so samplers and drafters never pick
+     * those tokens (a draft context built this way stays lossless: the
+     * target verifies every draft). The ids are copied by sd_ctx_new (the
+     * array is borrowed only during the call); they must be distinct and in
+     * [0, n_vocab). Logits of listed ids are bit-identical to the full
+     * head's. NULL / 0 (default): the full head. */
+    const int32_t *vocab_subset;  /* (n_vocab_subset) token ids            */
+    int n_vocab_subset;           /* 1..n_vocab; 0 when vocab_subset is NULL */
 } sd_ctx_params;
 
 SD_API sd_ctx_params sd_ctx_default_params(void);
@@ -210,6 +219,10 @@ SD_API sd_ctx_params sd_ctx_default_params(void);
 /* One sequence: its KV cache, scratch buffers and last outputs. */
 typedef struct sd_ctx sd_ctx;
 
+/* On success *out owns the context (free with sd_ctx_free). Errors:
+ * SD_ERR_INVALID_ARG (bad n_ctx; a vocab_subset with an id out of range, a
+ * duplicate, or a count outside 1..n_vocab; a count without an array),
+ * SD_ERR_UNSUPPORTED (vocab-only model), SD_ERR_NOMEM. */
 SD_API sd_status sd_ctx_new(const sd_model *model, const sd_ctx_params *params,
                             sd_ctx **out);
 SD_API void sd_ctx_free(sd_ctx *ctx);
@@ -262,7 +275,8 @@ SD_API sd_status sd_ctx_decode(sd_ctx *ctx, const sd_batch *batch);
 
 /* Several sequences (contexts of the same model sharing ctxs[0]'s pool) in
  * one forward: weights are read once for all rows. All batches must have the
- * same layer range and out_flags. Outputs land in each context. */
+ * same layer range and out_flags, and all contexts the same vocab_subset
+ * (same ids in the same order, or none). Outputs land in each context. */
 SD_API sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_seq);
 
 /* Outputs of the last decode, i-th output row in batch order, valid until
@@ -283,6 +297,30 @@ SD_API sd_status sd_ctx_kv_truncate(sd_ctx *ctx, int n);
  * rest. Used to keep an accepted tree path. */
 SD_API sd_status sd_ctx_kv_keep(sd_ctx *ctx, int n_prefix, const int32_t *cells, int n_cells);
 SD_API void sd_ctx_kv_clear(sd_ctx *ctx);
+
+/* ------------------------------------------------------------ VocabTrim files */
+
+/* A VocabTrim file lists the token ids for sd_ctx_params.vocab_subset as
+ * text: one decimal id per line (`specdec vocabtrim` writes the most
+ * frequent first), lines starting with '#' (after blanks) are comments,
+ * blank lines are ignored.
+ *
+ * sd_vocab_subset_load reads one for a vocabulary of n_vocab tokens and
+ * checks it as hostile input: size bounded (1 MiB + 32 bytes per token),
+ * every id plain digits in [0, n_vocab) alone on its line, no duplicates,
+ * at least one id. On success *ids (free with sd_vocab_subset_free) holds
+ * *n_ids ids in file order. Errors: SD_ERR_INVALID_ARG, SD_ERR_IO,
+ * SD_ERR_FORMAT (err names the line), SD_ERR_NOMEM; *ids is then NULL. */
+SD_API sd_status sd_vocab_subset_load(const char *path, int n_vocab, int32_t **ids, int *n_ids,
+                                      char *err, size_t err_size);
+/* The same checks on text[0..len) in memory. */
+SD_API sd_status sd_vocab_subset_parse(const char *text, size_t len, int n_vocab, int32_t **ids,
+                                       int *n_ids, char *err, size_t err_size);
+SD_API void sd_vocab_subset_free(int32_t *ids);
+/* Writes ids[0..n_ids) (non-negative) after comment (may be NULL; each of
+ * its lines gets "# "). Errors: SD_ERR_INVALID_ARG, SD_ERR_IO. */
+SD_API sd_status sd_vocab_subset_save(const char *path, const int32_t *ids, int n_ids,
+                                      const char *comment, char *err, size_t err_size);
 
 /* ------------------------------------------------------------ sampling */
 
@@ -351,6 +389,14 @@ SD_API const char *sd_drafter_name(const sd_drafter *d);
 SD_API sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *target,
                                       sd_threadpool *pool, int n_ctx, float p_min,
                                       sd_drafter **out, char *err, size_t err_size);
+/* As sd_drafter_new_model with VocabTrim: the draft context's output head
+ * keeps only vocab_subset[0..n_subset) (sd_ctx_params.vocab_subset; copied;
+ * NULL / 0 = the full head), so the draft never proposes other tokens.
+ * Errors also SD_ERR_INVALID_ARG for a bad subset. */
+SD_API sd_status sd_drafter_new_model_ex(const sd_model *draft, const sd_model *target,
+                                         sd_threadpool *pool, int n_ctx, float p_min,
+                                         const int32_t *vocab_subset, int n_subset,
+                                         sd_drafter **out, char *err, size_t err_size);
 
 /* SpecDec++'s stopping rule for a `draft` drafter: stop drafting once the
  * estimated probability that some drafted token is rejected, 1 - prod(max
@@ -378,6 +424,13 @@ SD_API sd_tree_params sd_tree_default_params(void);
 SD_API sd_status sd_drafter_new_model_tree(const sd_model *draft, const sd_model *target,
                                            sd_threadpool *pool, int n_ctx, const sd_tree_params *tp,
                                            sd_drafter **out, char *err, size_t err_size);
+/* As sd_drafter_new_model_tree with a VocabTrim subset (see
+ * sd_drafter_new_model_ex). */
+SD_API sd_status sd_drafter_new_model_tree_ex(const sd_model *draft, const sd_model *target,
+                                              sd_threadpool *pool, int n_ctx,
+                                              const sd_tree_params *tp,
+                                              const int32_t *vocab_subset, int n_subset,
+                                              sd_drafter **out, char *err, size_t err_size);
 
 /* `self`: self-speculative drafting with the target's own early exit
  * (src/spec/draft_self.c): the first exit_layer layers of the target plus

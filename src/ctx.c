@@ -5,7 +5,8 @@
 #include <string.h>
 
 sd_ctx_params sd_ctx_default_params(void) {
-    sd_ctx_params p = {.n_ctx = 0, .pool = NULL, .attn_compat = false};
+    sd_ctx_params p = {.n_ctx = 0, .pool = NULL, .attn_compat = false, .vocab_subset = NULL,
+                       .n_vocab_subset = 0};
     return p;
 }
 
@@ -23,7 +24,60 @@ void sd_ctx_free(sd_ctx *ctx) {
     free(ctx->v_cache);
     free(ctx->logits);
     free(ctx->hidden);
+    free(ctx->sub_ids);
+    free(ctx->sub_rows);
+    free(ctx->sub_logits);
     free(ctx);
+}
+
+/* VocabTrim: checks ids[0..n) (distinct, in [0, V), 1 <= n <= V) and gives
+ * ctx its compact head: the output rows of those ids (model->output, the
+ * tied token_embd when the model has no output.weight) copied in the
+ * weight's type.
+ *
+ * Bit-exactness: every gemm kernel reduces a row's accumulator one way when
+ * the row is in a complete group of 4 rows counted from m0 (a multiple of
+ * 16) and another way alone (the last rows of a range). In the full head
+ * that puts rows [0, V4) in groups, V4 = V rounded down to a multiple of 4,
+ * and the last V - V4 (< 4) rows alone. The compact matrix keeps each id in
+ * the same kind of slot: ids < V4 first, in the caller's order, padded with
+ * zero rows (id -1, never scattered) to a multiple of 4, then the ids >= V4,
+ * which so stay alone. */
+static sd_status subset_init(sd_ctx *ctx, const int32_t *ids, int n) {
+    const sd_model *m = ctx->model;
+    const int V = m->n_vocab, V4 = V / 4 * 4;
+    if (!ids || n < 1 || n > V) return SD_ERR_INVALID_ARG;
+    uint8_t *seen = calloc((size_t)V, 1);
+    if (!seen) return SD_ERR_NOMEM;
+    sd_status st = SD_OK;
+    int n_grouped = 0;
+    for (int j = 0; j < n && st == SD_OK; j++) {
+        if (ids[j] < 0 || ids[j] >= V || seen[ids[j]]) st = SD_ERR_INVALID_ARG;
+        else seen[ids[j]] = 1, n_grouped += ids[j] < V4;
+    }
+    free(seen);
+    if (st != SD_OK) return st;
+    const int n_pad = (4 - n_grouped % 4) % 4, S = n + n_pad;
+    const sd_weight *w = &m->output;
+    ctx->sub_ids = malloc((size_t)S * sizeof *ctx->sub_ids);
+    ctx->sub_rows = calloc((size_t)S, w->row_bytes); /* zero rows are valid F32 / F16 / Q8_0 */
+    if (!ctx->sub_ids || !ctx->sub_rows) return SD_ERR_NOMEM; /* freed with ctx */
+    int r = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int j = 0; j < n; j++) {
+            if ((ids[j] < V4) != (pass == 0)) continue;
+            ctx->sub_ids[r] = ids[j];
+            memcpy((char *)ctx->sub_rows + (size_t)r * w->row_bytes,
+                   (const char *)w->data + (size_t)ids[j] * w->row_bytes, w->row_bytes);
+            r++;
+        }
+        for (; pass == 0 && r < n_grouped + n_pad; r++) ctx->sub_ids[r] = -1;
+    }
+    ctx->sub_output = *w;
+    ctx->sub_output.data = ctx->sub_rows;
+    ctx->sub_output.rows = S;
+    ctx->n_sub = S;
+    return SD_OK;
 }
 
 sd_status sd_ctx_new(const sd_model *model, const sd_ctx_params *params, sd_ctx **out) {
@@ -32,12 +86,20 @@ sd_status sd_ctx_new(const sd_model *model, const sd_ctx_params *params, sd_ctx 
     if (model->vocab_only) return SD_ERR_UNSUPPORTED;
     sd_ctx_params p = params ? *params : sd_ctx_default_params();
     if (p.n_ctx < 0 || p.n_ctx > (1 << 22)) return SD_ERR_INVALID_ARG;
+    if (!p.vocab_subset && p.n_vocab_subset != 0) return SD_ERR_INVALID_ARG;
     sd_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return SD_ERR_NOMEM;
     ctx->model = model;
     ctx->pool = p.pool;
     ctx->attn_compat = p.attn_compat;
     ctx->n_ctx = p.n_ctx ? p.n_ctx : model->n_ctx_train;
+    if (p.vocab_subset) {
+        sd_status st = subset_init(ctx, p.vocab_subset, p.n_vocab_subset);
+        if (st != SD_OK) {
+            sd_ctx_free(ctx);
+            return st;
+        }
+    }
     size_t kvd = (size_t)model->n_head_kv * (size_t)model->head_dim;
     size_t n = (size_t)model->n_layer * (size_t)ctx->n_ctx * kvd;
     ctx->n_cells = calloc((size_t)model->n_layer, sizeof *ctx->n_cells);

@@ -5,6 +5,15 @@
  * stores them), one row per cell; K rows are stored already rotated (RoPE at the cell's position), so
  * cells can be moved without recomputation. n_cells[l] cells are valid in
  * layer l (layers differ only between partial-layer decodes).
+ *
+ * VocabTrim (sd_ctx_params.vocab_subset): the context owns a compact copy
+ * of the output-head rows of its subset ids (in the weight's own type and
+ * in slots that make the same kernel give the same bits: see subset_init in
+ * ctx.c), S rows including up to 3 zero padding rows; the head runs over
+ * them into sub_logits (n_out, S), which is scattered into logits. In a
+ * subset context every logits entry outside the subset is -INFINITY from
+ * allocation on (outputs_reserve fills new buffers; only subset columns are
+ * ever written), so a decode writes S values per output row, not V.
  */
 #ifndef SD_CTX_H
 #define SD_CTX_H
@@ -43,6 +52,14 @@ struct sd_ctx {
     float *logits;         /* (n_out, V)                                    */
     float *hidden;         /* (n_out, E)                                    */
     bool out_logits, out_hidden;
+
+    /* VocabTrim; n_sub == 0: the full head (none of these allocated).   */
+    int n_sub;             /* S: compact rows, padding included              */
+    int32_t *sub_ids;      /* (S) token id of each compact row; -1: padding  */
+    void *sub_rows;        /* (S, row_bytes) copy of model->output rows       */
+    sd_weight sub_output;  /* (S, E) view of sub_rows                        */
+    float *sub_logits;     /* (cap_sub, S) head output before the scatter    */
+    size_t cap_sub;        /* rows sub_logits holds                          */
 };
 
 #endif

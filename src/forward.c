@@ -43,6 +43,11 @@ typedef struct fwd_job {
     uint32_t flags;
     float *logits;     /* (n_out, V) destination (may be a combined buffer) */
     float *hidden;     /* (n_out, E) */
+    /* VocabTrim (the contexts' vocab_subset; n_sub == 0: full head) */
+    const sd_weight *sub_head; /* (S, E) compact output rows            */
+    const int32_t *sub_ids;    /* (S) token id of each compact row, -1 = pad */
+    int n_sub;                 /* S                                      */
+    float *sub_logits;         /* (n_out, S) compact head output         */
     sd_attn_rows_fn attn_rows; /* the default (F32) attention kernel */
     int att_chunk;     /* rows per attention work item                  */
     int n_att_items;   /* attention work items per layer                */
@@ -328,7 +333,26 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
     if (!(J->flags & SD_OUTPUT_LOGITS)) return;
     prepare_rows(J, s->xn, E, o0, o1, needs(&m->output, NULL, NULL));
     sd_threadpool_barrier(J->pool);
-    matmul(J, ith, nth, &m->output, s->xn, J->logits, (size_t)m->n_vocab, J->n_out);
+    if (J->n_sub == 0) {
+        matmul(J, ith, nth, &m->output, s->xn, J->logits, (size_t)m->n_vocab, J->n_out);
+        return;
+    }
+    /* VocabTrim: the head over the S compact rows (same type and kernel as
+     * the full head, so the same bits), then each thread scatters its output
+     * rows; the other V - S entries of a row are already -inf (ctx.h). */
+    matmul(J, ith, nth, J->sub_head, s->xn, J->sub_logits, (size_t)J->n_sub, J->n_out);
+    sd_threadpool_barrier(J->pool);
+    for (int o = o0; o < o1; o++) {
+        float *dst = J->logits + (size_t)o * (size_t)m->n_vocab;
+        const float *src = J->sub_logits + (size_t)o * (size_t)J->n_sub;
+        for (int j = 0; j < J->n_sub; j++)
+            if (J->sub_ids[j] >= 0) dst[J->sub_ids[j]] = src[j];
+    }
+}
+
+/* Fills n floats with -INFINITY (logits outside a vocab subset). */
+static void fill_neg_inf(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = -INFINITY;
 }
 
 /* Grows the scratch to hold N rows. */
@@ -378,10 +402,30 @@ static sd_status outputs_reserve(sd_ctx *ctx, size_t n_out) {
     }
     free(ctx->logits);
     free(ctx->hidden);
+    if (ctx->n_sub > 0) fill_neg_inf(lg, cap * (size_t)m->n_vocab); /* the invariant of ctx.h */
     ctx->logits = lg;
     ctx->hidden = hd;
     ctx->cap_out = cap;
     return SD_OK;
+}
+
+/* Grows the compact head output of a subset context to n_out rows. */
+static sd_status sub_logits_reserve(sd_ctx *ctx, size_t n_out) {
+    if (ctx->n_sub == 0 || (n_out <= ctx->cap_sub && ctx->sub_logits)) return SD_OK;
+    size_t cap = n_out < 4 ? 4 : n_out;
+    float *b = malloc(cap * (size_t)ctx->n_sub * sizeof(float));
+    if (!b) return SD_ERR_NOMEM;
+    free(ctx->sub_logits);
+    ctx->sub_logits = b;
+    ctx->cap_sub = cap;
+    return SD_OK;
+}
+
+/* True if a and b restrict the head to the same ids in the same order (or
+ * neither restricts it). */
+static bool same_subset(const sd_ctx *a, const sd_ctx *b) {
+    return a->n_sub == b->n_sub &&
+           (a->n_sub == 0 || memcmp(a->sub_ids, b->sub_ids, (size_t)a->n_sub * sizeof *a->sub_ids) == 0);
 }
 
 /* Checks one batch against its context; returns its output count or < 0. */
@@ -423,7 +467,7 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
     for (int k = 0; k < n_seq && st == SD_OK; k++) {
         const sd_batch *b = &batches[k];
         sd_ctx *ctx = ctxs[k];
-        if (!ctx || ctx->model != m || b->layer_begin != lb ||
+        if (!ctx || ctx->model != m || !same_subset(ctx, ctxs[0]) || b->layer_begin != lb ||
             (b->layer_end ? b->layer_end : m->n_layer) != le ||
             (b->out_flags ? b->out_flags : SD_OUTPUT_LOGITS) != flags) {
             st = SD_ERR_INVALID_ARG;
@@ -443,6 +487,7 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
     int *row_seq = NULL, *out_rows = NULL;
     float *comb_logits = NULL, *comb_hidden = NULL;
     if (st == SD_OK) st = scratch_reserve(&owner->s, m, (size_t)N);
+    if (st == SD_OK && (flags & SD_OUTPUT_LOGITS)) st = sub_logits_reserve(owner, (size_t)n_out);
     for (int k = 0; k < n_seq && st == SD_OK; k++) st = outputs_reserve(seqs[k].ctx, (size_t)seqs[k].n_out);
     if (st == SD_OK) {
         row_seq = malloc((size_t)N * sizeof *row_seq);
@@ -453,6 +498,7 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
         comb_logits = malloc(((size_t)n_out + 1) * (size_t)m->n_vocab * sizeof(float));
         comb_hidden = malloc(((size_t)n_out + 1) * (size_t)m->n_embd * sizeof(float));
         if (!comb_logits || !comb_hidden) st = SD_ERR_NOMEM;
+        else if (owner->n_sub > 0) fill_neg_inf(comb_logits, ((size_t)n_out + 1) * (size_t)m->n_vocab);
     }
     if (st == SD_OK) {
         int o = 0;
@@ -469,6 +515,8 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
                      .n_out = n_out, .lb = lb, .le = le, .flags = flags,
                      .logits = n_seq > 1 ? comb_logits : owner->logits,
                      .hidden = n_seq > 1 ? comb_hidden : owner->hidden,
+                     .sub_head = &owner->sub_output, .sub_ids = owner->sub_ids, .n_sub = owner->n_sub,
+                     .sub_logits = owner->sub_logits,
                      .attn_rows = sd_attn_f32_rows_for(m->kern->name)};
         attn_plan(&J, sd_threadpool_n_threads(owner->pool));
         sd_threadpool_run(owner->pool, forward_worker, &J);

@@ -82,6 +82,9 @@ expect_error "no prompt" "$BIN" generate -n 1
 expect_error "context overflow" "$BIN" generate -p x -n 5000 -c 64
 expect_error "missing prompt file" "$BIN" generate -f /nonexistent.txt
 expect_error "unknown command" "$BIN" frobnicate
+printf '# vocabtrim ids\n13\n99999\n' > "$tmp/vocab.txt"
+expect_error "draft vocab id out of range" "$BIN" generate --spec draft --draft-vocab "$tmp/vocab.txt" -p x -n 1
+expect_error "vocabtrim without -o" "$BIN" vocabtrim -f "$tmp/prompt.txt"
 
 echo "test_cli.sh: $checks checks, $fails failed"
 [ $fails -eq 0 ] && [ $checks -gt 0 ]

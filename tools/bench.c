@@ -431,6 +431,7 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
         b->spec.lookup_max, "ngram_static", b->spec.ngram_static, "ngram_dynamic", b->spec.ngram_dynamic, "n_ctx", e->n_ctx,
         "prompt_files", files, "methods", methods);
     json_object_set_new(cfg, "skipped_methods", skip);
+    if (b->spec.draft_vocab) json_object_set_new(cfg, "draft_vocab", json_string(b->spec.draft_vocab));
     if (o->sp.temp > 0) {
         json_object_set_new(cfg, "top_k", json_integer(o->sp.top_k));
         json_object_set_new(cfg, "top_p", json_real(o->sp.top_p));
@@ -653,6 +654,7 @@ int cmd_bench(int argc, char **argv) {
                     "draft-p-min %.2f\n", o.sp.temp > 0 ? "sampling" : "greedy", (double)o.sp.temp, o.n_threads,
             sd_backend_name(o.backend), sd_type_name(ti.weight_type), e.n_ctx, b.runs, b.spec.draft_max, (double)b.spec.p_min);
 
+    if (b.spec.draft_vocab) fprintf(stderr, "bench: draft output head restricted to the ids of %s\n", b.spec.draft_vocab);
     sd_gen_params gp = sd_gen_default_params();
     gp.ignore_eos = true;
     for (int m = 1; m < b.n_methods; m++)

@@ -2,7 +2,9 @@
  * on. For each model (target, draft) at its stored type and at Q8_0: decode
  * tokens/s at an empty context and at 728 tokens of context, achieved GB/s
  * of weight traffic, and the cost of one forward of n = 1..32 tokens
- * relative to n = 1 (at 256 tokens of context). */
+ * relative to n = 1 (at 256 tokens of context). With --draft-vocab FILE
+ * the draft is also measured with its output head restricted to the ids of
+ * that VocabTrim file (rows "draft-K"). */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 
 typedef struct bench_extra {
     const char *draft;
+    const char *draft_vocab;  /* --draft-vocab FILE */
     int reps;
 } bench_extra;
 
@@ -19,6 +22,11 @@ static int extra_opt(const char *a, const char *next, void *user) {
     if (!strcmp(a, "-md") || !strcmp(a, "--model-draft")) {
         if (!next) return -1;
         e->draft = next;
+        return 2;
+    }
+    if (!strcmp(a, "--draft-vocab")) {
+        if (!next) return -1;
+        e->draft_vocab = next;
         return 2;
     }
     if (!strcmp(a, "--reps")) {
@@ -89,7 +97,7 @@ static double forward_cost(sd_ctx *ctx, int n_vocab, int n_past, int n, int reps
 }
 
 static int bench_model(const tool_opts *o, const char *path, const char *label, int quantize,
-                       sd_threadpool *pool, int reps, bench_row *row) {
+                       const char *vocab_file, sd_threadpool *pool, int reps, bench_row *row) {
     tool_opts oo = *o;
     oo.quantize = quantize;
     sd_model *m = tool_load_model(&oo, path);
@@ -100,13 +108,26 @@ static int bench_model(const tool_opts *o, const char *path, const char *label, 
     cp.n_ctx = 1024;
     cp.attn_compat = o->attn_compat;
     cp.pool = pool;
+    int32_t *sub = NULL;
+    int n_sub = 0;
+    char err[256] = "";
+    if (vocab_file && sd_vocab_subset_load(vocab_file, info.n_vocab, &sub, &n_sub, err, sizeof err) != SD_OK) {
+        fprintf(stderr, "error: --draft-vocab: %s\n", err);
+        sd_model_free(m);
+        return -1;
+    }
+    cp.vocab_subset = sub;
+    cp.n_vocab_subset = n_sub;
     sd_ctx *ctx = NULL;
-    if (sd_ctx_new(m, &cp, &ctx) != SD_OK) {
+    sd_status st = sd_ctx_new(m, &cp, &ctx);
+    sd_vocab_subset_free(sub);
+    if (st != SD_OK) {
         sd_model_free(m);
         return -1;
     }
     memset(row, 0, sizeof *row);
-    snprintf(row->model, sizeof row->model, "%s", label);
+    if (vocab_file) snprintf(row->model, sizeof row->model, "%s-%d", label, n_sub);
+    else snprintf(row->model, sizeof row->model, "%s", label);
     row->type = sd_type_name(info.weight_type);
     decode_rate(ctx, info.n_vocab, 1, 32); /* warm-up */
     row->tps_empty = decode_rate(ctx, info.n_vocab, 1, 256);
@@ -123,20 +144,21 @@ static int bench_model(const tool_opts *o, const char *path, const char *label, 
 
 int cmd_bench_forward(int argc, char **argv) {
     tool_opts o;
-    bench_extra ex = {.draft = NULL, .reps = 100};
+    bench_extra ex = {.draft = NULL, .draft_vocab = NULL, .reps = 100};
     if (tool_parse(argc, argv, 2, &o, extra_opt, &ex) != 0) return 1;
     char tbuf[PATH_MAX], dbuf[PATH_MAX];
     const char *target = o.model ? o.model : tool_model_path("kernel-c-target.gguf", tbuf, sizeof tbuf);
     const char *draft = ex.draft ? ex.draft : tool_model_path("kernel-c-draft.gguf", dbuf, sizeof dbuf);
     sd_threadpool *pool = NULL;
     if (sd_threadpool_new(o.n_threads, &pool) != SD_OK) return 1;
-    bench_row rows[4];
+    bench_row rows[6];
     int n_rows = 0;
-    const char *paths[2] = {target, draft}, *labels[2] = {"target", "draft"};
+    const char *paths[3] = {target, draft, draft}, *labels[3] = {"target", "draft", "draft"};
+    const char *vocab[3] = {NULL, NULL, ex.draft_vocab};
     fprintf(stderr, "bench-forward: %d threads, %s kernels\n", o.n_threads, sd_backend_name(o.backend));
-    for (int mi = 0; mi < 2; mi++)
+    for (int mi = 0; mi < (ex.draft_vocab ? 3 : 2); mi++)
         for (int q = 0; q < 2; q++)
-            if (bench_model(&o, paths[mi], labels[mi], q ? SD_TYPE_Q8_0 : SD_TYPE_NONE, pool, ex.reps,
+            if (bench_model(&o, paths[mi], labels[mi], q ? SD_TYPE_Q8_0 : SD_TYPE_NONE, vocab[mi], pool, ex.reps,
                             &rows[n_rows]) == 0)
                 n_rows++;
     sd_threadpool_free(pool);
@@ -163,5 +185,7 @@ int cmd_bench_forward(int argc, char **argv) {
         printf("\n");
     }
     printf("n=1 ms: median time of one forward of 1 token at 256 tokens of context; n=k: the same for k tokens\n(all rows with logits, as verification needs), relative to n = 1\n");
+    if (ex.draft_vocab)
+        printf("draft-K: the draft with its output head restricted to the K ids of %s (its GB/s still\ncounts the full head's bytes)\n", ex.draft_vocab);
     return 0;
 }

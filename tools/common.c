@@ -237,7 +237,7 @@ void tool_json_ids(FILE *f, const int32_t *ids, int n) {
 tool_spec tool_spec_defaults(void) {
     tool_spec s = {.draft = NULL, .draft_max = 6, .draft_min = 0, .p_min = 0.5f,
                    .lookup_min = 1, .lookup_max = 4, .ngram_static = NULL, .ngram_dynamic = NULL,
-                   .tree_nodes = 8, .tree = sd_tree_default_params()};
+                   .tree_nodes = 8, .tree = sd_tree_default_params(), .draft_vocab = NULL};
     return s;
 }
 
@@ -265,13 +265,27 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
     *out = NULL;
     if (err && n) err[0] = 0;
     if (!strcmp(m, "none")) return SD_OK;
-    if (!strcmp(m, "draft")) {
-        sd_status st = sd_drafter_new_model(draft, target, pool, n_ctx, s->p_min, out, err, n);
-        if (st == SD_OK && s->reject_max > 0.0f) st = sd_drafter_model_set_reject_max(*out, s->reject_max);
+    if (!strcmp(m, "draft") || !strcmp(m, "tree-draft")) {
+        int32_t *sub = NULL; /* VocabTrim ids, copied by the constructor */
+        int n_sub = 0;
+        if (s->draft_vocab && draft) {
+            sd_model_info di;
+            sd_model_get_info(draft, &di);
+            char lerr[256] = "";
+            sd_status st = sd_vocab_subset_load(s->draft_vocab, di.n_vocab, &sub, &n_sub, lerr, sizeof lerr);
+            if (st != SD_OK) {
+                if (err && n) snprintf(err, n, "--draft-vocab: %s", lerr);
+                return st;
+            }
+        }
+        sd_status st = !strcmp(m, "draft")
+                           ? sd_drafter_new_model_ex(draft, target, pool, n_ctx, s->p_min, sub, n_sub, out, err, n)
+                           : sd_drafter_new_model_tree_ex(draft, target, pool, n_ctx, &s->tree, sub, n_sub, out, err, n);
+        sd_vocab_subset_free(sub);
+        if (st == SD_OK && !strcmp(m, "draft") && s->reject_max > 0.0f)
+            st = sd_drafter_model_set_reject_max(*out, s->reject_max);
         return st;
     }
-    if (!strcmp(m, "tree-draft"))
-        return sd_drafter_new_model_tree(draft, target, pool, n_ctx, &s->tree, out, err, n);
     if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "aded")) return sd_drafter_new_aded(NULL, NULL, 0, out);
@@ -306,7 +320,8 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     static const char *const names[] = {"-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
                                         "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
-                                        "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max"};
+                                        "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max",
+                                        "--draft-vocab"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -358,6 +373,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
             rc = -1;
         }
         break;
+    case 17: s->draft_vocab = next; break;
     }
     return rc ? -1 : 2;
 }

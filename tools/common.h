@@ -38,6 +38,8 @@ typedef struct tool_spec {
     float reject_max;           /* --draft-reject-max H (SpecDec++; 0: off)  */
     sd_tree_params tree;        /* --tree-depth --tree-width --tree-topk
                                    --tree-p-min --tree-branch a,b,c         */
+    const char *draft_vocab;    /* --draft-vocab FILE: VocabTrim ids (specdec
+                                   vocabtrim) for draft / tree-draft        */
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
@@ -52,8 +54,11 @@ bool tool_method_own_core(const char *method);
 /* Nodes (tree methods) or tokens (chains) drafted per step. */
 int tool_method_budget(const char *method, const tool_spec *s);
 /* Makes the drafter of a method (NULL for "none"); target_ctx is the
- * context the generation will run on (`self` drafts on it); SD_ERR_INVALID_ARG for
- * an unknown method, else the constructor's status (message in err). */
+ * context the generation will run on (`self` drafts on it);
+ * SD_ERR_INVALID_ARG for an unknown method, else the constructor's status
+ * (message in err). With s->draft_vocab the draft model methods read that
+ * file and restrict the draft's output head to its ids (errors of
+ * sd_vocab_subset_load). */
 sd_status tool_make_drafter(const char *method, const tool_spec *s, const sd_model *draft,
                             const sd_model *target, sd_ctx *target_ctx, sd_threadpool *pool, int n_ctx,
                             sd_drafter **out, char *err, size_t err_size);
@@ -101,5 +106,6 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_ngram_build(int argc, char **argv);
+int cmd_vocabtrim(int argc, char **argv);
 
 #endif

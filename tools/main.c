@@ -15,10 +15,13 @@ static void usage(void) {
             "                [--ngram-static FILE] [--ngram-dynamic FILE]\n"
             "  tokenize      [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--parse-special]\n"
             "  perplexity    [-m MODEL] -f FILE [-c 512] [-t N] [--json]\n"
-            "  bench-forward [-m MODEL] [-md DRAFT] [-t N] [--json]\n"
+            "  bench-forward [-m MODEL] [-md DRAFT] [--draft-vocab FILE] [-t N] [--json]\n"
             "  bench         [-m MODEL] [-md DRAFT] --prompts FILE.jsonl... --methods none,draft,...\n"
             "                [--temp T] [-t N] [--runs R] [--out results.json] (see docs in README)\n"
             "  ngram-build   [-m MODEL] -f CORPUS -o FILE\n"
+            "  vocabtrim     [-m TARGET] -f CORPUS [-n N_TOKENS] [-k K] [-c CHUNK] [--gen G] [-t N] -o FILE\n"
+            "                the K ids the target produces most (greedy continuations of G tokens, --gen 0:\n"
+            "                teacher-forced argmax) for --draft-vocab FILE (generate, bench, bench-forward)\n"
             "Without -m the shipped target ../shared/models/kernel-c-target.gguf is used\n"
             "($SPECDEC_MODEL_DIR overrides the folder).\n");
 }
@@ -35,6 +38,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench-forward")) return cmd_bench_forward(argc, argv);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc, argv);
     if (!strcmp(cmd, "ngram-build")) return cmd_ngram_build(argc, argv);
+    if (!strcmp(cmd, "vocabtrim")) return cmd_vocabtrim(argc, argv);
     fprintf(stderr, "error: unknown command '%s'\n", cmd);
     usage();
     return 1;

@@ -12,6 +12,12 @@
  *
  * Threading is the caller's: a kernel computes the output columns [m0, m1)
  * for all N rows; callers split [0, M) across threads.
+ *
+ * Row grouping: y[n][m] may depend on whether column m falls in a complete
+ * group of 4 counted from m0 (m0 a multiple of 16) or in the tail, and on
+ * nothing else (not N, not the other rows). VocabTrim's compact head
+ * (subset_init in ctx.c) relies on exactly this; tests/test_vocabtrim.c
+ * checks it bit for bit on every table.
  */
 #ifndef SD_KERNELS_H
 #define SD_KERNELS_H

@@ -155,6 +155,12 @@ sd_status sd_check_same_vocab(const sd_model *a, const sd_model *b, char *err, s
 
 sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *target, sd_threadpool *pool,
                                int n_ctx, float p_min, sd_drafter **out, char *err, size_t err_size) {
+    return sd_drafter_new_model_ex(draft, target, pool, n_ctx, p_min, NULL, 0, out, err, err_size);
+}
+
+sd_status sd_drafter_new_model_ex(const sd_model *draft, const sd_model *target, sd_threadpool *pool,
+                                  int n_ctx, float p_min, const int32_t *vocab_subset, int n_subset,
+                                  sd_drafter **out, char *err, size_t err_size) {
     if (!draft || !target || !out || !(p_min >= 0.0f && p_min <= 1.0f)) return SD_ERR_INVALID_ARG;
     *out = NULL;
     sd_status st = sd_check_same_vocab(target, draft, err, err_size);
@@ -167,7 +173,10 @@ sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *target, sd
     sd_ctx_params cp = sd_ctx_default_params();
     cp.n_ctx = n_ctx;
     cp.pool = pool;
+    cp.vocab_subset = vocab_subset;
+    cp.n_vocab_subset = n_subset;
     if ((st = sd_ctx_new(draft, &cp, &d->ctx)) != SD_OK) {
+        if (st == SD_ERR_INVALID_ARG && err && err_size) snprintf(err, err_size, "invalid draft context (n_ctx or vocab subset)");
         dm_free(d);
         return st;
     }

@@ -23,6 +23,7 @@
  * (sd_ctx_kv_keep); the rest of the history is decoded on the next step.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,7 @@ static int top_k(const sd_kernels *kern, const float *l, int V, int k, int32_t *
     int n = 0;
     for (int t = 0; t < V; t++) {
         float x = l[t];
+        if (!(x > -INFINITY)) continue; /* never propose a -inf (VocabTrim) or NaN logit */
         if (n == k && !(x > l[tok[n - 1]])) continue;
         int i = n < k ? n++ : k - 1;
         while (i > 0 && x > l[tok[i - 1]]) {
@@ -314,6 +316,12 @@ sd_tree_params sd_tree_default_params(void) {
 sd_status sd_drafter_new_model_tree(const sd_model *draft, const sd_model *target, sd_threadpool *pool,
                                     int n_ctx, const sd_tree_params *tp, sd_drafter **out, char *err,
                                     size_t err_size) {
+    return sd_drafter_new_model_tree_ex(draft, target, pool, n_ctx, tp, NULL, 0, out, err, err_size);
+}
+
+sd_status sd_drafter_new_model_tree_ex(const sd_model *draft, const sd_model *target, sd_threadpool *pool,
+                                       int n_ctx, const sd_tree_params *tp, const int32_t *vocab_subset,
+                                       int n_subset, sd_drafter **out, char *err, size_t err_size) {
     if (!draft || !target || !out) return SD_ERR_INVALID_ARG;
     *out = NULL;
     sd_tree_params p = tp ? *tp : sd_tree_default_params();
@@ -332,7 +340,10 @@ sd_status sd_drafter_new_model_tree(const sd_model *draft, const sd_model *targe
     sd_ctx_params cp = sd_ctx_default_params();
     cp.n_ctx = n_ctx;
     cp.pool = pool;
+    cp.vocab_subset = vocab_subset;
+    cp.n_vocab_subset = n_subset;
     if ((st = sd_ctx_new(draft, &cp, &d->ctx)) != SD_OK) {
+        if (st == SD_ERR_INVALID_ARG && err && err_size) snprintf(err, err_size, "invalid draft context (n_ctx or vocab subset)");
         dt_free(d);
         return st;
     }
