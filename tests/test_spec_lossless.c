@@ -1,7 +1,8 @@
 /*
  * test_spec_lossless.c - greedy speculative decoding is lossless: for every
  * prompt of ../shared/bench (24 code + 12 docs, each with its max_tokens),
- * every drafter (draft model, lookup, n-gram cache, draft-model tree) and
+ * every drafter (draft model, lookup, n-gram cache, draft-model tree,
+ * lookup tree, rasd: retrieval fused with the draft-model tree) and
  * draft-max (tree: node budget) in {1, 2, 4, 8, 16}, the generated ids equal plain decoding's exactly, and
  * every method drafted and had drafts accepted (accepted > 0).
  * SD_TEST_QUICK=1 (set for sanitizer runs) uses every 6th prompt.
@@ -69,8 +70,8 @@ int main(void) {
     const bool quick = getenv("SD_TEST_QUICK") != NULL;
 
     /* the drafters under test; unavailable ones are a failure */
-    enum { ND = 5 };
-    const char *names[ND] = {"draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup"};
+    enum { ND = 6 };
+    const char *names[ND] = {"draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "rasd"};
     sd_drafter *drafters[ND] = {NULL};
     CHECK(sd_drafter_new_model(draft, target, pool, 0, 0.0f, &drafters[0], err, sizeof err) == SD_OK, "draft drafter: %s", err);
     CHECK(sd_drafter_new_lookup(1, 4, &drafters[1]) == SD_OK, "lookup drafter");
@@ -78,6 +79,8 @@ int main(void) {
     CHECK(sd_drafter_new_model_tree(draft, target, pool, 0, NULL, &drafters[3], err, sizeof err) == SD_OK,
           "tree-draft drafter: %s", err);
     CHECK(sd_drafter_new_lookup_tree(1, 4, &drafters[4]) == SD_OK, "tree-lookup drafter");
+    CHECK(sd_drafter_new_rasd(draft, target, pool, 0, NULL, 1, 4, NULL, 0, &drafters[5], err, sizeof err) == SD_OK,
+          "rasd drafter: %s", err);
     const int kmax[5] = {1, 2, 4, 8, 16};
     int64_t accepted[ND][5] = {{0}}, drafted[ND][5] = {{0}}, gen[ND][5] = {{0}}, steps[ND][5] = {{0}};
     int mismatches = 0;

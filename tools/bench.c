@@ -30,9 +30,9 @@
 
 #include "common.h"
 
-enum { M_NONE, M_DRAFT, M_LOOKUP, M_NGRAM, M_TREE, M_TREE_LOOKUP, M_COUNT };
+enum { M_NONE, M_DRAFT, M_LOOKUP, M_NGRAM, M_TREE, M_TREE_LOOKUP, M_RASD, M_COUNT };
 static const char *const k_method_name[M_COUNT] = {"none", "draft", "lookup", "ngram-cache", "tree-draft",
-                                                   "tree-lookup"};
+                                                   "tree-lookup", "rasd"};
 
 #define MAX_FILES 32
 #define N_POS_SHOWN 4
@@ -434,7 +434,8 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
  * method; the black line at 1x is `none`. */
 static int write_svg(const char *path, const brec *rec, const prompt_set *ps, int runs, const bool *active,
                      const tool_opts *o, const bench_opts *b) {
-    static const char *const color[M_COUNT] = {"#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728"};
+    static const char *const color[M_COUNT] = {"#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728",
+                                               "#8c564b"};
     int n_groups = ps->n_tasks + 1, n_m = 0;
     for (int m = 1; m < M_COUNT; m++) n_m += active[m];
     if (n_m == 0) n_m = 1;

@@ -241,10 +241,39 @@ tool_spec tool_spec_defaults(void) {
     return s;
 }
 
-bool tool_method_needs_draft(const char *m) { return !strcmp(m, "draft") || !strcmp(m, "tree-draft"); }
+bool tool_method_needs_draft(const char *m) {
+    return !strcmp(m, "draft") || !strcmp(m, "tree-draft") || !strcmp(m, "rasd");
+}
 
 int tool_method_budget(const char *m, const tool_spec *s) {
-    return !strncmp(m, "tree-", 5) ? s->tree_nodes : s->draft_max;
+    return !strncmp(m, "tree-", 5) || !strcmp(m, "rasd") ? s->tree_nodes : s->draft_max;
+}
+
+/* The rasd drafter, with the --rasd-corpus text (if any) tokenized with
+ * the target's vocabulary, without BOS. */
+static sd_status make_rasd(const tool_spec *s, const sd_model *draft, const sd_model *target, sd_threadpool *pool,
+                           int n_ctx, sd_drafter **out, char *err, size_t n) {
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    if (s->rasd_corpus) {
+        tool_opts o = {.file = s->rasd_corpus};
+        size_t len = 0;
+        char *text = tool_read_prompt(&o, &len);
+        if (!text) {
+            if (err && n) snprintf(err, n, "cannot read the rasd corpus '%s'", s->rasd_corpus);
+            return SD_ERR_IO;
+        }
+        ids = len ? tool_tokenize(sd_model_vocab(target), text, len, false, false, &n_ids) : NULL;
+        free(text);
+        if (len && !ids) {
+            if (err && n) snprintf(err, n, "cannot tokenize the rasd corpus '%s'", s->rasd_corpus);
+            return SD_ERR_NOMEM;
+        }
+    }
+    sd_status st = sd_drafter_new_rasd(draft, target, pool, n_ctx, &s->tree, s->lookup_min, s->lookup_max, ids,
+                                       (size_t)n_ids, out, err, n);
+    free(ids);
+    return st;
 }
 
 sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *draft, const sd_model *target,
@@ -257,6 +286,7 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
         return sd_drafter_new_model_tree(draft, target, pool, n_ctx, &s->tree, out, err, n);
     if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
+    if (!strcmp(m, "rasd")) return make_rasd(s, draft, target, pool, n_ctx, out, err, n);
     if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
         return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);
     if (err && n) snprintf(err, n, "unknown method '%s' (%s)", m, TOOL_METHODS);
@@ -285,7 +315,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     static const char *const names[] = {"-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
                                         "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
-                                        "--tree-p-min", "--tree-branch"};
+                                        "--tree-p-min", "--tree-branch", "--rasd-corpus"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -322,6 +352,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
         }
         break;
     case 14: rc = parse_branch(a, next, s->tree.branch); break;
+    case 15: s->rasd_corpus = next; break;
     }
     return rc ? -1 : 2;
 }

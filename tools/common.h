@@ -36,16 +36,20 @@ typedef struct tool_spec {
     int tree_nodes;             /* --tree-nodes: node budget of tree methods */
     sd_tree_params tree;        /* --tree-depth --tree-width --tree-topk
                                    --tree-p-min --tree-branch a,b,c         */
+    const char *rasd_corpus;    /* --rasd-corpus FILE: text tokenized with the
+                                   target's vocabulary (no BOS), the rasd
+                                   drafter's corpus datastore               */
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup"
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, rasd"
 /* True for methods that need the draft model. */
 bool tool_method_needs_draft(const char *method);
 /* Nodes (tree methods) or tokens (chains) drafted per step. */
 int tool_method_budget(const char *method, const tool_spec *s);
 /* Makes the drafter of a method (NULL for "none"); SD_ERR_INVALID_ARG for
- * an unknown method, else the constructor's status (message in err). */
+ * an unknown method, else the constructor's status (message in err; rasd
+ * also SD_ERR_IO when --rasd-corpus cannot be read). */
 sd_status tool_make_drafter(const char *method, const tool_spec *s, const sd_model *draft,
                             const sd_model *target, sd_threadpool *pool, int n_ctx, sd_drafter **out,
                             char *err, size_t err_size);
