@@ -462,6 +462,24 @@ SD_API sd_status sd_drafter_new_lookup(int ngram_min, int ngram_max, sd_drafter 
  * step's node budget keeps the most supported nodes. */
 SD_API sd_status sd_drafter_new_lookup_tree(int ngram_min, int ngram_max, sd_drafter **out);
 
+/* `rasd` (retrieval-augmented speculative decoding, src/spec/draft_rasd.c):
+ * a retrieval tree - `tree-lookup` continuations of the prompt and
+ * generated text (n-grams ngram_min..ngram_max) plus, if n_corpus > 0,
+ * continuations counted in a corpus of token ids (n-grams up to 4) - is
+ * pruned with the draft model's probabilities and merged with the
+ * `tree-draft` tree (params tp, NULL = defaults) by longest common prefix;
+ * the fused tree (at most the step's node budget) is verified at once.
+ * Greedy only: when sampling it drafts exactly as `tree-draft`. The models
+ * and the pool are borrowed; corpus_ids is copied into a datastore (the
+ * caller keeps its array). Errors: as sd_drafter_new_model_tree, and
+ * SD_ERR_INVALID_ARG (message in err) for bad n-gram sizes, corpus_ids NULL
+ * with n_corpus > 0, a corpus over 2^20 tokens or with ids outside the
+ * target's vocabulary. */
+SD_API sd_status sd_drafter_new_rasd(const sd_model *draft, const sd_model *target, sd_threadpool *pool,
+                                     int n_ctx, const sd_tree_params *tp, int ngram_min, int ngram_max,
+                                     const int32_t *corpus_ids, size_t n_corpus, sd_drafter **out,
+                                     char *err, size_t err_size);
+
 /* `ngram-cache` (llama.cpp's lookup decoding): a context cache built from
  * the history, a dynamic cache that persists across generations of this
  * drafter (loaded from and saved to dynamic_path if not NULL), and an

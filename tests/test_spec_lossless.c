@@ -3,7 +3,7 @@
  * prompt of ../shared/bench (24 code + 12 docs, each with its max_tokens),
  * every drafter (draft model, lookup, n-gram cache, draft-model tree,
  * lookup trie, ADED, self-speculative early exit, PEARL's background
- * drafting, the draft model with SpecDec++'s stopping rule) and
+ * drafting, the draft model with SpecDec++'s stopping rule, rasd) and
  * draft-max (tree: node budget) in {1, 2, 4, 8, 16, auto, feedback} (the
  * methods after the first three: 2, 8 and auto), the generated ids equal plain decoding's exactly, and
  * every method drafted and had drafts accepted (accepted > 0).
@@ -77,9 +77,9 @@ int main(void) {
     const bool quick = getenv("SD_TEST_QUICK") != NULL;
 
     /* the drafters under test; unavailable ones are a failure */
-    enum { ND = 9 };
+    enum { ND = 10 };
     const char *names[ND] = {"draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self", "pearl",
-                             "draft-h0.5"};
+                             "draft-h0.5", "rasd"};
     sd_drafter *drafters[ND] = {NULL};
     CHECK(sd_drafter_new_model(draft, target, pool, 0, 0.0f, &drafters[0], err, sizeof err) == SD_OK, "draft drafter: %s", err);
     CHECK(sd_drafter_new_lookup(1, 4, &drafters[1]) == SD_OK, "lookup drafter");
@@ -98,6 +98,8 @@ int main(void) {
               sd_drafter_model_set_reject_max(drafters[8], 0.5f) == SD_OK,
           "draft drafter with reject_max: %s", err);
     CHECK(sd_drafter_model_set_reject_max(drafters[1], 0.5f) == SD_ERR_INVALID_ARG, "reject_max on lookup");
+    CHECK(sd_drafter_new_rasd(draft, target, pool, 0, NULL, 1, 4, NULL, 0, &drafters[9], err, sizeof err) == SD_OK,
+          "rasd drafter: %s", err);
     const int kmax[7] = {1, 2, 4, 8, 16, SD_DRAFT_AUTO, SD_DRAFT_FEEDBACK};
     sd_cost_table *costs = NULL;
     CHECK(sd_cost_table_measure(ctx, &costs) == SD_OK, "cost table");

@@ -243,20 +243,47 @@ tool_spec tool_spec_defaults(void) {
 
 bool tool_method_known(const char *m) {
     static const char *const k[] = {"none", "draft", "lookup", "ngram-cache", "ngram", "tree-draft", "tree-lookup",
-                                    "aded", "self", "pearl"};
+                                    "aded", "self", "pearl", "rasd"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(m, k[i])) return true;
     return false;
 }
 
 bool tool_method_needs_draft(const char *m) {
-    return !strcmp(m, "draft") || !strcmp(m, "tree-draft") || !strcmp(m, "pearl");
+    return !strcmp(m, "draft") || !strcmp(m, "tree-draft") || !strcmp(m, "pearl") || !strcmp(m, "rasd");
 }
 
 bool tool_method_own_core(const char *m) { return !strcmp(m, "pearl"); }
 
 int tool_method_budget(const char *m, const tool_spec *s) {
-    return !strncmp(m, "tree-", 5) || !strcmp(m, "aded") ? s->tree_nodes : s->draft_max;
+    return !strncmp(m, "tree-", 5) || !strcmp(m, "aded") || !strcmp(m, "rasd") ? s->tree_nodes : s->draft_max;
+}
+
+/* The rasd drafter, with the --rasd-corpus text (if any) tokenized with
+ * the target's vocabulary, without BOS. */
+static sd_status make_rasd(const tool_spec *s, const sd_model *draft, const sd_model *target, sd_threadpool *pool,
+                           int n_ctx, sd_drafter **out, char *err, size_t n) {
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    if (s->rasd_corpus) {
+        tool_opts o = {.file = s->rasd_corpus};
+        size_t len = 0;
+        char *text = tool_read_prompt(&o, &len);
+        if (!text) {
+            if (err && n) snprintf(err, n, "cannot read the rasd corpus '%s'", s->rasd_corpus);
+            return SD_ERR_IO;
+        }
+        ids = len ? tool_tokenize(sd_model_vocab(target), text, len, false, false, &n_ids) : NULL;
+        free(text);
+        if (len && !ids) {
+            if (err && n) snprintf(err, n, "cannot tokenize the rasd corpus '%s'", s->rasd_corpus);
+            return SD_ERR_NOMEM;
+        }
+    }
+    sd_status st = sd_drafter_new_rasd(draft, target, pool, n_ctx, &s->tree, s->lookup_min, s->lookup_max, ids,
+                                       (size_t)n_ids, out, err, n);
+    free(ids);
+    return st;
 }
 
 sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *draft, const sd_model *target,
@@ -292,6 +319,7 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
     if (!strcmp(m, "self")) return sd_drafter_new_self(target_ctx, s->self_exit, s->p_min, out);
     if (!strcmp(m, "pearl"))
         return sd_drafter_new_pearl(draft, target, n_ctx, s->p_min, s->draft_max > 0 ? s->draft_max : 16, out, err, n);
+    if (!strcmp(m, "rasd")) return make_rasd(s, draft, target, pool, n_ctx, out, err, n);
     if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
         return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);
     if (err && n) snprintf(err, n, "unknown method '%s' (%s)", m, TOOL_METHODS);
@@ -321,7 +349,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
                                         "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
                                         "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max",
-                                        "--draft-vocab"};
+                                        "--draft-vocab", "--rasd-corpus"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -374,6 +402,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
         }
         break;
     case 17: s->draft_vocab = next; break;
+    case 18: s->rasd_corpus = next; break;
     }
     return rc ? -1 : 2;
 }

@@ -40,10 +40,13 @@ typedef struct tool_spec {
                                    --tree-p-min --tree-branch a,b,c         */
     const char *draft_vocab;    /* --draft-vocab FILE: VocabTrim ids (specdec
                                    vocabtrim) for draft / tree-draft        */
+    const char *rasd_corpus;    /* --rasd-corpus FILE: text tokenized with the
+                                   target's vocabulary (no BOS), the rasd
+                                   drafter's corpus datastore               */
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl"
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd"
 /* True for a method name tool_make_drafter knows. */
 bool tool_method_known(const char *method);
 /* True for methods that need the draft model. */
@@ -58,7 +61,8 @@ int tool_method_budget(const char *method, const tool_spec *s);
  * SD_ERR_INVALID_ARG for an unknown method, else the constructor's status
  * (message in err). With s->draft_vocab the draft model methods read that
  * file and restrict the draft's output head to its ids (errors of
- * sd_vocab_subset_load). */
+ * sd_vocab_subset_load); rasd also SD_ERR_IO when --rasd-corpus cannot
+ * be read. */
 sd_status tool_make_drafter(const char *method, const tool_spec *s, const sd_model *draft,
                             const sd_model *target, sd_ctx *target_ctx, sd_threadpool *pool, int n_ctx,
                             sd_drafter **out, char *err, size_t err_size);

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spec/drafter.h"
+#include "spec/draft_lookup.h"
 
 typedef struct lk_entry {
     uint32_t hash;
@@ -159,7 +159,8 @@ static sd_status lk_begin(void *self, const int32_t *ids, int n) {
     return n > 0 && ids ? index_to(s, ids, n) : SD_OK;
 }
 
-static sd_status lk_draft_tree(lk_state *s, const int32_t *ids, int n, int max, sd_draft *out);
+static sd_status lk_draft_tree(lk_state *s, const int32_t *ids, int n, int max, int len, sd_draft *out,
+                               double *w, double *w_root);
 
 static sd_status lk_draft(void *self, const int32_t *ids, int n, int max, const sd_draft_env *env,
                           sd_draft *out) {
@@ -171,7 +172,7 @@ static sd_status lk_draft(void *self, const int32_t *ids, int n, int max, const 
     if (!ids || n < 2 || max <= 0) return SD_OK;
     sd_status st = index_to(s, ids, n);
     if (st != SD_OK) return st;
-    if (s->tree) return lk_draft_tree(s, ids, n, max, out);
+    if (s->tree) return lk_draft_tree(s, ids, n, max, max, out, NULL, NULL);
     uint32_t h[16];
     int m = gram_hashes(ids, n, s->nmax, h);
     for (int g = m; g >= s->nmin; g--) {
@@ -220,7 +221,11 @@ static void trie_add(lk_trie *t, const int32_t *ids, int n, int p, int len, doub
     }
 }
 
-static sd_status lk_draft_tree(lk_state *s, const int32_t *ids, int n, int max, sd_draft *out) {
+/* The trie of up to LK_MAX_OCC continuations of `len` tokens, cut to its
+ * `max` heaviest nodes; w (optional): the kept nodes' weights, *w_root the
+ * total weight of the continuations collected. */
+static sd_status lk_draft_tree(lk_state *s, const int32_t *ids, int n, int max, int len, sd_draft *out,
+                               double *w, double *w_root) {
     lk_trie *t = malloc(sizeof *t);
     if (!t) return SD_ERR_NOMEM;
     t->n = 1;
@@ -237,7 +242,8 @@ static sd_status lk_draft_tree(lk_state *s, const int32_t *ids, int n, int max, 
             for (int i = 0; i < n_occ; i++) dup |= seen[i] == p;
             if (dup) continue;
             seen[n_occ++] = p;
-            trie_add(t, ids, n, p, max, (double)g);
+            trie_add(t, ids, n, p, len, (double)g);
+            t->w[0] += (double)g;
         }
     }
     /* the `max` heaviest nodes (ties: creation order), parents first */
@@ -255,11 +261,13 @@ static sd_status lk_draft_tree(lk_state *s, const int32_t *ids, int n, int max, 
     for (int i = 1; i < t->n; i++) { /* creation order: parents precede children */
         if (!keep[i]) continue;
         map[i] = out->n;
+        if (w) w[out->n] = t->w[i];
         out->tok[out->n] = t->tok[i];
         out->parent[out->n] = t->parent[i] == 0 ? -1 : map[t->parent[i]];
         out->n++;
     }
     out->is_tree = true;
+    if (w_root) *w_root = t->w[0];
     free(t); free(keep); free(map);
     return SD_OK;
 }
@@ -280,6 +288,22 @@ static void lk_free(void *self) {
 }
 
 static const sd_drafter_ops lk_ops = {lk_begin, lk_draft, lk_accept, lk_end, lk_free, NULL};
+
+sd_status sd_lookup_tree_draft_weighted(sd_drafter *d, const int32_t *ids, int n, int max, int len,
+                                        sd_draft *out, double *w, double *w_root) {
+    if (!d || d->ops != &lk_ops || !out || !w || !w_root) return SD_ERR_INVALID_ARG;
+    lk_state *s = d->self;
+    if (!s->tree) return SD_ERR_INVALID_ARG;
+    out->n = 0;
+    out->has_q = false;
+    *w_root = 0.0;
+    if (max > SD_MAX_DRAFT) max = SD_MAX_DRAFT;
+    if (len > SD_MAX_DRAFT) len = SD_MAX_DRAFT;
+    if (!ids || n < 2 || max <= 0 || len <= 0) return SD_OK;
+    sd_status st = index_to(s, ids, n);
+    if (st != SD_OK) return st;
+    return lk_draft_tree(s, ids, n, max, len, out, w, w_root);
+}
 
 static sd_status new_lookup(int ngram_min, int ngram_max, bool tree, sd_drafter **out) {
     if (!out) return SD_ERR_INVALID_ARG;

@@ -28,9 +28,9 @@
 #include <string.h>
 
 #include "model.h"
-#include "spec/drafter.h"
+#include "spec/draft_tree.h"
 
-enum { CAND_MAX = 512 };
+enum { CAND_MAX = SD_TREE_MAX_CAND };
 
 typedef struct tnode {
     int32_t tok;
@@ -50,6 +50,7 @@ typedef struct dt_state {
     sd_sampler *smp;        /* sampling: made with the target's settings    */
     tnode cand[CAND_MAX];
     int n_cand;
+    bool greedy_cands;      /* cand[] holds a greedy draft's candidates     */
 } dt_state;
 
 static sd_status dt_begin(void *self, const int32_t *ids, int n) {
@@ -252,6 +253,7 @@ static sd_status dt_draft(void *self, const int32_t *ids, int n, int max, const 
     dt_state *d = self;
     out->n = 0;
     d->n_cand = 0;
+    d->greedy_cands = false;
     d->n_hist_at_draft = 0;
     if (n <= d->n_valid) { /* history shrank? start over */
         sd_ctx_kv_clear(d->ctx);
@@ -265,8 +267,9 @@ static sd_status dt_draft(void *self, const int32_t *ids, int n, int max, const 
     if (st != SD_OK) return st;
     d->n_valid = n;
     d->n_hist_at_draft = n;
-    if (env->sp->temp <= 0.0f) return draft_greedy(d, n, max, out);
-    return draft_sample(d, n, max, env, out);
+    if (env->sp->temp > 0.0f) return draft_sample(d, n, max, env, out);
+    d->greedy_cands = true;
+    return draft_greedy(d, n, max, out);
 }
 
 /* Keeps the cached cells of the accepted path (followed by its tokens). */
@@ -293,6 +296,7 @@ static void dt_accept(void *self, const int32_t *ids, int n, int n_accepted) {
         if (h < d->n_valid) d->n_valid = h;
     }
     d->n_cand = 0;
+    d->greedy_cands = false;
 }
 
 static void dt_end(void *self) { (void)self; }
@@ -306,6 +310,16 @@ static void dt_free(void *self) {
 }
 
 static const sd_drafter_ops dt_ops = {dt_begin, dt_draft, dt_accept, dt_end, dt_free, NULL};
+
+int sd_tree_draft_candidates(const sd_drafter *dr, sd_tree_cand *out, int cap) {
+    if (!dr || dr->ops != &dt_ops) return 0;
+    const dt_state *d = dr->self;
+    if (!d->greedy_cands) return 0;
+    for (int i = 0; i < d->n_cand && i < cap; i++)
+        out[i] = (sd_tree_cand){.tok = d->cand[i].tok, .parent = d->cand[i].parent,
+                                .expanded = d->cand[i].cell >= 0, .logp = d->cand[i].score};
+    return d->n_cand;
+}
 
 sd_tree_params sd_tree_default_params(void) {
     sd_tree_params p = {.depth = 6, .width = 2, .topk = 3, .p_min = 0.1f,
