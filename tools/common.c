@@ -290,6 +290,9 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
                             sd_ctx *target_ctx, sd_threadpool *pool, int n_ctx, sd_drafter **out, char *err,
                             size_t n) {
     *out = NULL;
+    /* --draft-threads 1: the draft model single-threaded (faster on a
+     * loaded machine, where a spinning pool stalls; slower on an idle one) */
+    if (s->draft_threads <= 1) pool = NULL;
     if (err && n) err[0] = 0;
     if (!strcmp(m, "none")) return SD_OK;
     if (!strcmp(m, "draft") || !strcmp(m, "tree-draft")) {
@@ -349,7 +352,8 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
                                         "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
                                         "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max",
-                                        "--draft-vocab", "--rasd-corpus"};
+                                        "--draft-vocab", "--rasd-corpus",
+                                        "--draft-threads"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -403,6 +407,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
         break;
     case 17: s->draft_vocab = next; break;
     case 18: s->rasd_corpus = next; break;
+    case 19: rc = parse_int(a, next, 1, 2, &s->draft_threads); break;
     }
     return rc ? -1 : 2;
 }

@@ -40,6 +40,9 @@ typedef struct tool_spec {
                                    --tree-p-min --tree-branch a,b,c         */
     const char *draft_vocab;    /* --draft-vocab FILE: VocabTrim ids (specdec
                                    vocabtrim) for draft / tree-draft        */
+    int draft_threads;          /* --draft-threads 1|2: the draft model's
+                                   threads (1: single-threaded; 2, the
+                                   default: the target's pool)              */
     const char *rasd_corpus;    /* --rasd-corpus FILE: text tokenized with the
                                    target's vocabulary (no BOS), the rasd
                                    drafter's corpus datastore               */
