@@ -235,9 +235,10 @@ void tool_json_ids(FILE *f, const int32_t *ids, int n) {
 }
 
 tool_spec tool_spec_defaults(void) {
-    tool_spec s = {.draft = NULL, .draft_max = 6, .draft_min = 0, .p_min = 0.5f,
+    tool_spec s = {.draft = NULL, .draft_max = SD_DRAFT_AUTO, .draft_min = 0, .p_min = 0.5f,
                    .lookup_min = 1, .lookup_max = 4, .ngram_static = NULL, .ngram_dynamic = NULL,
-                   .tree_nodes = 8, .tree = sd_tree_default_params(), .draft_vocab = NULL};
+                   .tree_nodes = 8, .tree = sd_tree_default_params(), .draft_vocab = NULL,
+                   .draft_threads = 2};
     return s;
 }
 

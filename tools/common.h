@@ -70,8 +70,9 @@ sd_status tool_make_drafter(const char *method, const tool_spec *s, const sd_mod
                             const sd_model *target, sd_ctx *target_ctx, sd_threadpool *pool, int n_ctx,
                             sd_drafter **out, char *err, size_t err_size);
 
-/* Defaults: draft-max 6, draft-min 0, draft-p-min 0.5, lookup 1..4,
- * tree-nodes 8, tree params sd_tree_default_params(). */
+/* Defaults: draft-max auto, draft-min 0, draft-p-min 0.5, lookup 1..4,
+ * tree-nodes 8 (auto is available but picks too small trees for now),
+ * tree params sd_tree_default_params(), draft-threads 2. */
 tool_spec tool_spec_defaults(void);
 /* Parses one speculation option: returns 2 if it used arg and next, 0 if
  * arg is not one, -1 after printing an error. */

@@ -118,33 +118,56 @@ void sd_auto_init(sd_auto *a, const sd_cost_table *ct, int kmax) {
     memset(a, 0, sizeof *a);
     a->ct = ct;
     a->kmax = kmax < 0 ? 0 : kmax > SD_AUTO_KMAX ? SD_AUTO_KMAX : kmax;
+    a->verify_frac = 1.0;
 }
 
-/* E(k) for k = 0..kmax from the per-position rates. */
-static void chain_tokens(const sd_auto *a, double *e) {
-    double prev = k_prior_s / (k_prior_s + k_prior_f), p = 1.0;
+void sd_auto_verify_share(sd_auto *a, double frac) {
+    if (frac > 0.0 && frac <= 1.0) a->verify_frac += 0.2 * (frac - a->verify_frac);
+}
+
+/* E(k) (tokens) and R(k) (rows verified) for k = 0..kmax from the
+ * per-position rates. */
+static void chain_tokens(const sd_auto *a, double *e, double *rows) {
+    double prev = k_prior_s / (k_prior_s + k_prior_f), prev_d = 1.0, p = 1.0, pd = 1.0;
     e[0] = 1.0;
+    rows[0] = 1.0;
     for (int i = 1; i <= a->kmax; i++) {
         double ai = (a->hit[i] + 2.0 * prev) / (a->reach[i] + 2.0);
-        p *= ai;
+        double di = (a->made[i] + 2.0 * prev_d) / (a->offer[i] + 2.0);
+        pd *= di;
+        p *= ai * di;
         e[i] = e[i - 1] + p;
+        rows[i] = rows[i - 1] + pd;
         prev = ai;
+        prev_d = di;
     }
+}
+
+/* Cost of a forward of a fractional number of rows (linear between). */
+static double cost_rows(const sd_cost_table *t, double rows, int n_past) {
+    int r0 = (int)rows;
+    double f = rows - (double)r0;
+    double c0 = sd_cost_table_ms(t, r0, n_past);
+    return f > 0.0 ? c0 + f * (sd_cost_table_ms(t, r0 + 1, n_past) - c0) : c0;
 }
 
 int sd_auto_choose(sd_auto *a, int n_past) {
     if (a->kmax == 0) return 0;
     if (a->plain_run >= PLAIN_PROBE) return 1;
-    double ek[SD_AUTO_KMAX + 1];
-    chain_tokens(a, ek);
+    double ek[SD_AUTO_KMAX + 1], rk[SD_AUTO_KMAX + 1];
+    chain_tokens(a, ek, rk);
     int best = 0;
+    /* plain decoding runs every layer; a verification verify_frac of them */
     double best_rate = 1.0 / sd_cost_table_ms(a->ct, 1, n_past);
     for (int k = 1; k <= a->kmax; k++) {
-        double e = ek[k];
-        if (a->tree && a->n[k] >= 2.0) e = a->tok[k] / a->n[k];
-        double ms = sd_cost_table_ms(a->ct, k + 1, n_past) + a->call_ms + a->node_ms * (double)k;
+        double e = ek[k], rows = rk[k];
+        if (a->tree && a->n[k] >= 2.0) {
+            e = a->tok[k] / a->n[k];
+            rows = 1.0 + (double)k;
+        }
+        double ms = a->verify_frac * cost_rows(a->ct, rows, n_past) + a->call_ms + a->node_ms * (rows - 1.0);
         double rate = e / ms;
-        if (rate > best_rate) {
+        if (rate > best_rate * 1.0001) {
             best_rate = rate;
             best = k;
         }
@@ -159,6 +182,13 @@ void sd_auto_update(sd_auto *a, int k, bool tree, int n_drafted, int depth, int 
     for (int i = 1; i <= SD_AUTO_KMAX; i++) {
         a->reach[i] *= k_decay;
         a->hit[i] *= k_decay;
+        a->offer[i] *= k_decay;
+        a->made[i] *= k_decay;
+    }
+    /* position i was offered when k >= i and the drafter drafted i - 1 */
+    for (int i = 1; i <= k && i <= SD_AUTO_KMAX && i <= depth + 1; i++) {
+        a->offer[i] += 1.0;
+        if (i <= depth) a->made[i] += 1.0;
     }
     /* position i is reached when it was drafted and 1..i-1 were accepted */
     for (int i = 1; i <= depth && i <= SD_AUTO_KMAX && i <= j + 1; i++) {
@@ -173,11 +203,14 @@ void sd_auto_update(sd_auto *a, int k, bool tree, int n_drafted, int depth, int 
         a->tok[k] += (double)(j + 1);
         a->n[k] += 1.0;
     }
-    /* drafting cost: an exponential average of ms per call, split into a
-     * fixed part and a per-node part by a running regression is overkill;
-     * attribute it per node when nodes were drafted, else per call */
+    /* drafting cost: calls that drafted nothing measure the fixed part
+     * (catching up with the history), the rest the per-node part */
     const double w = a->n_updates < 4 ? 0.5 : 0.1;
-    if (n_drafted > 0) a->node_ms += w * (draft_ms / (double)n_drafted - a->node_ms);
-    else a->call_ms += w * (draft_ms - a->call_ms);
+    if (n_drafted > 0) {
+        double per = (draft_ms - a->call_ms) / (double)n_drafted;
+        a->node_ms += w * ((per > 0.0 ? per : 0.0) - a->node_ms);
+    } else {
+        a->call_ms += w * (draft_ms - a->call_ms);
+    }
     a->n_updates++;
 }

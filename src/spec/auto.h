@@ -13,8 +13,12 @@
  *    E(k) = 1 + a_1 + a_1 a_2 + ... + a_1...a_k (the bonus token included);
  *  - trees: the mean tokens per step of each budget tried (forgetting as
  *    above); a budget not yet tried is predicted by the chain formula;
- *  - draft_ms(k): the drafter's measured milliseconds per drafted node
- *    times k, plus its measured fixed cost per call.
+ *  - a drafter may stop before k on its own (the draft model's p_min):
+ *    d_i, the rate at which it drafts position i when allowed to, scales
+ *    both the expected rows verified, 1 + d_1 + d_1 d_2 + ..., and E(k)
+ *    (a_i then applies to drafted positions);
+ *  - draft_ms(k): the drafter's measured fixed cost per call plus its cost
+ *    per drafted node times the expected drafted nodes.
  * Budget 0 (plain decoding) is allowed; after 8 plain steps in a row one
  * step drafts a single token so that acceptance keeps being measured.
  */
@@ -28,12 +32,17 @@
 typedef struct sd_auto {
     const sd_cost_table *ct;
     int kmax;                       /* largest budget considered            */
+    double offer[SD_AUTO_KMAX + 1]; /* decayed: the drafter could draft i ... */
+    double made[SD_AUTO_KMAX + 1];  /* ... and did (it may stop on its own) */
     double reach[SD_AUTO_KMAX + 1]; /* decayed: position i reached ...       */
     double hit[SD_AUTO_KMAX + 1];   /* ... and accepted (index 1..KMAX)      */
     double node_ms, call_ms;        /* drafter: ms per node, ms per call    */
     double tok[SD_AUTO_KMAX + 1];   /* trees: decayed tokens per step ...   */
     double n[SD_AUTO_KMAX + 1];     /* ... and decayed step count, per budget */
     bool tree;                      /* the drafter drafts trees             */
+    double verify_frac;             /* share of the target's layers a
+                                       verification runs (self-speculation
+                                       runs only layers [L, N)); EMA        */
     int plain_run;                  /* consecutive steps with budget 0      */
     int n_updates;
 } sd_auto;
@@ -48,5 +57,7 @@ int sd_auto_choose(sd_auto *a, int n_past);
  * (a chain or tree of depth `depth`), j were accepted, drafting took
  * draft_ms. */
 void sd_auto_update(sd_auto *a, int k, bool tree, int n_drafted, int depth, int j, double draft_ms);
+/* After a step whose verification ran `frac` of the target's layers. */
+void sd_auto_verify_share(sd_auto *a, double frac);
 
 #endif

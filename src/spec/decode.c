@@ -328,7 +328,11 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
             if (i < j) st.accepted_at[i]++;
         }
         if (want_h) drafter->ops->features(drafter->self, sd_ctx_hidden(ctx, 0), j + 1, n_past);
-        if (is_auto) sd_auto_update(&au, k_plan, false, dr.n, dr.n, j, draft_step_ms);
+        if (is_auto) {
+            sd_auto_update(&au, k_plan, false, dr.n, dr.n, j, draft_step_ms);
+            if (k_plan > 0)
+                sd_auto_verify_share(&au, (double)(m->n_layer - dr.layer_begin) / (double)m->n_layer);
+        }
         if (is_feedback) k_feedback = feedback_next(k_feedback, j == dr.n && dr.n > 0);
         memcpy(acc, dr.tok, (size_t)j * sizeof *acc);
         acc[j] = next;
