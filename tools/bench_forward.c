@@ -2,7 +2,9 @@
  * on. For each model (target, draft) at its stored type and at Q8_0: decode
  * tokens/s at an empty context and at 728 tokens of context, achieved GB/s
  * of weight traffic, and the cost of one forward of n = 1..32 tokens
- * relative to n = 1 (at 256 tokens of context). */
+ * relative to n = 1 (at 256 tokens of context). --single: only the -m
+ * model, at its stored types (e.g. a llama.cpp-quantized file). The type
+ * column is that of blk.0.ffn_gate (files may mix types per tensor). */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 typedef struct bench_extra {
     const char *draft;
     int reps;
+    int single;   /* --single: only the -m model at its stored types */
 } bench_extra;
 
 static int extra_opt(const char *a, const char *next, void *user) {
@@ -20,6 +23,10 @@ static int extra_opt(const char *a, const char *next, void *user) {
         if (!next) return -1;
         e->draft = next;
         return 2;
+    }
+    if (!strcmp(a, "--single")) {
+        e->single = 1;
+        return 1;
     }
     if (!strcmp(a, "--reps")) {
         if (!next || atoi(next) < 1) return -1;
@@ -134,8 +141,8 @@ int cmd_bench_forward(int argc, char **argv) {
     int n_rows = 0;
     const char *paths[2] = {target, draft}, *labels[2] = {"target", "draft"};
     fprintf(stderr, "bench-forward: %d threads, %s kernels\n", o.n_threads, sd_backend_name(o.backend));
-    for (int mi = 0; mi < 2; mi++)
-        for (int q = 0; q < 2; q++)
+    for (int mi = 0; mi < (ex.single ? 1 : 2); mi++)
+        for (int q = 0; q < (ex.single ? 1 : 2); q++)
             if (bench_model(&o, paths[mi], labels[mi], q ? SD_TYPE_Q8_0 : SD_TYPE_NONE, pool, ex.reps,
                             &rows[n_rows]) == 0)
                 n_rows++;
