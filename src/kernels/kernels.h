@@ -126,5 +126,14 @@ void sd_gemm_q4_K_avx2(float *, size_t, const void *, size_t, const void *, size
 void sd_gemm_q5_K_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
 void sd_gemm_q6_K_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
 void sd_round_bf16_row_avx2(float *x, size_t n);
+/* AVX512-VNNI versions (quants_vnni_avx512.c; the "avx512vnni" table only),
+ * bit-identical to the AVX2 ones. */
+void sd_gemm_q4_0_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q4_1_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_0_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_1_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q4_K_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_K_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q6_K_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
 
 #endif
