@@ -98,8 +98,9 @@ static int greedy_agree(sd_ctx *ctx, const prompt_ref *p, int n_vocab) {
     return agree;
 }
 
-/* Teacher-forced log-probs: max |ours - ref| over all steps and top-5. */
-static double logprob_diff(sd_ctx *ctx, const prompt_ref *p, int n_vocab) {
+/* Teacher-forced log-probs: max |ours - ref| over all steps and top-5;
+ * adds the sum of |ours - ref| and its count to *sum, *cnt. */
+static double logprob_diff(sd_ctx *ctx, const prompt_ref *p, int n_vocab, double *sum, int *cnt) {
     int n = p->n_prompt + p->n_greedy - 1;
     int32_t *toks = malloc((size_t)n * sizeof *toks);
     uint8_t *out = calloc((size_t)n, 1);
@@ -120,6 +121,8 @@ static double logprob_diff(sd_ctx *ctx, const prompt_ref *p, int n_vocab) {
             double lp = json_real_value(json_array_get(pair, 1));
             double d = fabs(logprob(lg, n_vocab, id) - lp);
             if (d > worst) worst = d;
+            *sum += d;
+            (*cnt)++;
         }
     }
     free(toks);
@@ -159,7 +162,8 @@ void rc_run_model(const rc_model *spec, rc_result *res) {
         prompt_ref refs[32];
         int n_all = load_refs(spec->ref, tasks[ti], refs, 32);
         CHECK(n_all >= 12, "%s %s: %d reference lines", spec->ref, tasks[ti], n_all);
-        int n = 0;
+        int n = 0, lp_cnt = 0;
+        double lp_sum = 0;
         for (int i = 0; i < n_all; i += stride) {
             prompt_ref *p = &refs[i];
             n++;
@@ -172,14 +176,14 @@ void rc_run_model(const rc_model *spec, rc_result *res) {
             if (agree == RC_N_GREEDY) r.ok_greedy[ti]++;
             else fprintf(stderr, "  %s %s%s: greedy agrees for %d of %d tokens\n", spec->ref, p->id, qs,
                          agree, RC_N_GREEDY);
-            double d = logprob_diff(ctx, p, n_vocab);
+            double d = logprob_diff(ctx, p, n_vocab, &lp_sum, &lp_cnt);
             if (d > r.worst_lp[ti]) r.worst_lp[ti] = d;
             CHECK(d <= spec->lp_tol, "%s %s: top-5 log-prob differs by %.4f", spec->ref, p->id, d);
         }
         r.n[ti] = n;
-        fprintf(stderr, "%s%s [%s attention] %s: prompt_ids %d/%d, greedy-32 %d/%d, max |dlogprob| %.5f\n",
+        fprintf(stderr, "%s%s [%s attention] %s: prompt_ids %d/%d, greedy-32 %d/%d, max |dlogprob| %.5f (mean %.5f)\n",
                 spec->ref, qs, spec->compat ? "compat" : "f32", tasks[ti], r.ok_ids[ti], n, r.ok_greedy[ti], n,
-                r.worst_lp[ti]);
+                r.worst_lp[ti], lp_cnt ? lp_sum / lp_cnt : 0.0);
         /* need out of the full set, scaled down to the prompts used (rounded down) */
         int need = spec->need[ti] * n / n_full[ti];
         CHECK(r.ok_greedy[ti] >= need, "%s %s: greedy agreement %d/%d below %d", spec->ref, tasks[ti],
