@@ -31,6 +31,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SD_QK4_0 32
 #define SD_QK4_1 32
@@ -125,6 +126,21 @@ static inline void sd_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t
         *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
         *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
     }
+}
+
+/* All 8 scales (out[0..8)) and mins (out[8..16)) of a Q4_K/Q5_K super-block
+ * at once: ggml's 32-bit unpacking of the 12 packed bytes (same values as
+ * sd_scale_min_k4). */
+static inline void sd_scales_mins_k4(const uint8_t *q, uint8_t out[16]) {
+    const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+    const uint32_t aux = u[1] & kmask1;
+    u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+    u[2] = aux;
+    u[0] &= kmask1;
+    memcpy(out, u, 16);
 }
 
 /* BF16 <-> F32. To BF16: round to nearest even, NaN kept quiet (ggml's

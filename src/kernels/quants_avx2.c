@@ -198,7 +198,7 @@ enum { F_Q4_K, F_Q5_K, F_Q6_K };
 typedef struct {
     __m256i q[8];
     __m256i sc[8];
-    int16_t mn[8];
+    __m256i m16;    /* int16 per Q8_K bsum: Q4_K/Q5_K min j/2, Q6_K scale j */
     float d, dmin;
 } kblock;
 
@@ -221,6 +221,7 @@ SD_INLINE void unpack_k(const char *w, int b, int f, kblock *kb) {
         for (int c = 0; c < 8; c++)
             kb->sc[c] = _mm256_set_m128i(_mm_set1_epi16(blk->scales[2 * c + 1]),
                                          _mm_set1_epi16(blk->scales[2 * c]));
+        kb->m16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
         kb->d = _cvtsh_ss(blk->d);
         kb->dmin = 0.0f;
         return;
@@ -255,12 +256,15 @@ SD_INLINE void unpack_k(const char *w, int b, int f, kblock *kb) {
             kb->q[j] = _mm256_or_si256(kb->q[j], _mm256_slli_epi16(h, 4));
         }
     }
-    for (int j = 0; j < 8; j++) {
-        uint8_t sc, mn;
-        sd_scale_min_k4(j, scales, &sc, &mn);
-        kb->sc[j] = _mm256_set1_epi16(sc);
-        kb->mn[j] = mn;
-    }
+    uint8_t sm[16]; /* 8 scales, 8 mins */
+    sd_scales_mins_k4(scales, sm);
+    __m128i v = _mm_loadu_si128((const __m128i *)sm);
+    /* mins duplicated per bsum pair (m0, m0, m1, m1, ...) as int16 */
+    kb->m16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
+    /* scale j in every int16 lane: bytes (j, 0x80) broadcast */
+    __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(v));
+    for (int j = 0; j < 8; j++)
+        kb->sc[j] = _mm256_shuffle_epi8(s16, _mm256_set1_epi16((short)(0x8000 | (2 * j))));
     kb->d = _cvtsh_ss(dh);
     kb->dmin = _cvtsh_ss(dmh);
 }
@@ -273,30 +277,25 @@ SD_INLINE float kq_add(float sumf, float dd, int32_t isum, float dm, int32_t sum
     return sumf + t;
 }
 
-/* sumf of one token after the super-block kb (x its Q8_K block). */
+/* sumf of one token after the super-block kb (x its Q8_K block). The
+ * Q8_K block sums carry the x side of the Q4_K/Q5_K mins and of Q6_K's -32
+ * offset: sum_l (q_l - 32) x_l over a 16-group = sum q x - 32 * bsum. */
 SD_INLINE float dot_k(const kblock *kb, const sd_block_q8_K *x, float sumf, int f) {
     __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
+        /* pairs of q x: exact in int16 (|.| <= 2*63*127) */
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(kb->q[c], xv), kb->sc[c]));
+    }
+    __m256i bm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), kb->m16);
     if (f == F_Q6_K) {
-        const __m256i m32 = _mm256_set1_epi8(32);
-        for (int c = 0; c < 8; c++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
-            /* pairs of (q - 32) * x, exact in int16: |.| <= 2*32*127 */
-            __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(kb->q[c], xv),
-                                         _mm256_maddubs_epi16(m32, xv));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, kb->sc[c]));
-        }
+        acc = _mm256_sub_epi32(acc, _mm256_slli_epi32(bm, 5));
         float dd = kb->d * x->d;
         return kq_add(sumf, dd, hsum_i32(acc), 0.0f, 0);
     }
-    int32_t summ = 0;
-    for (int j = 0; j < 8; j++) {
-        __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(kb->q[j], xv), kb->sc[j]));
-        summ += (int32_t)kb->mn[j] * ((int32_t)x->bsums[2 * j] + (int32_t)x->bsums[2 * j + 1]);
-    }
     float dd = kb->d * x->d;
     float dm = kb->dmin * x->d;
-    return kq_add(sumf, dd, hsum_i32(acc), dm, summ);
+    return kq_add(sumf, dd, hsum_i32(acc), dm, hsum_i32(bm));
 }
 
 /* y (N, ldy) [:, m0:m1] for the super-block format f. */

@@ -174,7 +174,7 @@ enum { F_Q4_K, F_Q5_K, F_Q6_K };
 typedef struct {
     __m256i q[8];
     __m256i sc[8];
-    int32_t mn[16];
+    __m256i m16;    /* int16 per Q8_K bsum: Q4_K/Q5_K min j/2, Q6_K scale j */
     float d, dmin;
 } kblock_v;
 
@@ -196,7 +196,7 @@ SD_VNNI void unpack_k_v(const char *w, int b, int f, kblock_v *kb) {
         }
         for (int c = 0; c < 8; c++)
             kb->sc[c] = _mm256_set_m128i(_mm_set1_epi32(blk->scales[2 * c + 1]), _mm_set1_epi32(blk->scales[2 * c]));
-        for (int j = 0; j < 16; j++) kb->mn[j] = blk->scales[j];
+        kb->m16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
         kb->d = _cvtsh_ss(blk->d);
         kb->dmin = 0.0f;
         return;
@@ -224,12 +224,12 @@ SD_VNNI void unpack_k_v(const char *w, int b, int f, kblock_v *kb) {
             kb->q[j] = _mm256_or_si256(kb->q[j], _mm256_maskz_mov_epi8(mk, _mm256_set1_epi8(0x10)));
         }
     }
-    for (int j = 0; j < 8; j++) {
-        uint8_t sc, mn;
-        sd_scale_min_k4(j, scales, &sc, &mn);
-        kb->sc[j] = _mm256_set1_epi32(sc);
-        kb->mn[j] = mn;
-    }
+    uint8_t sm[16]; /* 8 scales, 8 mins */
+    sd_scales_mins_k4(scales, sm);
+    __m128i v = _mm_loadu_si128((const __m128i *)sm);
+    kb->m16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v)); /* m0, m0, m1, m1, ... */
+    __m256i s32 = _mm256_cvtepu8_epi32(v);                   /* the 8 scales */
+    for (int j = 0; j < 8; j++) kb->sc[j] = _mm256_permutexvar_epi32(_mm256_set1_epi32(j), s32);
     kb->d = _cvtsh_ss(dh);
     kb->dmin = _cvtsh_ss(dmh);
 }
@@ -248,17 +248,17 @@ SD_VNNI float dot_k_v(const kblock_v *kb, const sd_block_q8_K *x, float sumf, in
         __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), kb->q[c], xv);
         acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, kb->sc[c]));
     }
-    int32_t isum = hsum_i32_v(acc), summ = 0;
+    /* bsums times the mins (Q4_K/Q5_K) or the scales (Q6_K) */
+    __m256i bm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), kb->m16);
     if (f == F_Q6_K) {
-        for (int j = 0; j < 16; j++) summ += kb->mn[j] * (int32_t)x->bsums[j];
-        isum -= 32 * summ; /* sum sc (q - 32) x = sum sc q x - 32 sum sc bsum */
+        /* sum sc (q - 32) x = sum sc q x - 32 sum sc bsum */
+        acc = _mm256_sub_epi32(acc, _mm256_slli_epi32(bm, 5));
         float dd = kb->d * x->d;
-        return kq_add_v(sumf, dd, isum, 0.0f, 0);
+        return kq_add_v(sumf, dd, hsum_i32_v(acc), 0.0f, 0);
     }
-    for (int j = 0; j < 8; j++) summ += kb->mn[j] * ((int32_t)x->bsums[2 * j] + (int32_t)x->bsums[2 * j + 1]);
     float dd = kb->d * x->d;
     float dm = kb->dmin * x->d;
-    return kq_add_v(sumf, dd, isum, dm, summ);
+    return kq_add_v(sumf, dd, hsum_i32_v(acc), dm, hsum_i32_v(bm));
 }
 
 SD_VNNI void gemm_k_v(float *y, size_t ldy, const void *x, size_t xs, const void *w, size_t ws, int K, int N,
