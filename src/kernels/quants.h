@@ -24,7 +24,10 @@
  *    products exact in float; reference accumulates in double, the SIMD
  *    kernels in float FMA (tolerance as for F16).
  * Each (row, token) result depends only on that row and that token, so the
- * kernels are batch invariant by construction.
+ * kernels are batch invariant by construction. (The SIMD k-quant kernels
+ * take the x side of the mins and of Q6_K's -32 offset from the Q8_K
+ * bsums, exact as long as bsums are the sums of qs, as
+ * sd_quantize_row_q8_K writes them.)
  */
 #ifndef SD_QUANTS_H
 #define SD_QUANTS_H

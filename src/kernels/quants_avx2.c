@@ -13,9 +13,10 @@
  * has one, no other expression the compiler could contract).
  *
  * Work order: for each W row, tiles of up to NT_Q tokens; the W block is
- * unpacked once per tile and dotted with every token of the tile. Each
- * (row, token) result is computed by the same instruction sequence
- * whatever the tile, N or the [m0, m1) split: batch invariant.
+ * unpacked once per tile and dotted with every token of the tile (one
+ * token: 4 rows per pass over x instead). Each (row, token) result is
+ * computed by the same arithmetic whatever the tile, N or the [m0, m1)
+ * split: batch invariant.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -152,10 +153,56 @@ SD_INLINE void row_q32(float *y, size_t ldy, const char *x, size_t xs, const cha
     }
 }
 
+/* One token, 4 W rows (ws apart): the x block is loaded once for the 4
+ * rows; each row's operations are those of row_q32 with NT = 1 (same
+ * bits). */
+SD_INLINE void rows4_q32(float *y, const char *x, const char *w, size_t ws, int nb, int f) {
+    const int with_min = f == F_Q4_1 || f == F_Q5_1;
+    __m256 acc[4];
+    float summs[4];
+    for (int r = 0; r < 4; r++) {
+        acc[r] = _mm256_setzero_ps();
+        summs[r] = 0.0f;
+    }
+    for (int b = 0; b < nb; b++) {
+        __m256i xv;
+        float dx, sx = 0.0f;
+        if (with_min) {
+            const sd_block_q8_1 *xb = (const sd_block_q8_1 *)x + b;
+            xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+            dx = _cvtsh_ss(xb->d);
+            sx = _cvtsh_ss(xb->s);
+        } else {
+            const sd_block_q8_0 *xb = (const sd_block_q8_0 *)x + b;
+            xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+            dx = _cvtsh_ss(xb->d);
+        }
+        for (int r = 0; r < 4; r++) {
+            float dw, mw = 0.0f;
+            __m256i q = unpack32(w + (size_t)r * ws, b, f, &dw, &mw);
+            float d = dw * dx;
+            __m256i p = with_min ? dot_us(q, xv) : dot_ss(q, xv);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc[r]);
+            if (with_min) summs[r] = fmaf(mw, sx, summs[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float sum = hsum8(acc[r]);
+        if (with_min) sum = sum + summs[r];
+        y[r] = sum;
+    }
+}
+
 /* y (N, ldy) [:, m0:m1] for the 32-element block format f. */
 SD_INLINE void gemm_q32(float *y, size_t ldy, const void *x, size_t xs, const void *w, size_t ws,
                         int K, int N, int m0, int m1, int f) {
     const int nb = K / 32;
+    if (N == 1) { /* decode: 4 rows per pass over x */
+        int m = m0;
+        for (; m + 4 <= m1; m += 4) rows4_q32(y + m, (const char *)x, (const char *)w + (size_t)m * ws, ws, nb, f);
+        for (; m < m1; m++) row_q32(y + m, ldy, (const char *)x, xs, (const char *)w + (size_t)m * ws, nb, 1, f);
+        return;
+    }
     for (int m = m0; m < m1; m++) {
         const char *wm = (const char *)w + (size_t)m * ws;
         for (int t0 = 0; t0 < N; t0 += NT_Q) {

@@ -5,7 +5,8 @@
  * Compiled with the AVX-512 flags (Makefile rule for *_avx512.c); VNNI is
  * enabled per function with a target attribute and the table using these
  * kernels is only handed out when the CPU reports avx512vnni (kernels.c).
- * Same loop structure and float operations as quants_avx2.c; only the
+ * Same loop structure (one token: 4 rows per pass over x) and float
+ * operations as quants_avx2.c; only the
  * exact integer dot products are formed differently, so the results are
  * bit-identical to the AVX2 kernels and to the scalar references:
  *  - signed weights (Q4_0, Q5_0): x is offset to unsigned (x ^ 0x80 =
@@ -133,9 +134,57 @@ SD_VNNI void row_q32_v(float *y, size_t ldy, const char *x, size_t xs, const cha
     }
 }
 
+/* One token, 4 W rows (ws apart): the x block is loaded once for the 4
+ * rows; each row's operations are those of row_q32_v with NT = 1, so the
+ * results are the same bits. */
+SD_VNNI void rows4_q32_v(float *y, const char *x, const char *w, size_t ws, int nb, int f) {
+    const int with_min = f == F_Q4_1 || f == F_Q5_1;
+    __m256 acc[4];
+    float summs[4];
+    for (int r = 0; r < 4; r++) {
+        acc[r] = _mm256_setzero_ps();
+        summs[r] = 0.0f;
+    }
+    for (int b = 0; b < nb; b++) {
+        __m256i xv;
+        float dx, sx = 0.0f;
+        if (with_min) {
+            const sd_block_q8_1 *xb = (const sd_block_q8_1 *)x + b;
+            xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+            dx = _cvtsh_ss(xb->d);
+            sx = _cvtsh_ss(xb->s);
+        } else {
+            const sd_block_q8_0 *xb = (const sd_block_q8_0 *)x + b;
+            xv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)xb->qs), _mm256_set1_epi8((char)0x80));
+            dx = _cvtsh_ss(xb->d);
+        }
+        for (int r = 0; r < 4; r++) {
+            float dw, mw = 0.0f;
+            __m256i corr = _mm256_setzero_si256();
+            __m256i q = unpack32_v(w + (size_t)r * ws, b, f, &dw, &mw, &corr);
+            float d = dw * dx;
+            __m256i p = with_min ? _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, xv)
+                                 : _mm256_dpbusd_epi32(corr, xv, q);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc[r]);
+            if (with_min) summs[r] = fmaf(mw, sx, summs[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float sum = hsum8_v(acc[r]);
+        if (with_min) sum = sum + summs[r];
+        y[r] = sum;
+    }
+}
+
 SD_VNNI void gemm_q32_v(float *y, size_t ldy, const void *x, size_t xs, const void *w, size_t ws, int K,
                         int N, int m0, int m1, int f) {
     const int nb = K / 32;
+    if (N == 1) { /* decode: 4 rows per pass over x */
+        int m = m0;
+        for (; m + 4 <= m1; m += 4) rows4_q32_v(y + m, (const char *)x, (const char *)w + (size_t)m * ws, ws, nb, f);
+        for (; m < m1; m++) row_q32_v(y + m, ldy, (const char *)x, xs, (const char *)w + (size_t)m * ws, nb, 1, f);
+        return;
+    }
     for (int m = m0; m < m1; m++) {
         const char *wm = (const char *)w + (size_t)m * ws;
         for (int t0 = 0; t0 < N; t0 += NT_Q) {
