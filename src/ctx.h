@@ -26,7 +26,10 @@ typedef struct sd_scratch {
     float *x;              /* (N, E)  residual stream                        */
     float *xn;             /* (N, max(E, H*D, F))  normed input of a matmul  */
     void *xq;              /* (N, blocks of max(E, H*D, F)) Q8_0 copy of a matmul input */
+    void *xq1;             /* (N, blocks of max(E, H*D, F)) Q8_1 copy (Q4_1, Q5_1 weights) */
+    void *xqk;             /* (N, blocks of max(E, H*D, F)) Q8_K copy (k-quant weights)  */
     float *xr;             /* (N, max(E, H*D, F)) F16-rounded copy of a matmul input    */
+    float *xb;             /* (N, max(E, H*D, F)) BF16-rounded copy of a matmul input   */
     float *q;              /* (N, H*D)                                      */
     float *k;              /* (N, Hkv*D)                                    */
     float *v;              /* (N, Hkv*D)                                    */

@@ -19,6 +19,7 @@
 
 #include "ctx.h"
 #include "kernels/attn.h"
+#include "kernels/quants.h"
 
 typedef struct fwd_seq {
     sd_ctx *ctx;
@@ -53,56 +54,83 @@ typedef struct fwd_job {
     int n_att_items;   /* attention work items per layer                */
 } fwd_job;
 
-/* Bytes of one Q8_0 row of K elements. */
+/* Bytes of one activation row of K elements in the Q8_0 / Q8_1 / Q8_K
+ * formats (K a multiple of the format's block). */
 static size_t q8_row_bytes(int K) { return (size_t)(K / SD_QK8_0) * sizeof(sd_block_q8_0); }
+static size_t q81_row_bytes(int K) { return (size_t)(K / SD_QK8_1) * sizeof(sd_block_q8_1); }
+static size_t q8k_row_bytes(int K) { return (size_t)(K / SD_QK_K) * sizeof(sd_block_q8_K); }
 
-/* y (N, ld) columns [0, M) of w applied to x (N, K) (or its Q8_0 copy xq),
- * this thread's share of the columns. */
+/* y (N, ld) columns [0, M) of w applied to x (N, K), or to the copy of x in
+ * the weight type's activation format prepared by prepare_rows; this
+ * thread's share of the columns. */
 static void matmul(const fwd_job *J, int ith, int nth, const sd_weight *w, const float *x,
                    float *y, size_t ldy, int N) {
-    const void *xq = J->s->xq;
+    const sd_kernels *kn = J->kern;
+    const sd_scratch *s = J->s;
     int m0, m1;
     sd_split((int)w->rows, ith, nth, 16, &m0, &m1);
     if (m0 >= m1 || N == 0) return;
     const int K = (int)w->cols;
+    const size_t fs = (size_t)K * sizeof(float);
+    const void *wd = w->data;
+    const size_t wb = w->row_bytes;
     switch (w->type) {
-    case SD_TYPE_F32:
-        J->kern->gemm_f32(y, ldy, x, (size_t)K * sizeof(float), w->data, w->row_bytes, K, N, m0, m1);
-        break;
-    case SD_TYPE_F16: /* ggml feeds F16 matmuls F16-rounded activations */
-        J->kern->gemm_f16(y, ldy, J->s->xr, (size_t)K * sizeof(float), w->data, w->row_bytes, K, N, m0, m1);
-        break;
-    case SD_TYPE_Q8_0:
-        J->kern->gemm_q8_0(y, ldy, xq, q8_row_bytes(K), w->data, w->row_bytes, K, N, m0, m1);
-        break;
+    case SD_TYPE_F32: kn->gemm_f32(y, ldy, x, fs, wd, wb, K, N, m0, m1); break;
+    /* ggml feeds F16 (BF16) matmuls F16- (BF16-) rounded activations */
+    case SD_TYPE_F16: kn->gemm_f16(y, ldy, s->xr, fs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_BF16: kn->gemm_bf16(y, ldy, s->xb, fs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q8_0: kn->gemm_q8_0(y, ldy, s->xq, q8_row_bytes(K), wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_0: kn->gemm_q4_0(y, ldy, s->xq, q8_row_bytes(K), wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_0: kn->gemm_q5_0(y, ldy, s->xq, q8_row_bytes(K), wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_1: kn->gemm_q4_1(y, ldy, s->xq1, q81_row_bytes(K), wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_1: kn->gemm_q5_1(y, ldy, s->xq1, q81_row_bytes(K), wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_K: kn->gemm_q4_K(y, ldy, s->xqk, q8k_row_bytes(K), wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_K: kn->gemm_q5_K(y, ldy, s->xqk, q8k_row_bytes(K), wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q6_K: kn->gemm_q6_K(y, ldy, s->xqk, q8k_row_bytes(K), wd, wb, K, N, m0, m1); break;
     default: break; /* rejected at load */
     }
 }
 
 /* Which input formats the weights reading one activation buffer need. */
-enum { NEED_Q8 = 1, NEED_F16 = 2 };
+enum { NEED_Q8 = 1, NEED_F16 = 2, NEED_Q8_1 = 4, NEED_Q8_K = 8, NEED_BF16 = 16 };
+static int need_of(int type) {
+    switch (type) {
+    case SD_TYPE_Q8_0: case SD_TYPE_Q4_0: case SD_TYPE_Q5_0: return NEED_Q8;
+    case SD_TYPE_Q4_1: case SD_TYPE_Q5_1: return NEED_Q8_1;
+    case SD_TYPE_Q4_K: case SD_TYPE_Q5_K: case SD_TYPE_Q6_K: return NEED_Q8_K;
+    case SD_TYPE_F16: return NEED_F16;
+    case SD_TYPE_BF16: return NEED_BF16;
+    default: return 0;
+    }
+}
 static int needs(const sd_weight *a, const sd_weight *b, const sd_weight *c) {
     const sd_weight *w[3] = {a, b, c};
     int f = 0;
-    for (int i = 0; i < 3; i++) {
-        if (!w[i]) continue;
-        if (w[i]->type == SD_TYPE_Q8_0) f |= NEED_Q8;
-        if (w[i]->type == SD_TYPE_F16) f |= NEED_F16;
-    }
+    for (int i = 0; i < 3; i++)
+        if (w[i]) f |= need_of(w[i]->type);
     return f;
 }
 
 /* Converts rows [r0, r1) of x (rows of K floats) into the formats the next
- * matmuls read: Q8_0 blocks in s->xq, F16-rounded floats in s->xr. */
+ * matmuls read: Q8_0 / Q8_1 / Q8_K blocks in s->xq / xq1 / xqk, F16- and
+ * BF16-rounded floats in s->xr / xb. (The model loader guarantees that K
+ * is a multiple of the block of every format a weight of width K needs.) */
 static void prepare_rows(const fwd_job *J, const float *x, int K, int r0, int r1, int need) {
+    const sd_scratch *s = J->s;
     for (int r = r0; r < r1; r++) {
         const float *xr = x + (size_t)r * K;
-        if (need & NEED_Q8)
-            J->kern->quantize_row_q8_0((char *)J->s->xq + (size_t)r * q8_row_bytes(K), xr, K);
+        if (need & NEED_Q8) J->kern->quantize_row_q8_0((char *)s->xq + (size_t)r * q8_row_bytes(K), xr, K);
+        if (need & NEED_Q8_1) sd_quantize_row_q8_1((char *)s->xq1 + (size_t)r * q81_row_bytes(K), xr, K);
+        if (need & NEED_Q8_K) sd_quantize_row_q8_K((char *)s->xqk + (size_t)r * q8k_row_bytes(K), xr, K);
         if (need & NEED_F16) {
-            float *dst = J->s->xr + (size_t)r * K;
+            float *dst = s->xr + (size_t)r * K;
             memcpy(dst, xr, (size_t)K * sizeof(float));
             J->kern->round_f16_row(dst, (size_t)K);
+        }
+        if (need & NEED_BF16) {
+            float *dst = s->xb + (size_t)r * K;
+            memcpy(dst, xr, (size_t)K * sizeof(float));
+            J->kern->round_bf16_row(dst, (size_t)K);
         }
     }
 }
@@ -363,27 +391,36 @@ static sd_status scratch_reserve(sd_scratch *s, const sd_model *m, size_t N) {
     size_t W = E > QD ? E : QD;
     if (F > W) W = F;
     size_t cap = N < 8 ? 8 : N;
-    enum { NB = 11 };
-    const size_t widths[NB] = {E, W, W, QD, KVD, KVD, QD, E, F, F, (size_t)m->n_rot};
+    enum { NB = 12 };
+    const size_t widths[NB] = {E, W, W, W, QD, KVD, KVD, QD, E, F, F, (size_t)m->n_rot};
     float *bufs[NB];
+    /* activation blocks: one more block than W needs covers W rounding */
     void *xq = malloc(cap * (W / SD_QK8_0 + 1) * sizeof(sd_block_q8_0));
-    bool ok = xq != NULL;
+    void *xq1 = malloc(cap * (W / SD_QK8_1 + 1) * sizeof(sd_block_q8_1));
+    void *xqk = malloc(cap * (W / SD_QK_K + 1) * sizeof(sd_block_q8_K));
+    bool ok = xq && xq1 && xqk;
     for (int i = 0; i < NB; i++) {
         bufs[i] = malloc(cap * widths[i] * sizeof(float) + 64);
         ok = ok && bufs[i];
     }
     if (!ok) {
         free(xq);
+        free(xq1);
+        free(xqk);
         for (int i = 0; i < NB; i++) free(bufs[i]);
         return SD_ERR_NOMEM;
     }
-    float **dst[NB] = {&s->x, &s->xn, &s->xr, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up, &s->rope};
+    float **dst[NB] = {&s->x, &s->xn, &s->xr, &s->xb, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up, &s->rope};
     for (int i = 0; i < NB; i++) {
         free(*dst[i]);
         *dst[i] = bufs[i];
     }
     free(s->xq);
+    free(s->xq1);
+    free(s->xqk);
     s->xq = xq;
+    s->xq1 = xq1;
+    s->xqk = xqk;
     s->cap_rows = cap;
     return SD_OK;
 }

@@ -1,11 +1,15 @@
 /* model.c - GGUF -> sd_model: hyper-parameters, tensor binding, validation. */
 #include "model.h"
 
+#include <stdint.h>
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kernels/quants.h"
 
 static void set_err(char *err, size_t n, const char *fmt, ...) {
     if (!err || n == 0) return;
@@ -50,18 +54,43 @@ void sd_model_free(sd_model *m) {
 
 void sd_weight_get_row(const sd_weight *w, int64_t row, float *out) {
     const char *p = (const char *)w->data + (size_t)row * w->row_bytes;
-    switch (w->type) {
-    case SD_TYPE_F32: memcpy(out, p, (size_t)w->cols * sizeof(float)); break;
-    case SD_TYPE_F16:
-        for (int64_t i = 0; i < w->cols; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = sd_fp16_to_fp32(h);
-        }
-        break;
-    case SD_TYPE_Q8_0: sd_dequantize_row_q8_0(out, p, (int)w->cols); break;
-    default: memset(out, 0, (size_t)w->cols * sizeof(float)); break;
+    if (sd_dequantize_row(w->type, out, p, (int)w->cols) != 0)
+        memset(out, 0, (size_t)w->cols * sizeof(float)); /* rejected at load */
+}
+
+/* Weight types the forward pass computes with (kernel table entries). */
+static bool weight_type_ok(int type) {
+    switch (type) {
+    case SD_TYPE_F32: case SD_TYPE_F16: case SD_TYPE_BF16: case SD_TYPE_Q8_0:
+    case SD_TYPE_Q4_0: case SD_TYPE_Q4_1: case SD_TYPE_Q5_0: case SD_TYPE_Q5_1:
+    case SD_TYPE_Q4_K: case SD_TYPE_Q5_K: case SD_TYPE_Q6_K:
+        return true;
+    default:
+        return false;
     }
+}
+
+/* A tensor of type `type` with rows of `cols` elements: the type must be
+ * one the kernels compute with and the row a whole number of its blocks
+ * (gguf.c checks the same for every tensor; kept here because the kernels
+ * and the activation quantizers rely on it). */
+static sd_status check_type(const sd_model *m, const char *name, int type, int64_t cols, char *err,
+                            size_t err_size) {
+    const char *tn = sd_type_name(type) ? sd_type_name(type) : "?";
+    if (!weight_type_ok(type)) {
+        set_err(err, err_size,
+                "%s: tensor %s: weight type %s is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
+                "Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)",
+                sd_gguf_name(m->gguf), name, tn);
+        return SD_ERR_UNSUPPORTED;
+    }
+    int bs = sd_quant_block_size(type);
+    if (bs <= 0 || cols % bs != 0 || cols > INT32_MAX) {
+        set_err(err, err_size, "%s: tensor %s: row length %lld is not a multiple of the %s block size %d",
+                sd_gguf_name(m->gguf), name, (long long)cols, tn, bs);
+        return SD_ERR_FORMAT;
+    }
+    return SD_OK;
 }
 
 /* Integer hyper-parameter "<arch>.<suffix>" in [lo, hi]. */
@@ -141,11 +170,7 @@ static sd_status bind_vec(sd_model *m, const char *name, int64_t n, bool require
     if (!v) return SD_ERR_NOMEM;
     sd_weight w = {.data = t->data, .type = t->type, .rows = 1, .cols = n,
                    .row_bytes = sd_type_row_size(t->type, n)};
-    if (t->type != SD_TYPE_F32 && t->type != SD_TYPE_F16 && t->type != SD_TYPE_Q8_0) {
-        set_err(err, err_size, "%s: tensor %s: type %s not supported for vectors",
-                sd_gguf_name(m->gguf), name, sd_type_name(t->type));
-        return SD_ERR_UNSUPPORTED;
-    }
+    if ((st = check_type(m, name, t->type, n, err, err_size)) != SD_OK) return st;
     sd_weight_get_row(&w, 0, v);
     for (int64_t i = 0; i < n; i++) {
         if (!isfinite(v[i])) {
@@ -161,7 +186,7 @@ static sd_status bind_vec(sd_model *m, const char *name, int64_t n, bool require
 /* Converts w to Q8_0 into an owned buffer (rows of K/32 blocks). */
 static sd_status quantize_q8_0(sd_model *m, sd_weight *w) {
     if (w->type == SD_TYPE_Q8_0 || w->cols % SD_QK8_0 != 0) return SD_OK;
-    if (w->type != SD_TYPE_F16 && w->type != SD_TYPE_F32) return SD_OK;
+    if (w->type != SD_TYPE_F16 && w->type != SD_TYPE_F32 && w->type != SD_TYPE_BF16) return SD_OK;
     size_t rb = (size_t)(w->cols / SD_QK8_0) * sizeof(sd_block_q8_0);
     char *q = own(m, malloc(rb * (size_t)w->rows));
     float *row = malloc((size_t)w->cols * sizeof(float));
@@ -188,11 +213,7 @@ static sd_status bind_mat(sd_model *m, const sd_model_params *p, const char *nam
     memset(w, 0, sizeof *w);
     sd_status st = bind(m, name, cols, rows, required, &t, err, err_size);
     if (st != SD_OK || !t) return st;
-    if (t->type != SD_TYPE_F32 && t->type != SD_TYPE_F16 && t->type != SD_TYPE_Q8_0) {
-        set_err(err, err_size, "%s: tensor %s: weight type %s is not supported yet (F32, F16, Q8_0)",
-                sd_gguf_name(m->gguf), name, sd_type_name(t->type) ? sd_type_name(t->type) : "?");
-        return SD_ERR_UNSUPPORTED;
-    }
+    if ((st = check_type(m, name, t->type, cols, err, err_size)) != SD_OK) return st;
     w->data = t->data;
     w->type = t->type;
     w->rows = rows;

@@ -14,7 +14,9 @@
  *  5. sd_decode_multi of two sequences == two separate decodes;
  *  6. bad batches are refused and leave the cache unchanged.
  * (1) must hold bit for bit (the kernels are batch-invariant); elsewhere the
- * tolerance is max |logit difference| <= 2e-2.
+ * tolerance is max |logit difference| <= 2e-2. (1) and (2) also run on the
+ * llama.cpp-quantized files (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K tensors), with
+ * every kernel table.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -437,6 +439,32 @@ int main(void) {
         sd_ctx_free(c);
         sd_model_free(m);
     }
+    /* llama.cpp-quantized files: batch invariance with every kernel table */
+    const char *qfiles[3] = {"quant/kernel-c-target-Q4_0.gguf", "quant/kernel-c-target-Q4_K_M.gguf",
+                             "quant/kernel-c-target-Q6_K.gguf"};
+    const sd_backend backends[4] = {SD_BACKEND_REF, SD_BACKEND_AVX2, SD_BACKEND_AVX512, SD_BACKEND_AUTO};
+    for (int fi = 0; fi < 3; fi++)
+        for (int bi = 0; bi < 4; bi++) {
+            if (strcmp(sd_backend_name(backends[bi]), "unavailable") == 0) continue;
+            if (getenv("SD_TEST_QUICK") && bi != 3) continue;
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", test_model_dir(), qfiles[fi]);
+            sd_model_params mp = sd_model_default_params();
+            mp.backend = backends[bi];
+            sd_model *m = NULL;
+            char err[256];
+            CHECK(sd_model_load(path, &mp, &m, err, sizeof err) == SD_OK, "load %s: %s", path, err);
+            if (!m) continue;
+            int n_vocab = sd_vocab_n_tokens(sd_model_vocab(m));
+            int32_t p[512];
+            int np = tokenize(m, text, p, 512);
+            fprintf(stderr, "== %s [%s kernels]\n", qfiles[fi], sd_backend_name(backends[bi]));
+            sd_ctx *c = new_ctx(m, pool, 1024);
+            test_batch_vs_single(c, p, np, n_vocab);
+            test_rollback(c, p, np, n_vocab);
+            sd_ctx_free(c);
+            sd_model_free(m);
+        }
     sd_threadpool_free(pool);
     return check_report("test_forward");
 }

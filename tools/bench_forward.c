@@ -4,7 +4,9 @@
  * of weight traffic, and the cost of one forward of n = 1..32 tokens
  * relative to n = 1 (at 256 tokens of context). With --draft-vocab FILE
  * the draft is also measured with its output head restricted to the ids of
- * that VocabTrim file (rows "draft-K"). */
+ * that VocabTrim file (rows "draft-K"). --single: only the -m model, at its
+ * stored types (e.g. a llama.cpp-quantized file). The type column is that of
+ * blk.0.ffn_gate (files may mix types per tensor). */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@ typedef struct bench_extra {
     const char *draft;
     const char *draft_vocab;  /* --draft-vocab FILE */
     int reps;
+    int single;   /* --single: only the -m model at its stored types */
 } bench_extra;
 
 static int extra_opt(const char *a, const char *next, void *user) {
@@ -28,6 +31,10 @@ static int extra_opt(const char *a, const char *next, void *user) {
         if (!next) return -1;
         e->draft_vocab = next;
         return 2;
+    }
+    if (!strcmp(a, "--single")) {
+        e->single = 1;
+        return 1;
     }
     if (!strcmp(a, "--reps")) {
         if (!next || atoi(next) < 1) return -1;
@@ -156,8 +163,8 @@ int cmd_bench_forward(int argc, char **argv) {
     const char *paths[3] = {target, draft, draft}, *labels[3] = {"target", "draft", "draft"};
     const char *vocab[3] = {NULL, NULL, ex.draft_vocab};
     fprintf(stderr, "bench-forward: %d threads, %s kernels\n", o.n_threads, sd_backend_name(o.backend));
-    for (int mi = 0; mi < (ex.draft_vocab ? 3 : 2); mi++)
-        for (int q = 0; q < 2; q++)
+    for (int mi = 0; mi < (ex.single ? 1 : ex.draft_vocab ? 3 : 2); mi++)
+        for (int q = 0; q < (ex.single ? 1 : 2); q++)
             if (bench_model(&o, paths[mi], labels[mi], q ? SD_TYPE_Q8_0 : SD_TYPE_NONE, vocab[mi], pool, ex.reps,
                             &rows[n_rows]) == 0)
                 n_rows++;

@@ -17,7 +17,7 @@ static void usage(void) {
             "                [--ngram-static FILE] [--ngram-dynamic FILE]\n"
             "  tokenize      [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--parse-special]\n"
             "  perplexity    [-m MODEL] -f FILE [-c 512] [-t N] [--json]\n"
-            "  bench-forward [-m MODEL] [-md DRAFT] [--draft-vocab FILE] [-t N] [--json]\n"
+            "  bench-forward [-m MODEL] [-md DRAFT] [--draft-vocab FILE] [--single] [--reps R] [-t N] [--json]\n"
             "  bench         [-m MODEL] [-md DRAFT] --prompts FILE.jsonl... --methods none,draft,...\n"
             "                [--temp T] [-t N] [--runs R] [--out results.json] (see docs in README)\n"
             "  ngram-build   [-m MODEL] -f CORPUS -o FILE\n"

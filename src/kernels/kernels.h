@@ -49,6 +49,15 @@ typedef struct sd_kernels {
     sd_gemm_fn gemm_f32;              /* W F32,  x F32  */
     sd_gemm_fn gemm_f16;              /* W F16,  x F32  */
     sd_gemm_fn gemm_q8_0;             /* W Q8_0, x Q8_0 */
+    /* Block formats of quants.h (semantics and activation formats there). */
+    sd_gemm_fn gemm_q4_0;             /* W Q4_0, x Q8_0 */
+    sd_gemm_fn gemm_q4_1;             /* W Q4_1, x Q8_1 */
+    sd_gemm_fn gemm_q5_0;             /* W Q5_0, x Q8_0 */
+    sd_gemm_fn gemm_q5_1;             /* W Q5_1, x Q8_1 */
+    sd_gemm_fn gemm_q4_K;             /* W Q4_K, x Q8_K */
+    sd_gemm_fn gemm_q5_K;             /* W Q5_K, x Q8_K */
+    sd_gemm_fn gemm_q6_K;             /* W Q6_K, x Q8_K */
+    sd_gemm_fn gemm_bf16;             /* W BF16, x F32 rounded to BF16 */
 
     /* x (K) -> K/32 Q8_0 blocks (K multiple of 32), round-to-nearest like
      * ggml's quantize_row_q8_0. */
@@ -68,6 +77,9 @@ typedef struct sd_kernels {
     /* x rounded to the nearest F16 value, in place (activations entering a
      * matmul with F16 weights, as ggml converts them). */
     void (*round_f16_row)(float *x, size_t n);
+    /* x rounded to the nearest BF16 value (even ties), in place (activations
+     * entering a matmul with BF16 weights). */
+    void (*round_bf16_row)(float *x, size_t n);
     /* sum_i exp(x[i] - m) (softmax normalizer; m >= max x keeps it finite) */
     float (*sum_exp)(const float *x, int n, float m);
     /* Flash attention over an F16 KV cache: see attn.h (sd_attn_fn). */
@@ -100,5 +112,34 @@ float sd_fp16_to_fp32(uint16_t h);
 uint16_t sd_fp32_to_fp16(float f);
 /* Dequantize a Q8_0 row of K elements (reference). */
 void sd_dequantize_row_q8_0(float *y, const void *x, int K);
+
+/* Scalar references of the quants.h formats (quants_ref.c) and their AVX2
+ * kernels (quants_avx2.c; the AVX-512 tables use these too). */
+void sd_gemm_q4_0_ref(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q4_1_ref(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_0_ref(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_1_ref(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q4_K_ref(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_K_ref(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q6_K_ref(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_bf16_ref(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_round_bf16_row_ref(float *x, size_t n);
+void sd_gemm_q4_0_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q4_1_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_0_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_1_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q4_K_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_K_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q6_K_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_round_bf16_row_avx2(float *x, size_t n);
+/* AVX512-VNNI versions (quants_vnni_avx512.c; the "avx512vnni" table only),
+ * bit-identical to the AVX2 ones. */
+void sd_gemm_q4_0_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q4_1_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_0_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_1_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q4_K_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q5_K_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+void sd_gemm_q6_K_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
 
 #endif

@@ -19,13 +19,16 @@
 
 #define SD_INLINE static inline __attribute__((always_inline))
 
-enum { WT_F32 = 0, WT_F16 = 1 };
+enum { WT_F32 = 0, WT_F16 = 1, WT_BF16 = 2 };
 enum { NT_MAX = 2 };
 
 /* ------------------------------------------------------------ helpers */
 
 /* 8 weights w[k..k+8) as floats. */
 SD_INLINE __m256 load_w8(const char *w, int k, int wt) {
+    if (wt == WT_BF16) /* bf16 -> f32: the 16 bits become the high half */
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(
+            _mm_loadu_si128((const __m128i *)((const uint16_t *)w + k))), 16));
     if (wt == WT_F16)
         return _mm256_cvtph_ps(
             _mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
@@ -34,6 +37,12 @@ SD_INLINE __m256 load_w8(const char *w, int k, int wt) {
 
 /* Scalar weight w[k] as float. */
 SD_INLINE float load_w1(const char *w, int k, int wt) {
+    if (wt == WT_BF16) {
+        uint32_t u = (uint32_t)((const uint16_t *)w)[k] << 16;
+        float f;
+        __builtin_memcpy(&f, &u, 4);
+        return f;
+    }
     if (wt == WT_F16)
         return _cvtsh_ss(((const uint16_t *)w)[k]);
     return ((const float *)w)[k];
@@ -165,6 +174,12 @@ static void gemm_f16_avx2(float *y, size_t ldy, const void *x, size_t x_stride,
                           const void *w, size_t w_stride, int K, int N, int m0,
                           int m1) {
     gemm_f(y, ldy, x, x_stride, w, w_stride, K, N, m0, m1, WT_F16);
+}
+
+static void gemm_bf16_avx2(float *y, size_t ldy, const void *x, size_t x_stride,
+                           const void *w, size_t w_stride, int K, int N, int m0,
+                           int m1) {
+    gemm_f(y, ldy, x, x_stride, w, w_stride, K, N, m0, m1, WT_BF16);
 }
 
 /* ------------------------------------------------------------ Q8_0 */
@@ -386,6 +401,15 @@ const sd_kernels sd_kernels_avx2_table = {
     .name = "avx2",
     .gemm_f32 = gemm_f32_avx2,
     .gemm_f16 = gemm_f16_avx2,
+    .gemm_bf16 = gemm_bf16_avx2,
+    .gemm_q4_0 = sd_gemm_q4_0_avx2,
+    .gemm_q4_1 = sd_gemm_q4_1_avx2,
+    .gemm_q5_0 = sd_gemm_q5_0_avx2,
+    .gemm_q5_1 = sd_gemm_q5_1_avx2,
+    .gemm_q4_K = sd_gemm_q4_K_avx2,
+    .gemm_q5_K = sd_gemm_q5_K_avx2,
+    .gemm_q6_K = sd_gemm_q6_K_avx2,
+    .round_bf16_row = sd_round_bf16_row_avx2,
     .gemm_q8_0 = gemm_q8_0_avx2,
     .quantize_row_q8_0 = quantize_row_q8_0_avx2,
     .dot_f32 = dot_f32_avx2,

@@ -22,7 +22,7 @@
 
 #define SD_INLINE static inline __attribute__((always_inline))
 
-enum { WT_F32 = 0, WT_F16 = 1 };
+enum { WT_F32 = 0, WT_F16 = 1, WT_BF16 = 2 };
 enum { NT_MAX = 6 };        /* tokens per F32/F16 tile */
 enum { NTQ_MAX = 4 };       /* tokens per Q8_0 tile    */
 /* Software prefetch distance (bytes) for W streamed by a row-block tile:
@@ -34,6 +34,9 @@ enum { PF_DIST = 8192 };
 
 /* 16 weights w[k..k+16) as floats; mask variant loads only lanes in mk. */
 SD_INLINE __m512 load_w16(const char *w, int k, int wt) {
+    if (wt == WT_BF16) /* bf16 -> f32: the 16 bits become the high half */
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(
+            _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + k))), 16));
     if (wt == WT_F16)
         return _mm512_cvtph_ps(
             _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + k)));
@@ -41,6 +44,9 @@ SD_INLINE __m512 load_w16(const char *w, int k, int wt) {
 }
 
 SD_INLINE __m512 load_w16_mask(const char *w, int k, __mmask16 mk, int wt) {
+    if (wt == WT_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(
+            _mm256_maskz_loadu_epi16(mk, (const uint16_t *)w + k)), 16));
     if (wt == WT_F16)
         return _mm512_cvtph_ps(
             _mm256_maskz_loadu_epi16(mk, (const uint16_t *)w + k));
@@ -112,8 +118,8 @@ SD_INLINE void mk_f(float *y, size_t ldy, const char *x, size_t xs,
     int k = 0;
     for (; k + 16 <= K; k += 16) {
         if (pf) { /* linear prefetch PF_DIST ahead: MR*16 weights a step */
-            const char *p = w + PF_DIST + (size_t)k * (size_t)MR * (wt == WT_F16 ? 2 : 4);
-            int nbytes = MR * (wt == WT_F16 ? 32 : 64);
+            const char *p = w + PF_DIST + (size_t)k * (size_t)MR * (wt != WT_F32 ? 2 : 4);
+            int nbytes = MR * (wt != WT_F32 ? 32 : 64);
             for (int j = 0; j < nbytes; j += 64)
                 _mm_prefetch(p + j, _MM_HINT_T0);
         }
@@ -234,6 +240,12 @@ static void gemm_f16_avx512(float *y, size_t ldy, const void *x,
                             size_t x_stride, const void *w, size_t w_stride,
                             int K, int N, int m0, int m1) {
     gemm_f(y, ldy, x, x_stride, w, w_stride, K, N, m0, m1, WT_F16);
+}
+
+static void gemm_bf16_avx512(float *y, size_t ldy, const void *x,
+                             size_t x_stride, const void *w, size_t w_stride,
+                             int K, int N, int m0, int m1) {
+    gemm_f(y, ldy, x, x_stride, w, w_stride, K, N, m0, m1, WT_BF16);
 }
 
 /* ------------------------------------------------------------ Q8_0 */
@@ -550,6 +562,16 @@ const sd_kernels sd_kernels_avx512_table = {
     .name = "avx512",
     .gemm_f32 = gemm_f32_avx512,
     .gemm_f16 = gemm_f16_avx512,
+    .gemm_bf16 = gemm_bf16_avx512,
+    /* the quants.h formats: the AVX2 kernels (same results as the ref) */
+    .gemm_q4_0 = sd_gemm_q4_0_avx2,
+    .gemm_q4_1 = sd_gemm_q4_1_avx2,
+    .gemm_q5_0 = sd_gemm_q5_0_avx2,
+    .gemm_q5_1 = sd_gemm_q5_1_avx2,
+    .gemm_q4_K = sd_gemm_q4_K_avx2,
+    .gemm_q5_K = sd_gemm_q5_K_avx2,
+    .gemm_q6_K = sd_gemm_q6_K_avx2,
+    .round_bf16_row = sd_round_bf16_row_avx2,
     .gemm_q8_0 = gemm_q8_0_avx512,
     .quantize_row_q8_0 = quantize_row_q8_0_avx512,
     .dot_f32 = dot_f32_avx512,
@@ -573,6 +595,16 @@ const sd_kernels sd_kernels_avx512vnni_table = {
     .name = "avx512vnni",
     .gemm_f32 = gemm_f32_avx512,
     .gemm_f16 = gemm_f16_avx512,
+    .gemm_bf16 = gemm_bf16_avx512,
+    /* the quants.h formats with VNNI (same results as the ref) */
+    .gemm_q4_0 = sd_gemm_q4_0_vnni,
+    .gemm_q4_1 = sd_gemm_q4_1_vnni,
+    .gemm_q5_0 = sd_gemm_q5_0_vnni,
+    .gemm_q5_1 = sd_gemm_q5_1_vnni,
+    .gemm_q4_K = sd_gemm_q4_K_vnni,
+    .gemm_q5_K = sd_gemm_q5_K_vnni,
+    .gemm_q6_K = sd_gemm_q6_K_vnni,
+    .round_bf16_row = sd_round_bf16_row_avx2,
     .gemm_q8_0 = sd_gemm_q8_0_vnni,
     .quantize_row_q8_0 = quantize_row_q8_0_avx512,
     .dot_f32 = dot_f32_avx512,
