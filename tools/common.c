@@ -243,7 +243,8 @@ tool_spec tool_spec_defaults(void) {
 
 bool tool_method_known(const char *m) {
     static const char *const k[] = {"none", "draft", "lookup", "ngram-cache", "ngram", "tree-draft", "tree-lookup",
-                                    "aded", "self", "pearl"};
+                                    "aded", "self", "pearl", "eagle", "hydra", "medusa", "eagle-chain",
+                                    "hydra-chain", "medusa-chain"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(m, k[i])) return true;
     return false;
@@ -255,7 +256,38 @@ bool tool_method_needs_draft(const char *m) {
 
 bool tool_method_own_core(const char *m) { return !strcmp(m, "pearl"); }
 
+/* The heads method of m ("eagle", "hydra", "medusa") and whether it is the
+ * -chain variant; NULL for other methods. */
+static const char *heads_method(const char *m, bool *chain) {
+    static const char *const k[] = {"eagle", "hydra", "medusa"};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        size_t n = strlen(k[i]);
+        if (strncmp(m, k[i], n) != 0) continue;
+        if (m[n] == 0 || !strcmp(m + n, "-chain")) {
+            if (chain) *chain = m[n] != 0;
+            return k[i];
+        }
+    }
+    return NULL;
+}
+
+bool tool_method_needs_heads(const char *m) { return heads_method(m, NULL) != NULL; }
+
+sd_heads *tool_load_heads(const tool_spec *s, const sd_model *target) {
+    char buf[PATH_MAX], err[512];
+    const char *path = s->heads_path ? s->heads_path : tool_model_path("kernel-c-target-heads.gguf", buf, sizeof buf);
+    sd_heads *h = NULL;
+    sd_status st = sd_heads_load(path, target, &h, err, sizeof err);
+    if (st != SD_OK) {
+        fprintf(stderr, "error: cannot load heads '%s': %s (%s)\n", path, err[0] ? err : "", sd_status_str(st));
+        return NULL;
+    }
+    return h;
+}
+
 int tool_method_budget(const char *m, const tool_spec *s) {
+    bool chain = false;
+    if (heads_method(m, &chain)) return chain ? s->draft_max : s->tree_nodes;
     return !strncmp(m, "tree-", 5) || !strcmp(m, "aded") ? s->tree_nodes : s->draft_max;
 }
 
@@ -278,6 +310,22 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
     if (!strcmp(m, "self")) return sd_drafter_new_self(target_ctx, s->self_exit, s->p_min, out);
     if (!strcmp(m, "pearl"))
         return sd_drafter_new_pearl(draft, target, n_ctx, s->p_min, s->draft_max > 0 ? s->draft_max : 16, out, err, n);
+    bool chain = false;
+    const char *hm = heads_method(m, &chain);
+    if (hm) {
+        if (!s->heads) {
+            if (err && n) snprintf(err, n, "method '%s' needs trained heads (-mh HEADS)", m);
+            return SD_ERR_INVALID_ARG;
+        }
+        sd_heads_params hp = sd_heads_default_params(hm);
+        hp.tree = !chain;
+        hp.p_min = s->p_min;
+        if (s->tree_given) hp.tree_params = s->tree;
+        if (!strcmp(hm, "eagle"))
+            return sd_drafter_new_eagle(s->heads, pool, n_ctx > 0 ? n_ctx + SD_MAX_DRAFT_POS : 0, &hp, out);
+        if (!strcmp(hm, "hydra")) return sd_drafter_new_hydra(s->heads, pool, &hp, out);
+        return sd_drafter_new_medusa(s->heads, pool, &hp, out);
+    }
     if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
         return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);
     if (err && n) snprintf(err, n, "unknown method '%s' (%s)", m, TOOL_METHODS);
@@ -306,7 +354,8 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     static const char *const names[] = {"-md", "--model-draft", "--draft-max", "--draft-min", "--draft-p-min",
                                         "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
-                                        "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max"};
+                                        "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max",
+                                        "-mh", "--model-heads"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -316,6 +365,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
         return -1;
     }
     int rc = 0;
+    if (which >= 10 && which <= 14) s->tree_given = true;
     switch (which) {
     case 0: case 1: s->draft = next; break;
     case 2:
@@ -351,6 +401,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
         break;
     case 14: rc = parse_branch(a, next, s->tree.branch); break;
     case 15: rc = parse_int(a, next, 0, 1024, &s->self_exit); break;
+    case 17: case 18: s->heads_path = next; break;
     case 16:
         rc = parse_float(a, next, &s->reject_max);
         if (rc == 0 && !(s->reject_max >= 0.0f && s->reject_max <= 1.0f)) {

@@ -38,22 +38,37 @@ typedef struct tool_spec {
     float reject_max;           /* --draft-reject-max H (SpecDec++; 0: off)  */
     sd_tree_params tree;        /* --tree-depth --tree-width --tree-topk
                                    --tree-p-min --tree-branch a,b,c         */
+    bool tree_given;            /* one of the --tree-* shape options was given
+                                   (heads methods otherwise use their own
+                                   defaults, sd_heads_default_params)       */
+    const char *heads_path;     /* -mh HEADS (NULL: the shipped heads)       */
+    const sd_heads *heads;      /* loaded heads (borrowed; tool_load_heads)  */
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl"
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, " \
+    "eagle, hydra, medusa, eagle-chain, hydra-chain, medusa-chain"
 /* True for a method name tool_make_drafter knows. */
 bool tool_method_known(const char *method);
 /* True for methods that need the draft model. */
 bool tool_method_needs_draft(const char *method);
+/* True for methods that need trained heads (spec->heads): eagle, hydra,
+ * medusa (token trees, budget --tree-nodes) and their -chain variants
+ * (budget --draft-max, stop below --draft-p-min). */
+bool tool_method_needs_heads(const char *method);
+/* Loads s->heads_path (or the shipped heads) for target; prints errors;
+ * NULL on failure. The caller frees it (sd_heads_free). */
+sd_heads *tool_load_heads(const tool_spec *s, const sd_model *target);
 /* True for methods that draft on a core of their own (the target then
  * gets n_threads - 1 threads). */
 bool tool_method_own_core(const char *method);
 /* Nodes (tree methods) or tokens (chains) drafted per step. */
 int tool_method_budget(const char *method, const tool_spec *s);
 /* Makes the drafter of a method (NULL for "none"); target_ctx is the
- * context the generation will run on (`self` drafts on it); SD_ERR_INVALID_ARG for
- * an unknown method, else the constructor's status (message in err). */
+ * context the generation will run on (`self` drafts on it); heads methods
+ * use s->heads (SD_ERR_INVALID_ARG with a message when it is NULL);
+ * SD_ERR_INVALID_ARG for an unknown method, else the constructor's status
+ * (message in err). */
 sd_status tool_make_drafter(const char *method, const tool_spec *s, const sd_model *draft,
                             const sd_model *target, sd_ctx *target_ctx, sd_threadpool *pool, int n_ctx,
                             sd_drafter **out, char *err, size_t err_size);
@@ -101,5 +116,6 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_ngram_build(int argc, char **argv);
+int cmd_heads_probe(int argc, char **argv);
 
 #endif

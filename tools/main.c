@@ -10,7 +10,7 @@ static void usage(void) {
             "commands:\n"
             "  generate      [-m MODEL] (-p TEXT | -f FILE) -n N [--temp T] [--top-k K] [--top-p P]\n"
             "                [--min-p P] [--seed S] [-t N] [-c N] [--ignore-eos] [--json] [--quantize q8_0]\n"
-            "                [--spec none|draft|lookup|ngram-cache] [-md DRAFT] [--draft-max K]\n"
+            "                [--spec METHOD] [-md DRAFT] [-mh HEADS] [--draft-max K] [--tree-nodes N]\n"
             "                [--draft-min K] [--draft-p-min P] [--lookup-min N] [--lookup-max N]\n"
             "                [--ngram-static FILE] [--ngram-dynamic FILE]\n"
             "  tokenize      [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--parse-special]\n"
@@ -19,6 +19,10 @@ static void usage(void) {
             "  bench         [-m MODEL] [-md DRAFT] --prompts FILE.jsonl... --methods none,draft,...\n"
             "                [--temp T] [-t N] [--runs R] [--out results.json] (see docs in README)\n"
             "  ngram-build   [-m MODEL] -f CORPUS -o FILE\n"
+            "  heads-probe   [-m TARGET] [-mh HEADS] (-p TEXT | -f FILE) [--json]\n"
+            "Trained heads (--spec / --methods eagle, hydra, medusa: trees, budget --tree-nodes;\n"
+            "eagle-chain, hydra-chain, medusa-chain: budget --draft-max) load -mh HEADS, default\n"
+            "../shared/models/kernel-c-target-heads.gguf.\n"
             "Without -m the shipped target ../shared/models/kernel-c-target.gguf is used\n"
             "($SPECDEC_MODEL_DIR overrides the folder).\n");
 }
@@ -35,6 +39,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench-forward")) return cmd_bench_forward(argc, argv);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc, argv);
     if (!strcmp(cmd, "ngram-build")) return cmd_ngram_build(argc, argv);
+    if (!strcmp(cmd, "heads-probe")) return cmd_heads_probe(argc, argv);
     fprintf(stderr, "error: unknown command '%s'\n", cmd);
     usage();
     return 1;
