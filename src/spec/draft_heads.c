@@ -93,6 +93,24 @@ static void sort_by_score(const hd_node *c, int *idx, int n) {
     }
 }
 
+/* The k-th best score among the candidates (-inf if there are fewer). */
+static double kth_score(const hd_drafter *d, int k) {
+    double top[SD_MAX_DRAFT];
+    int n = 0;
+    if (k < 1 || k > SD_MAX_DRAFT || d->n_cand < k) return -INFINITY;
+    for (int i = 0; i < d->n_cand; i++) {
+        double s = d->cand[i].score;
+        if (n == k && !(s > top[n - 1])) continue;
+        int j = n < k ? n++ : k - 1;
+        while (j > 0 && s > top[j - 1]) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = s;
+    }
+    return top[k - 1];
+}
+
 /* The chosen candidates (sel[i] != 0) into out, in creation order (parents
  * are created before their children). */
 static void emit_tree(hd_drafter *d, const uint8_t *sel, sd_draft *out) {
@@ -143,8 +161,12 @@ static sd_status tree_dynamic(hd_drafter *d, const float *root, int max, int max
             if (d->cand[i].score >= lmin) idx[n++] = i;
         sort_by_score(d->cand, idx, n);
         if (n > width) n = width;
-        /* nodes ranked below the budget can never be verified */
         if (n > max) n = max;
+        /* a node whose score is not above the budget-th best candidate's
+         * cannot get a child into the verified set (children score no
+         * higher, and lose ties): do not evaluate it */
+        const double cut = kth_score(d, max);
+        while (n > 0 && !(d->cand[idx[n - 1]].score > cut)) n--;
         if (n == 0 || d->n_cand + n * tp->topk > HD_CAND_MAX) break;
         const float *rows[HD_EVAL_MAX];
         sd_status st = d->m->eval(d, idx, n, rows);
