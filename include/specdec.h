@@ -539,6 +539,11 @@ typedef struct sd_heads_params {
     bool tree;                  /* token tree (default) or chain             */
     float p_min;                /* chains: min top probability (default 0)   */
     sd_tree_params tree_params; /* trees: depth, width, topk, p_min, branch  */
+    bool q8;                    /* draft with Q8_0 copies of the output head
+                                   and of EAGLE's fc and block (made at load):
+                                   about half the bytes per draft step; the
+                                   drafts may differ slightly from the F16
+                                   heads', verification is unchanged        */
 } sd_heads_params;
 
 /* Defaults for "eagle", "hydra" or "medusa" (tuned on the shipped target;

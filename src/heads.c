@@ -145,6 +145,49 @@ static sd_status bind_vec(sd_heads *h, const char *name, int64_t len, const floa
     return SD_OK;
 }
 
+/* *q = a Q8_0 copy of w owned by h (w itself when it is Q8_0 already or
+ * its rows are not whole Q8_0 blocks). */
+static sd_status quantize_copy(sd_heads *h, const sd_weight *w, sd_weight *q) {
+    *q = *w;
+    if (w->type == SD_TYPE_Q8_0 || w->cols % SD_QK8_0 != 0 || !w->data) return SD_OK;
+    if (h->n_owned == (int)(sizeof h->owned / sizeof h->owned[0])) return SD_ERR_NOMEM;
+    const size_t rb = (size_t)(w->cols / SD_QK8_0) * sizeof(sd_block_q8_0);
+    char *data = malloc(rb * (size_t)w->rows);
+    float *row = malloc((size_t)w->cols * sizeof(float));
+    if (!data || !row) {
+        free(data);
+        free(row);
+        return SD_ERR_NOMEM;
+    }
+    h->owned[h->n_owned++] = data;
+    const sd_kernels *ref = sd_kernels_ref();
+    for (int64_t r = 0; r < w->rows; r++) {
+        sd_weight_get_row(w, r, row);
+        ref->quantize_row_q8_0(data + (size_t)r * rb, row, (int)w->cols);
+    }
+    free(row);
+    *q = (sd_weight){.data = data, .type = SD_TYPE_Q8_0, .rows = w->rows, .cols = w->cols, .row_bytes = rb};
+    return SD_OK;
+}
+
+/* The Q8_0 drafting copies (see heads.h). */
+static sd_status make_q8(sd_heads *h) {
+    sd_status st = quantize_copy(h, &h->target->output, &h->output_q8);
+    if (st != SD_OK || !h->has_eagle) return st;
+    const sd_layer *L = &h->eagle_layer;
+    sd_layer *Q = &h->eagle_layer_q8;
+    *Q = *L;
+    if ((st = quantize_copy(h, &h->eagle_fc, &h->eagle_fc_q8)) || (st = quantize_copy(h, &L->wq, &Q->wq)) ||
+        (st = quantize_copy(h, &L->wk, &Q->wk)) || (st = quantize_copy(h, &L->wv, &Q->wv)) ||
+        (st = quantize_copy(h, &L->wo, &Q->wo)) || (st = quantize_copy(h, &L->w_gate, &Q->w_gate)) ||
+        (st = quantize_copy(h, &L->w_up, &Q->w_up)) || (st = quantize_copy(h, &L->w_down, &Q->w_down)))
+        return st;
+    h->eagle_q8 = h->eagle;
+    h->eagle_q8.layers = Q;
+    h->eagle_q8.output = h->output_q8;
+    return SD_OK;
+}
+
 /* EAGLE: hyper-parameters, eagle.fc and the block eagle.blk.0, bound into
  * the one-layer model h->eagle. */
 static sd_status load_eagle(sd_heads *h, char *err, size_t n) {
@@ -250,7 +293,7 @@ static sd_status load(sd_heads *h, const char *path, char *err, size_t n) {
         set_err(err, n, "%s: holds no heads (medusa.head_count, hydra.head_count, eagle.*)", path);
         return SD_ERR_FORMAT;
     }
-    return SD_OK;
+    return make_q8(h);
 }
 
 sd_status sd_heads_load(const char *path, const sd_model *target, sd_heads **out, char *err, size_t err_size) {
@@ -338,17 +381,18 @@ sd_status sd_heads_gemm(const sd_heads *h, sd_threadpool *pool, const sd_weight 
     return SD_OK;
 }
 
-sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, const float *z, int N, float *logits) {
+sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, bool q8, const float *z, int N, float *logits) {
     const sd_model *T = h->target;
+    const sd_weight *out = q8 ? &h->output_q8 : &T->output;
     const int E = h->n_embd;
     float *xn = malloc((size_t)N * (size_t)E * sizeof(float));
     if (!xn) return SD_ERR_NOMEM;
     /* as forward.c: rmsnorm, then F16-rounded activations for F16 weights */
     for (int r = 0; r < N; r++) {
         T->kern->rmsnorm(xn + (size_t)r * E, z + (size_t)r * E, T->output_norm, T->norm_eps, E);
-        if (T->output.type == SD_TYPE_F16) T->kern->round_f16_row(xn + (size_t)r * E, (size_t)E);
+        if (out->type == SD_TYPE_F16) T->kern->round_f16_row(xn + (size_t)r * E, (size_t)E);
     }
-    sd_status st = sd_heads_gemm(h, pool, &T->output, xn, N, logits, (size_t)T->n_vocab);
+    sd_status st = sd_heads_gemm(h, pool, out, xn, N, logits, (size_t)T->n_vocab);
     free(xn);
     return st;
 }
@@ -392,8 +436,8 @@ void sd_heads_embed(const sd_heads *h, int32_t tok, float *out) {
     sd_weight_get_row(&h->target->tok_embd, tok, out);
 }
 
-sd_status sd_heads_eagle_fc(const sd_heads *h, sd_threadpool *pool, const float *f, const int32_t *tok, int N,
-                            float *g) {
+sd_status sd_heads_eagle_fc(const sd_heads *h, sd_threadpool *pool, bool q8, const float *f, const int32_t *tok,
+                            int N, float *g) {
     if (!h->has_eagle) return SD_ERR_UNSUPPORTED;
     if (N <= 0) return SD_OK;
     const int E = h->n_embd;
@@ -403,7 +447,7 @@ sd_status sd_heads_eagle_fc(const sd_heads *h, sd_threadpool *pool, const float 
         memcpy(cat + (size_t)r * 2 * E, f + (size_t)r * E, (size_t)E * sizeof(float));
         sd_heads_embed(h, tok[r], cat + (size_t)r * 2 * E + E);
     }
-    sd_status st = sd_heads_gemm(h, pool, &h->eagle_fc, cat, N, g, (size_t)E);
+    sd_status st = sd_heads_gemm(h, pool, q8 ? &h->eagle_fc_q8 : &h->eagle_fc, cat, N, g, (size_t)E);
     if (st == SD_OK)
         for (int r = 0; r < N; r++)
             for (int e = 0; e < E; e++) g[(size_t)r * E + e] += h->eagle_fc_b[e];
@@ -430,7 +474,7 @@ static sd_status probe_eagle(const sd_heads *h, sd_threadpool *pool, const float
     if (!tok || !g || !fh) st = SD_ERR_NOMEM;
     if (st == SD_OK) {
         for (int i = 0; i < n; i++) tok[i] = i + 1 < n ? prompt[i + 1] : next;
-        st = sd_heads_eagle_fc(h, pool, feat, tok, n, g);
+        st = sd_heads_eagle_fc(h, pool, false, feat, tok, n, g);
     }
     sd_batch b = sd_batch_simple(NULL, n);
     b.embd = g;
@@ -438,10 +482,10 @@ static sd_status probe_eagle(const sd_heads *h, sd_threadpool *pool, const float
     if (st == SD_OK) st = sd_ctx_decode(ectx, &b);
     for (int c = 0; c < n_chain && st == SD_OK; c++) {
         memcpy(fh, sd_ctx_hidden(ectx, 0), (size_t)E * sizeof(float));
-        if ((st = sd_heads_logits(h, pool, fh, 1, logits)) != SD_OK) break;
+        if ((st = sd_heads_logits(h, pool, false, fh, 1, logits)) != SD_OK) break;
         chain[c] = sd_argmax(logits, V);
         if (c + 1 == n_chain) break;
-        if ((st = sd_heads_eagle_fc(h, pool, fh, &chain[c], 1, g)) != SD_OK) break;
+        if ((st = sd_heads_eagle_fc(h, pool, false, fh, &chain[c], 1, g)) != SD_OK) break;
         b = sd_batch_simple(NULL, 1);
         b.embd = g;
         b.out_flags = SD_OUTPUT_HIDDEN;
@@ -487,7 +531,7 @@ sd_status sd_heads_run_probe(const sd_heads *h, sd_ctx *ctx, const int32_t *prom
     const float *f = feat + (size_t)(n - 1) * E;
     /* Medusa: every head at the last prompt position, one output head pass */
     for (int k = 1; k <= h->n_medusa && st == SD_OK; k++) st = sd_heads_medusa(h, pool, k, f, 1, z + (size_t)(k - 1) * E);
-    if (st == SD_OK && h->n_medusa > 0 && (st = sd_heads_logits(h, pool, z, h->n_medusa, logits)) == SD_OK) {
+    if (st == SD_OK && h->n_medusa > 0 && (st = sd_heads_logits(h, pool, false, z, h->n_medusa, logits)) == SD_OK) {
         out->n_medusa = h->n_medusa;
         for (int k = 0; k < h->n_medusa; k++) out->medusa_top1[k] = sd_argmax(logits + (size_t)k * V, V);
     }
@@ -498,7 +542,7 @@ sd_status sd_heads_run_probe(const sd_heads *h, sd_ctx *ctx, const int32_t *prom
         sd_heads_embed(h, out->next_token, in + E);
         for (int k = 1; k <= nh && st == SD_OK; k++) {
             if ((st = sd_heads_hydra(h, pool, k, in, 1, z)) != SD_OK) break;
-            if ((st = sd_heads_logits(h, pool, z, 1, logits)) != SD_OK) break;
+            if ((st = sd_heads_logits(h, pool, false, z, 1, logits)) != SD_OK) break;
             out->hydra_chain[k - 1] = sd_argmax(logits, V);
             sd_heads_embed(h, out->hydra_chain[k - 1], in + (size_t)(k + 1) * E);
             out->n_hydra = k;

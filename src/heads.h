@@ -39,7 +39,14 @@ struct sd_heads {
     sd_model eagle;             /* one layer: eagle_layer (see above)        */
     sd_layer eagle_layer;
     size_t bytes;               /* weight bytes of the heads' tensors        */
-    float *owned[64];           /* F32 copies of the vectors                 */
+    /* Q8_0 copies for faster drafting (sd_heads_params.q8): the target's
+     * output matrix, W_fc and a one-layer model over a Q8_0 copy of the
+     * EAGLE block (the others borrowed as in `eagle`) */
+    sd_weight output_q8;
+    sd_weight eagle_fc_q8;
+    sd_model eagle_q8;
+    sd_layer eagle_layer_q8;
+    void *owned[64];            /* F32 copies of the vectors, Q8_0 copies    */
     int n_owned;
 };
 
@@ -51,8 +58,9 @@ sd_status sd_heads_gemm(const sd_heads *h, sd_threadpool *pool, const sd_weight 
 
 /* logits (N, V) = output(output_norm(z)) for z (N, E), computed exactly as
  * the target's forward pass computes its logits (so head(f) of a target
- * feature reproduces the target's logits bit for bit). */
-sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, const float *z, int N, float *logits);
+ * feature reproduces the target's logits bit for bit); q8: with the Q8_0
+ * copy of the output matrix instead. */
+sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, bool q8, const float *z, int N, float *logits);
 
 /* z (N, E) of Medusa head k (1-based) for features f (N, E). */
 sd_status sd_heads_medusa(const sd_heads *h, sd_threadpool *pool, int k, const float *f, int N, float *z);
@@ -65,8 +73,8 @@ sd_status sd_heads_hydra(const sd_heads *h, sd_threadpool *pool, int k, const fl
 void sd_heads_embed(const sd_heads *h, int32_t tok, float *out);
 
 /* g (N, E) = W_fc [f; E(tok)] + b_fc for feature rows f (N, E) and tokens
- * tok (N). */
-sd_status sd_heads_eagle_fc(const sd_heads *h, sd_threadpool *pool, const float *f, const int32_t *tok, int N,
-                            float *g);
+ * tok (N); q8: with the Q8_0 copy of W_fc. */
+sd_status sd_heads_eagle_fc(const sd_heads *h, sd_threadpool *pool, bool q8, const float *f, const int32_t *tok,
+                            int N, float *g);
 
 #endif

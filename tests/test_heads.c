@@ -124,7 +124,7 @@ static void test_head_is_target(const sd_heads *h, sd_ctx *ctx, sd_threadpool *p
     b.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
     CHECK(sd_ctx_decode(ctx, &b) == SD_OK, "decode");
     float *l = malloc((size_t)V * sizeof(float));
-    CHECK(sd_heads_logits(h, pool, sd_ctx_hidden(ctx, 0), 1, l) == SD_OK, "heads logits");
+    CHECK(sd_heads_logits(h, pool, false, sd_ctx_hidden(ctx, 0), 1, l) == SD_OK, "heads logits");
     CHECK(memcmp(l, sd_ctx_logits(ctx, 0), (size_t)V * sizeof(float)) == 0, "head(f) != target logits");
     free(l);
 }

@@ -237,7 +237,7 @@ void tool_json_ids(FILE *f, const int32_t *ids, int n) {
 tool_spec tool_spec_defaults(void) {
     tool_spec s = {.draft = NULL, .draft_max = 6, .draft_min = 0, .p_min = 0.5f,
                    .lookup_min = 1, .lookup_max = 4, .ngram_static = NULL, .ngram_dynamic = NULL,
-                   .tree_nodes = 8, .tree = sd_tree_default_params()};
+                   .tree_nodes = 8, .tree = sd_tree_default_params(), .heads_q8 = -1};
     return s;
 }
 
@@ -321,6 +321,7 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
         hp.tree = !chain;
         hp.p_min = s->p_min;
         if (s->tree_given) hp.tree_params = s->tree;
+        if (s->heads_q8 >= 0) hp.q8 = s->heads_q8 != 0;
         if (!strcmp(hm, "eagle"))
             return sd_drafter_new_eagle(s->heads, pool, n_ctx > 0 ? n_ctx + SD_MAX_DRAFT_POS : 0, &hp, out);
         if (!strcmp(hm, "hydra")) return sd_drafter_new_hydra(s->heads, pool, &hp, out);
@@ -355,7 +356,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
                                         "--lookup-min", "--lookup-max", "--ngram-static", "--ngram-dynamic",
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
                                         "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max",
-                                        "-mh", "--model-heads"};
+                                        "-mh", "--model-heads", "--heads-q8"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -402,6 +403,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     case 14: rc = parse_branch(a, next, s->tree.branch); break;
     case 15: rc = parse_int(a, next, 0, 1024, &s->self_exit); break;
     case 17: case 18: s->heads_path = next; break;
+    case 19: rc = parse_int(a, next, 0, 1, &s->heads_q8); break;
     case 16:
         rc = parse_float(a, next, &s->reject_max);
         if (rc == 0 && !(s->reject_max >= 0.0f && s->reject_max <= 1.0f)) {

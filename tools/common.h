@@ -43,6 +43,8 @@ typedef struct tool_spec {
                                    defaults, sd_heads_default_params)       */
     const char *heads_path;     /* -mh HEADS (NULL: the shipped heads)       */
     const sd_heads *heads;      /* loaded heads (borrowed; tool_load_heads)  */
+    int heads_q8;               /* --heads-q8 0|1: draft with Q8_0 copies
+                                   (-1: the method's default)               */
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */

@@ -53,7 +53,7 @@ static void eg_free(void *ms) {
     free(s);
 }
 
-sd_status hd_eagle_state(const sd_heads *h, sd_threadpool *pool, int n_ctx, void **ms) {
+sd_status hd_eagle_state(const sd_heads *h, sd_threadpool *pool, int n_ctx, bool q8, void **ms) {
     *ms = NULL;
     eg_state *s = calloc(1, sizeof *s);
     if (!s) return SD_ERR_NOMEM;
@@ -67,7 +67,7 @@ sd_status hd_eagle_state(const sd_heads *h, sd_threadpool *pool, int n_ctx, void
     cp.n_ctx = n_ctx;
     cp.pool = pool;
     sd_status st = s->root_h && s->slot_h && s->logits && s->par && s->g ? SD_OK : SD_ERR_NOMEM;
-    if (st == SD_OK) st = sd_ctx_new(&h->eagle, &cp, &s->ctx);
+    if (st == SD_OK) st = sd_ctx_new(q8 ? &h->eagle_q8 : &h->eagle, &cp, &s->ctx);
     if (st != SD_OK) {
         eg_free(s);
         return st;
@@ -95,7 +95,7 @@ static sd_status catch_up(hd_drafter *d, eg_state *s, const int32_t *ids, int up
     sd_status st = tok && g ? SD_OK : SD_ERR_NOMEM;
     if (st == SD_OK) {
         for (int i = 0; i < N; i++) tok[i] = ids[s->n_valid + i + 1];
-        st = sd_heads_eagle_fc(d->h, d->pool, d->feat + (size_t)s->n_valid * d->E, tok, N, g);
+        st = sd_heads_eagle_fc(d->h, d->pool, d->p.q8, d->feat + (size_t)s->n_valid * d->E, tok, N, g);
     }
     if (st == SD_OK) {
         sd_batch b = sd_batch_simple(NULL, N);
@@ -174,7 +174,7 @@ static sd_status eg_eval(hd_drafter *d, const int *idx, int k, const float **log
         mask[(size_t)i * w + n_tail + i] = 1;
         for (int a = c->parent; a >= 0; a = d->cand[a].parent) mask[(size_t)i * w + d->cand[a].slot] = 1;
     }
-    sd_status st = sd_heads_eagle_fc(d->h, d->pool, s->par, tok, k, s->g);
+    sd_status st = sd_heads_eagle_fc(d->h, d->pool, d->p.q8, s->par, tok, k, s->g);
     if (st == SD_OK) {
         sd_batch b = sd_batch_simple(NULL, k);
         b.embd = s->g;

@@ -39,7 +39,7 @@ static double now_ms(void) {
 
 sd_status hd_logits(hd_drafter *d, const float *z, int N, float *logits) {
     double t0 = now_ms();
-    sd_status st = sd_heads_logits(d->h, d->pool, z, N, logits);
+    sd_status st = sd_heads_logits(d->h, d->pool, d->p.q8, z, N, logits);
     d->timing.head_ms += now_ms() - t0;
     d->timing.head_rows += N;
     return st;
@@ -401,7 +401,7 @@ sd_status hd_make(const sd_heads *h, sd_threadpool *pool, const sd_heads_params 
 }
 
 sd_heads_params sd_heads_default_params(const char *method) {
-    sd_heads_params p = {.tree = true, .p_min = 0.0f, .tree_params = sd_tree_default_params()};
+    sd_heads_params p = {.tree = true, .p_min = 0.0f, .tree_params = sd_tree_default_params(), .q8 = false};
     if (method && !strcmp(method, "medusa")) {
         p.tree_params.depth = 4;
         p.tree_params.topk = 4;
@@ -433,7 +433,7 @@ static sd_status make_method(const char *name, const sd_heads *h, sd_threadpool 
     if (!strcmp(name, "eagle")) {
         if (!h->has_eagle) return SD_ERR_UNSUPPORTED;
         m = &hd_eagle_method;
-        st = hd_eagle_state(h, pool, n_ctx, &ms);
+        st = hd_eagle_state(h, pool, n_ctx, p.q8, &ms);
     } else if (!strcmp(name, "hydra")) {
         if (h->n_hydra == 0) return SD_ERR_UNSUPPORTED;
         m = &hd_hydra_method;

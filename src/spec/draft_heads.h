@@ -86,7 +86,7 @@ sd_status hd_make(const sd_heads *h, sd_threadpool *pool, const sd_heads_params 
 bool hd_params_ok(const sd_heads_params *p);
 
 /* The methods' constructors of their state (draft_eagle.c, ...). */
-sd_status hd_eagle_state(const sd_heads *h, sd_threadpool *pool, int n_ctx, void **ms);
+sd_status hd_eagle_state(const sd_heads *h, sd_threadpool *pool, int n_ctx, bool q8, void **ms);
 sd_status hd_hydra_state(const sd_heads *h, void **ms);
 sd_status hd_medusa_state(const sd_heads *h, void **ms);
 extern const hd_method hd_eagle_method, hd_hydra_method, hd_medusa_method;
