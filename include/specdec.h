@@ -563,10 +563,13 @@ SD_API sd_status sd_drafter_new_hydra(const sd_heads *heads, sd_threadpool *pool
 SD_API sd_status sd_drafter_new_medusa(const sd_heads *heads, sd_threadpool *pool, const sd_heads_params *params,
                                        sd_drafter **out);
 
-/* Where a heads drafter's time went since it was made (ms): drafting in
- * total (draft calls and catching up with accepted features) and in the
- * shared output head (output_norm + output, n_vocab x n_embd), with the
- * rows that head computed. SD_ERR_INVALID_ARG for other drafters. */
+/* Where a heads drafter's time went since it was made (ms): in its draft
+ * calls (which include catching up with the features of the accepted
+ * tokens; EAGLE's rows of the prompt are computed in begin, during the
+ * prefill, and not counted) and, within them, in the shared output head
+ * (output_norm + output, n_vocab x n_embd), with the rows that head
+ * computed and the number of draft calls. SD_ERR_INVALID_ARG for other
+ * drafters. */
 typedef struct sd_heads_timing {
     double draft_ms;
     double head_ms;

@@ -313,11 +313,8 @@ static void hd_features(void *self, const float *h, int n_rows, int pos0) {
 
 static sd_status hd_begin(void *self, const int32_t *ids, int n) {
     hd_drafter *d = self;
-    double t0 = now_ms();
-    d->n_cand = 0;
-    sd_status st = d->m->begin ? d->m->begin(d, ids, n) : SD_OK;
-    d->timing.draft_ms += now_ms() - t0;
-    return st;
+    d->n_cand = 0; /* (EAGLE's rows of the prompt: prefill time, not drafting) */
+    return d->m->begin ? d->m->begin(d, ids, n) : SD_OK;
 }
 
 static sd_status hd_draft(void *self, const int32_t *ids, int n, int max, const sd_draft_env *env, sd_draft *out) {
