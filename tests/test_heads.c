@@ -197,6 +197,7 @@ static void test_first_chain(const sd_heads *h, sd_ctx *ctx, sd_threadpool *pool
         sd_heads_params hp = sd_heads_default_params(names[m]);
         hp.tree = false;
         hp.p_min = 0.0f;
+        hp.q8 = false; /* the F16 heads, as the probe */
         sd_drafter *inner = NULL;
         sd_status st = m == 0 ? sd_drafter_new_medusa(h, pool, &hp, &inner)
                        : m == 1 ? sd_drafter_new_hydra(h, pool, &hp, &inner)
