@@ -245,9 +245,11 @@ enum {
  * (sd_ctx_kv_keep) without changing their meaning. */
 typedef struct sd_batch {
     int32_t n_tokens;
-    const int32_t *token;  /* (n_tokens) ids; required when layer_begin == 0  */
+    const int32_t *token;  /* (n_tokens) ids; required when layer_begin == 0
+                              and embd is NULL                                */
     const float *embd;     /* (n_tokens, n_embd) states entering layer_begin;
-                              required when layer_begin > 0                   */
+                              required when layer_begin > 0; at layer 0 they
+                              replace the token embeddings (token unused)     */
     const int32_t *pos;    /* (n_tokens) positions; NULL: kv_len + i          */
     const uint8_t *mask;   /* (n_tokens, n_tail + n_tokens) row-major; entry
                               [i][n_tail + j] != 0 lets row i attend to batch
@@ -529,6 +531,124 @@ SD_API sd_aded_params sd_aded_default_params(void);
  * negative corpus id), SD_ERR_NOMEM; *out is NULL on error. */
 SD_API sd_status sd_drafter_new_aded(const sd_aded_params *params, const int32_t *corpus_ids,
                                      size_t n_corpus, sd_drafter **out);
+
+/* ------------------------------------------------------------ trained heads */
+
+/* Draft heads trained for a target (GGUF architecture `specdec-heads`;
+ * definitions in ../shared/models/README.md): Medusa (independent heads, one
+ * per offset), Hydra (sequentially dependent heads) and EAGLE (a one-layer
+ * transformer over the target's features). The file holds only the heads;
+ * token_embd, output_norm and output are the target's. Immutable after
+ * load; any number of drafters and threads may share one. */
+typedef struct sd_heads sd_heads;
+
+#define SD_HEADS_MAX 8  /* Medusa / Hydra heads, probe chain length */
+
+/* Loads path for target (borrowed: it must outlive the heads), checking
+ * every dimension against the target. On success *out owns the heads (free
+ * with sd_heads_free). Errors: SD_ERR_INVALID_ARG, SD_ERR_IO, SD_ERR_FORMAT
+ * (corrupt or hostile file, not `specdec-heads`, a missing tensor or one of
+ * the wrong shape, a non-finite bias), SD_ERR_MISMATCH (the heads' width is
+ * not the target's), SD_ERR_UNSUPPORTED (tensor type, vocab-only target),
+ * SD_ERR_NOMEM; the message names the problem. */
+SD_API sd_status sd_heads_load(const char *path, const sd_model *target, sd_heads **out, char *err,
+                               size_t err_size);
+SD_API void sd_heads_free(sd_heads *h);
+
+typedef struct sd_heads_info {
+    const char *target_name;  /* specdec-heads.target or "" (owned by the heads) */
+    int n_embd;
+    int n_medusa;             /* Medusa heads (0: none)                     */
+    int n_hydra;              /* Hydra heads (0: none)                      */
+    bool has_eagle;
+    int eagle_n_head, eagle_n_head_kv, eagle_n_ff;
+    size_t bytes;             /* weight bytes of the heads file's tensors   */
+} sd_heads_info;
+
+SD_API void sd_heads_get_info(const sd_heads *h, sd_heads_info *info);
+
+/* Greedy predictions of every head after a prompt, as
+ * ../shared/reference/kernel-c-target-heads.*.jsonl defines them:
+ * next_token, the target's argmax after the prompt; medusa_top1, the argmax
+ * of Medusa heads 1..n_medusa at the last prompt position; hydra_chain and
+ * eagle_chain, the greedy chains of n_hydra = min(n_chain, Hydra heads) and
+ * n_eagle = n_chain tokens after next_token (0 when the file lacks them).
+ * Runs the prompt on target_ctx (a context of the heads' target, cleared
+ * first; its pool is used). 1 <= n_chain <= SD_HEADS_MAX. */
+typedef struct sd_heads_probe {
+    int32_t next_token;
+    int n_medusa, n_hydra, n_eagle;
+    int32_t medusa_top1[SD_HEADS_MAX];
+    int32_t hydra_chain[SD_HEADS_MAX];
+    int32_t eagle_chain[SD_HEADS_MAX];
+} sd_heads_probe;
+
+SD_API sd_status sd_heads_run_probe(const sd_heads *h, sd_ctx *target_ctx, const int32_t *prompt, int n_prompt,
+                                    int n_chain, sd_heads_probe *out);
+
+/* `eagle`, `hydra`, `medusa`: drafters on trained heads
+ * (src/spec/draft_heads.c and draft_{eagle,hydra,medusa}.c). They draft
+ * from the target's hidden states of the accepted positions, which the
+ * decode loop hands them through the drafter interface's features hook, so
+ * they cost the target nothing extra. All three end in the target's
+ * output_norm + output (the largest cost of a draft step).
+ *  - chain (tree = false): greedy, the argmax of each step while its
+ *    probability >= p_min; sampling, draws from each step's distribution
+ *    under the target's sampler settings (q reported).
+ *  - tree, greedy: a dynamic tree (EAGLE-2): per level the `width` best
+ *    nodes by cumulative draft probability are expanded into their `topk`
+ *    children, and the best nodes (at most the step's budget) with
+ *    cumulative probability >= tree_params.p_min are verified. Medusa's
+ *    heads do not depend on the path: its tree is the best nodes of the
+ *    Cartesian product of each head's `topk` candidates.
+ *  - tree, sampling: a static spine tree: tree_params.branch[d] children
+ *    drawn WITHOUT replacement at depth d; the first continues.
+ * Medusa and Hydra draft at most as deep as they have heads; EAGLE feeds
+ * its own predicted features back (depth tree_params.depth, or the budget
+ * for chains). */
+typedef struct sd_heads_params {
+    bool tree;                  /* token tree (default) or chain             */
+    float p_min;                /* chains: min top probability (default 0)   */
+    sd_tree_params tree_params; /* trees: depth, width, topk, p_min, branch  */
+    bool q8;                    /* draft with Q8_0 copies of the output head
+                                   and of EAGLE's fc and block (made at load):
+                                   about half the bytes per draft step; the
+                                   drafts may differ slightly from the F16
+                                   heads', verification is unchanged        */
+} sd_heads_params;
+
+/* Defaults for "eagle", "hydra" or "medusa" (tuned on the shipped target;
+ * another name gets EAGLE's). */
+SD_API sd_heads_params sd_heads_default_params(const char *method);
+
+/* heads and pool are borrowed (the pool runs the heads' matrix products and
+ * should be the target's: drafting and verifying never overlap). params
+ * NULL = the method's defaults. eagle: n_ctx cells of its KV cache (0 = the
+ * target's training context + SD_MAX_DRAFT_POS). Errors: SD_ERR_INVALID_ARG
+ * (bad params), SD_ERR_UNSUPPORTED (the file has no such heads),
+ * SD_ERR_NOMEM. */
+SD_API sd_status sd_drafter_new_eagle(const sd_heads *heads, sd_threadpool *pool, int n_ctx,
+                                      const sd_heads_params *params, sd_drafter **out);
+SD_API sd_status sd_drafter_new_hydra(const sd_heads *heads, sd_threadpool *pool, const sd_heads_params *params,
+                                      sd_drafter **out);
+SD_API sd_status sd_drafter_new_medusa(const sd_heads *heads, sd_threadpool *pool, const sd_heads_params *params,
+                                       sd_drafter **out);
+
+/* Where a heads drafter's time went since it was made (ms): in its draft
+ * calls (which include catching up with the features of the accepted
+ * tokens; EAGLE's rows of the prompt are computed in begin, during the
+ * prefill, and not counted) and, within them, in the shared output head
+ * (output_norm + output, n_vocab x n_embd), with the rows that head
+ * computed and the number of draft calls. SD_ERR_INVALID_ARG for other
+ * drafters. */
+typedef struct sd_heads_timing {
+    double draft_ms;
+    double head_ms;
+    int64_t head_rows;
+    int64_t n_draft;
+} sd_heads_timing;
+
+SD_API sd_status sd_drafter_heads_timing(const sd_drafter *d, sd_heads_timing *out);
 
 #define SD_MAX_DRAFT_POS 64
 

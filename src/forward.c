@@ -281,7 +281,7 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
     for (int r = r0; r < r1; r++) {
         const fwd_seq *q = &J->seqs[J->row_seq[r]];
         int i = r - q->row0;
-        if (J->lb == 0) sd_weight_get_row(&m->tok_embd, q->b->token[i], s->x + (size_t)r * E);
+        if (J->lb == 0 && !q->b->embd) sd_weight_get_row(&m->tok_embd, q->b->token[i], s->x + (size_t)r * E);
         else memcpy(s->x + (size_t)r * E, q->b->embd + (size_t)i * E, (size_t)E * sizeof(float));
         rope_table(m, s->rope + (size_t)r * m->n_rot, row_pos(q, i, q->ctx->n_cells[J->lb]));
     }
@@ -469,9 +469,9 @@ static bool same_subset(const sd_ctx *a, const sd_ctx *b) {
 static int validate(const sd_ctx *ctx, const sd_batch *b, int lb, int le) {
     const sd_model *m = ctx->model;
     if (b->n_tokens < 1 || b->n_tokens > ctx->n_ctx) return b->n_tokens < 1 ? SD_ERR_INVALID_ARG : SD_ERR_CTX_FULL;
-    if (lb == 0 && !b->token) return SD_ERR_INVALID_ARG;
+    if (lb == 0 && !b->token && !b->embd) return SD_ERR_INVALID_ARG;
     if (lb > 0 && !b->embd) return SD_ERR_INVALID_ARG;
-    if (lb == 0)
+    if (lb == 0 && !b->embd)
         for (int i = 0; i < b->n_tokens; i++)
             if (b->token[i] < 0 || b->token[i] >= m->n_vocab) return SD_ERR_INVALID_ARG;
     if (b->n_tail < 0 || (b->n_tail > 0 && !b->mask)) return SD_ERR_INVALID_ARG;

@@ -68,6 +68,26 @@ b=$("$BIN" generate -p "static int" -n 16 --temp 0.8 --seed 42 -t 1 --json 2>/de
 got=$(printf 'Hello world' > "$tmp/hw.txt"; "$BIN" tokenize -m "$SHARED/vocab/ggml-vocab-llama-spm.gguf" --no-bos -f "$tmp/hw.txt" 2>&1)
 [ "$got" = "[15043, 3186]" ] && ok "tokenize with a vocab-only GGUF" || bad "vocab-only tokenize: $got"
 
+# Trained heads: heads-probe against the reference line, and greedy
+# speculation with them equals plain decoding.
+"$BIN" heads-probe -f "$tmp/prompt.txt" -t 2 --json > "$tmp/probe.json" 2>&1
+python3 - "$SHARED" "$tmp/probe.json" <<'PY' && ok "heads-probe --json equals the heads reference (first code prompt)" || bad "heads-probe: $(head -c 300 "$tmp/probe.json")"
+import json, sys
+r = json.loads(open(sys.argv[1] + "/reference/kernel-c-target-heads.code-btrfs.jsonl").readline())
+g = json.load(open(sys.argv[2]))
+for k in ("next_token", "medusa_top1", "hydra_chain", "eagle_chain"):
+    assert g[k] == r[k], (k, g[k], r[k])
+PY
+for m in eagle hydra-chain medusa; do
+    "$BIN" generate -f "$tmp/prompt.txt" -n 32 --temp 0 -t 2 --spec $m --json > "$tmp/gen_$m.json" 2>&1
+    python3 - "$tmp/gen_$m.json" "$want_gen" <<'PY' && ok "generate --spec $m: 32 greedy ids equal the reference" || bad "generate --spec $m: $(head -c 300 "$tmp/gen_$m.json")"
+import json, sys
+g = json.load(open(sys.argv[1]))
+assert g["ids"] == json.loads(sys.argv[2]), g["ids"]
+assert g["spec"]["accepted"] > 0
+PY
+done
+
 # Bad input: clear error, non-zero exit, no crash (exit code < 128).
 expect_error() { # name cmd...
     name=$1; shift
@@ -89,6 +109,9 @@ expect_error "unknown command" "$BIN" frobnicate
 printf '# vocabtrim ids\n13\n99999\n' > "$tmp/vocab.txt"
 expect_error "draft vocab id out of range" "$BIN" generate --spec draft --draft-vocab "$tmp/vocab.txt" -p x -n 1
 expect_error "vocabtrim without -o" "$BIN" vocabtrim -f "$tmp/prompt.txt"
+expect_error "missing heads" "$BIN" generate -p x -n 4 --spec eagle -mh /nonexistent.gguf
+expect_error "a model file as heads" "$BIN" heads-probe -p x -mh "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf"
+expect_error "heads of another target" "$BIN" heads-probe -p x -m "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf"
 
 echo "test_cli.sh: $checks checks, $fails failed"
 [ $fails -eq 0 ] && [ $checks -gt 0 ]

@@ -3,7 +3,8 @@
  * prompt of ../shared/bench (24 code + 12 docs, each with its max_tokens),
  * every drafter (draft model, lookup, n-gram cache, draft-model tree,
  * lookup trie, ADED, self-speculative early exit, PEARL's background
- * drafting, the draft model with SpecDec++'s stopping rule, rasd) and
+ * drafting, the draft model with SpecDec++'s stopping rule, rasd, the
+ * trained heads EAGLE, Hydra and Medusa as trees and as chains) and
  * draft-max (tree: node budget) in {1, 2, 4, 8, 16} (the draft model also
  * auto and feedback; the later methods 8 and auto, see budget_tested), the generated ids equal plain decoding's exactly, and
  * every method drafted and had drafts accepted (accepted > 0).
@@ -65,6 +66,9 @@ int main(void) {
     snprintf(path, sizeof path, "%s/kernel-c-draft.gguf", test_model_dir());
     CHECK(sd_model_load(path, NULL, &draft, err, sizeof err) == SD_OK, "load draft: %s", err);
     if (!target || !draft) return check_report("test_spec_lossless");
+    sd_heads *heads = NULL;
+    snprintf(path, sizeof path, "%s/kernel-c-target-heads.gguf", test_model_dir());
+    CHECK(sd_heads_load(path, target, &heads, err, sizeof err) == SD_OK, "load heads: %s", err);
     sd_threadpool *pool = NULL;
     sd_threadpool_new(2, &pool);
     sd_ctx_params cp = sd_ctx_default_params();
@@ -82,9 +86,10 @@ int main(void) {
     const bool quick = getenv("SD_TEST_QUICK") != NULL;
 
     /* the drafters under test; unavailable ones are a failure */
-    enum { ND = 10 };
+    enum { ND = 16 };
     const char *names[ND] = {"draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self", "pearl",
-                             "draft-h0.5", "rasd"};
+                             "draft-h0.5", "rasd", "eagle", "hydra", "medusa", "eagle-chain", "hydra-chain",
+                             "medusa-chain"};
     sd_drafter *drafters[ND] = {NULL};
     CHECK(sd_drafter_new_model(draft, target, pool, 0, 0.0f, &drafters[0], err, sizeof err) == SD_OK, "draft drafter: %s", err);
     CHECK(sd_drafter_new_lookup(1, 4, &drafters[1]) == SD_OK, "lookup drafter");
@@ -105,6 +110,19 @@ int main(void) {
     CHECK(sd_drafter_model_set_reject_max(drafters[1], 0.5f) == SD_ERR_INVALID_ARG, "reject_max on lookup");
     CHECK(sd_drafter_new_rasd(draft, target, pool, 0, NULL, 1, 4, NULL, 0, &drafters[9], err, sizeof err) == SD_OK,
           "rasd drafter: %s", err);
+    /* trained heads on the target's features: trees (method defaults) and
+     * chains (no probability floor) */
+    for (int t = 0; t < 2 && heads; t++) {
+        sd_heads_params hp[3] = {sd_heads_default_params("eagle"), sd_heads_default_params("hydra"),
+                                 sd_heads_default_params("medusa")};
+        for (int i = 0; i < 3; i++) {
+            hp[i].tree = t == 0;
+            hp[i].p_min = 0.0f;
+        }
+        CHECK(sd_drafter_new_eagle(heads, pool, 0, &hp[0], &drafters[10 + 3 * t]) == SD_OK, "eagle drafter");
+        CHECK(sd_drafter_new_hydra(heads, pool, &hp[1], &drafters[11 + 3 * t]) == SD_OK, "hydra drafter");
+        CHECK(sd_drafter_new_medusa(heads, pool, &hp[2], &drafters[12 + 3 * t]) == SD_OK, "medusa drafter");
+    }
     const int kmax[7] = {1, 2, 4, 8, 16, SD_DRAFT_AUTO, SD_DRAFT_FEEDBACK};
     sd_cost_table *costs = NULL;
     CHECK(sd_cost_table_measure(ctx, &costs) == SD_OK, "cost table");
@@ -164,6 +182,7 @@ int main(void) {
     sd_sampler_free(smp);
     sd_ctx_free(ctx);
     sd_threadpool_free(pool);
+    sd_heads_free(heads);
     sd_model_free(draft);
     sd_model_free(target);
     return check_report("test_spec_lossless");

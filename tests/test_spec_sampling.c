@@ -35,7 +35,12 @@
  * SPECDEC_SPEC_DRAFTER=tree-draft runs the same checks (except the chain's
  * first-draft acceptance rate) with the tree drafter: siblings drawn without
  * replacement, multi-draft recursive rejection sampling
- * (tests/test_spec_sampling_tree.sh). */
+ * (tests/test_spec_sampling_tree.sh).
+ * SPECDEC_SPEC_DRAFTER=eagle|hydra|medusa (spine trees 3,2,2) or
+ * eagle-chain|hydra-chain|medusa-chain: the trained heads beside the target
+ * (kernel-c-target-heads.gguf) drafting from its features; the same checks
+ * except the first-draft acceptance rate, which is the draft model's
+ * (tests/test_spec_sampling_heads.sh). */
 #include "specdec.h"
 #include "util/check.h"
 
@@ -257,7 +262,28 @@ int main(void) {
      * (spine tree 3,2,2: multi-draft verification) instead of the chain */
     const char *which = getenv("SPECDEC_SPEC_DRAFTER");
     const bool tree = which && !strcmp(which, "tree-draft");
-    if (tree) {
+    /* trained heads: their own q, so no draft-model acceptance rate */
+    const bool heads_m = which && (!strncmp(which, "eagle", 5) || !strncmp(which, "hydra", 5) ||
+                                   !strncmp(which, "medusa", 6));
+    sd_heads *heads = NULL;
+    if (heads_m) {
+        char path_h[1024];
+        snprintf(path_h, sizeof path_h, "%s/kernel-c-target-heads.gguf", test_model_dir());
+        CHECK(sd_heads_load(path_h, tm, &heads, err, sizeof err) == SD_OK, "heads: %s", err);
+        const char *base = !strncmp(which, "eagle", 5) ? "eagle" : !strncmp(which, "hydra", 5) ? "hydra" : "medusa";
+        sd_heads_params hp = sd_heads_default_params(base);
+        hp.tree = strstr(which, "-chain") == NULL;
+        hp.p_min = 0.0f;
+        hp.tree_params.p_min = 0.0f;
+        hp.tree_params.branch[0] = 3;
+        hp.tree_params.branch[1] = 2;
+        hp.tree_params.branch[2] = 2;
+        sd_status hs = !heads ? SD_ERR_INVALID_ARG
+                       : !strcmp(base, "eagle") ? sd_drafter_new_eagle(heads, pool, N_CTX, &hp, &drafter)
+                       : !strcmp(base, "hydra") ? sd_drafter_new_hydra(heads, pool, &hp, &drafter)
+                                                : sd_drafter_new_medusa(heads, pool, &hp, &drafter);
+        CHECK(hs == SD_OK, "%s drafter", which);
+    } else if (tree) {
         sd_tree_params tp = sd_tree_default_params();
         tp.p_min = 0.0f;
         CHECK(sd_drafter_new_model_tree(dm, tm, pool, N_CTX, &tp, &drafter, err, sizeof err) == SD_OK,
@@ -266,7 +292,7 @@ int main(void) {
         CHECK(sd_drafter_new_model(dm, tm, pool, N_CTX, 0.0f, &drafter, err, sizeof err) == SD_OK,
               "drafter: %s", err);
     }
-    printf("drafter: %s\n", tree ? "tree-draft (spine tree, multi-draft)" : "draft (chain)");
+    printf("drafter: %s\n", heads_m ? which : tree ? "tree-draft (spine tree, multi-draft)" : "draft (chain)");
     const sd_vocab *vocab = sd_model_vocab(tm);
     const int V = sd_vocab_n_tokens(vocab);
     int32_t prompt[N_CTX];
@@ -478,7 +504,7 @@ int main(void) {
     CHECK(drafted > 0 && accepted > 0 && accepted < drafted, "drafted %ld accepted %ld", drafted,
           accepted);
     /* the expected rate is the chain's (one draft at the first position) */
-    if (!tree)
+    if (!tree && !heads_m)
         CHECK(fabs(rate - alpha_exp) < 5.0 * se + 1e-9, "first-draft acceptance %.4f vs %.4f",
               rate, alpha_exp);
     {
@@ -529,6 +555,7 @@ int main(void) {
 done:
     sd_sampler_free(ds);
     sd_drafter_free(drafter);
+    sd_heads_free(heads);
     sd_ctx_free(dctx);
     sd_ctx_free(tctx);
     sd_threadpool_free(pool);

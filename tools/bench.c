@@ -581,6 +581,9 @@ int cmd_bench(int argc, char **argv) {
     sd_ctx *ctx = NULL;
     sd_cost_table *costs = NULL;
     sd_drafter *dr[M_COUNT] = {0};
+    sd_heads *heads = NULL;
+    sd_heads_timing htime[M_COUNT];
+    memset(htime, 0, sizeof htime);
     bench_env e = {.b = &b};
     bool active[M_COUNT] = {0}, skipped[M_COUNT] = {0};
 
@@ -589,6 +592,12 @@ int cmd_bench(int argc, char **argv) {
     bool need_draft = false;
     for (int m = 0; m < b.n_methods; m++) need_draft |= tool_method_needs_draft(b.method[m]);
     if (need_draft && !(e.draft = tool_load_model(&o, dpath))) goto done;
+    bool need_heads = false;
+    for (int m = 0; m < b.n_methods; m++) need_heads |= tool_method_needs_heads(b.method[m]);
+    if (need_heads) {
+        if (!(heads = tool_load_heads(&b.spec, e.target))) goto done;
+        b.spec.heads = heads;
+    }
     const sd_vocab *vocab = sd_model_vocab(e.target);
     for (int i = 0; i < b.n_files; i++)
         if (read_prompts(b.files[i], vocab, n_override, b.limit, &ps) != 0) goto done;
@@ -667,10 +676,11 @@ int cmd_bench(int argc, char **argv) {
         }
     gp.costs = costs;
     gp.draft_min = b.spec.draft_min;
-    /* warm-up (not recorded): page in both models' weights. Not the n-gram
+    /* warm-up (not recorded): page in the models' and heads' weights. Not the n-gram
      * methods: a dynamic cache saved to a file would keep the warm-up text. */
     for (int m = 0; m < M_COUNT; m++) {
-        if (!active[m] || (m != M_NONE && !tool_method_needs_draft(b.method[m]))) continue;
+        if (!active[m] || (m != M_NONE && !tool_method_needs_draft(b.method[m]) && !tool_method_needs_heads(b.method[m])))
+            continue;
         sd_sampler *smp = NULL;
         int n = 0;
         gp.n_predict = max_gen < 16 ? max_gen : 16;
@@ -741,6 +751,14 @@ int cmd_bench(int argc, char **argv) {
             }
             fprintf(stderr, "\n");
         }
+        for (int m = 1; m < M_COUNT; m++) { /* heads drafters: where their time went */
+            sd_heads_timing ht;
+            if (!active[m] || sd_drafter_heads_timing(dr[m], &ht) != SD_OK) continue;
+            htime[m].draft_ms += ht.draft_ms;
+            htime[m].head_ms += ht.head_ms;
+            htime[m].head_rows += ht.head_rows;
+            htime[m].n_draft += ht.n_draft;
+        }
     }
 
     printf("\nspecdec bench: %d prompts x %d run(s), %s (temp %.2f), %d threads, target %s (%s), draft-max %d, "
@@ -750,6 +768,13 @@ int cmd_bench(int argc, char **argv) {
     for (int m = 0; m < M_COUNT; m++)
         if (skipped[m]) printf("method %s skipped: not supported (yet)\n", b.label[m]);
     print_table(&b, rec, &ps, b.runs, active);
+    for (int m = 1; m < M_COUNT; m++)
+        if (active[m] && htime[m].draft_ms > 0)
+            printf("%s: the output head (output_norm + output, %d x %d) takes %.1f%% of drafting time "
+                   "(%.3f ms per draft call, %.2f rows per call)\n",
+                   b.label[m], ti.n_vocab, ti.n_embd, 100.0 * htime[m].head_ms / htime[m].draft_ms,
+                   htime[m].n_draft ? htime[m].draft_ms / (double)htime[m].n_draft : 0.0,
+                   htime[m].n_draft ? (double)htime[m].head_rows / (double)htime[m].n_draft : 0.0);
     ret = 0;
     if (b.out && write_json(b.out, &e, &o, tpath, dpath, rec, &ps, active, skipped, mismatches) != 0) ret = 1;
     if (b.svg && write_svg(b.svg, rec, &ps, b.runs, active, &o, &b) != 0) ret = 1;
@@ -769,6 +794,7 @@ int cmd_bench(int argc, char **argv) {
 
 done:
     for (int m = 0; m < M_COUNT; m++) sd_drafter_free(dr[m]);
+    sd_heads_free(heads);
     sd_cost_table_free(costs);
     sd_ctx_free(ctx);
     sd_ctx_free(e.ctx_own);

@@ -238,13 +238,14 @@ tool_spec tool_spec_defaults(void) {
     tool_spec s = {.draft = NULL, .draft_max = SD_DRAFT_AUTO, .draft_min = 0, .p_min = 0.5f,
                    .lookup_min = 1, .lookup_max = 4, .ngram_static = NULL, .ngram_dynamic = NULL,
                    .tree_nodes = 8, .tree = sd_tree_default_params(), .draft_vocab = NULL,
-                   .draft_threads = 2};
+                   .draft_threads = 2, .heads_q8 = -1};
     return s;
 }
 
 bool tool_method_known(const char *m) {
     static const char *const k[] = {"none", "draft", "lookup", "ngram-cache", "ngram", "tree-draft", "tree-lookup",
-                                    "aded", "self", "pearl", "rasd"};
+                                    "aded", "self", "pearl", "rasd", "eagle", "hydra", "medusa", "eagle-chain",
+                                    "hydra-chain", "medusa-chain"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(m, k[i])) return true;
     return false;
@@ -256,7 +257,38 @@ bool tool_method_needs_draft(const char *m) {
 
 bool tool_method_own_core(const char *m) { return !strcmp(m, "pearl"); }
 
+/* The heads method of m ("eagle", "hydra", "medusa") and whether it is the
+ * -chain variant; NULL for other methods. */
+static const char *heads_method(const char *m, bool *chain) {
+    static const char *const k[] = {"eagle", "hydra", "medusa"};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        size_t n = strlen(k[i]);
+        if (strncmp(m, k[i], n) != 0) continue;
+        if (m[n] == 0 || !strcmp(m + n, "-chain")) {
+            if (chain) *chain = m[n] != 0;
+            return k[i];
+        }
+    }
+    return NULL;
+}
+
+bool tool_method_needs_heads(const char *m) { return heads_method(m, NULL) != NULL; }
+
+sd_heads *tool_load_heads(const tool_spec *s, const sd_model *target) {
+    char buf[PATH_MAX], err[512];
+    const char *path = s->heads_path ? s->heads_path : tool_model_path("kernel-c-target-heads.gguf", buf, sizeof buf);
+    sd_heads *h = NULL;
+    sd_status st = sd_heads_load(path, target, &h, err, sizeof err);
+    if (st != SD_OK) {
+        fprintf(stderr, "error: cannot load heads '%s': %s (%s)\n", path, err[0] ? err : "", sd_status_str(st));
+        return NULL;
+    }
+    return h;
+}
+
 int tool_method_budget(const char *m, const tool_spec *s) {
+    bool chain = false;
+    if (heads_method(m, &chain)) return chain ? s->draft_max : s->tree_nodes;
     return !strncmp(m, "tree-", 5) || !strcmp(m, "aded") || !strcmp(m, "rasd") ? s->tree_nodes : s->draft_max;
 }
 
@@ -324,6 +356,23 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
     if (!strcmp(m, "pearl"))
         return sd_drafter_new_pearl(draft, target, n_ctx, s->p_min, s->draft_max > 0 ? s->draft_max : 16, out, err, n);
     if (!strcmp(m, "rasd")) return make_rasd(s, draft, target, pool, n_ctx, out, err, n);
+    bool chain = false;
+    const char *hm = heads_method(m, &chain);
+    if (hm) {
+        if (!s->heads) {
+            if (err && n) snprintf(err, n, "method '%s' needs trained heads (-mh HEADS)", m);
+            return SD_ERR_INVALID_ARG;
+        }
+        sd_heads_params hp = sd_heads_default_params(hm);
+        hp.tree = !chain;
+        hp.p_min = s->p_min;
+        if (s->tree_given) hp.tree_params = s->tree;
+        if (s->heads_q8 >= 0) hp.q8 = s->heads_q8 != 0;
+        if (!strcmp(hm, "eagle"))
+            return sd_drafter_new_eagle(s->heads, pool, n_ctx > 0 ? n_ctx + SD_MAX_DRAFT_POS : 0, &hp, out);
+        if (!strcmp(hm, "hydra")) return sd_drafter_new_hydra(s->heads, pool, &hp, out);
+        return sd_drafter_new_medusa(s->heads, pool, &hp, out);
+    }
     if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
         return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);
     if (err && n) snprintf(err, n, "unknown method '%s' (%s)", m, TOOL_METHODS);
@@ -354,7 +403,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
                                         "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max",
                                         "--draft-vocab", "--rasd-corpus",
-                                        "--draft-threads"};
+                                        "--draft-threads", "-mh", "--model-heads", "--heads-q8"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -364,6 +413,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
         return -1;
     }
     int rc = 0;
+    if (which >= 10 && which <= 14) s->tree_given = true;
     switch (which) {
     case 0: case 1: s->draft = next; break;
     case 2:
@@ -409,6 +459,8 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     case 17: s->draft_vocab = next; break;
     case 18: s->rasd_corpus = next; break;
     case 19: rc = parse_int(a, next, 1, 2, &s->draft_threads); break;
+    case 20: case 21: s->heads_path = next; break;
+    case 22: rc = parse_int(a, next, 0, 1, &s->heads_q8); break;
     }
     return rc ? -1 : 2;
 }

@@ -46,21 +46,37 @@ typedef struct tool_spec {
     const char *rasd_corpus;    /* --rasd-corpus FILE: text tokenized with the
                                    target's vocabulary (no BOS), the rasd
                                    drafter's corpus datastore               */
+    bool tree_given;            /* one of the --tree-* shape options was given
+                                   (heads methods otherwise use their own
+                                   defaults, sd_heads_default_params)       */
+    const char *heads_path;     /* -mh HEADS (NULL: the shipped heads)       */
+    const sd_heads *heads;      /* loaded heads (borrowed; tool_load_heads)  */
+    int heads_q8;               /* --heads-q8 0|1: draft with Q8_0 copies
+                                   (-1: the method's default)               */
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd"
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, " \
+    "eagle, hydra, medusa, eagle-chain, hydra-chain, medusa-chain"
 /* True for a method name tool_make_drafter knows. */
 bool tool_method_known(const char *method);
 /* True for methods that need the draft model. */
 bool tool_method_needs_draft(const char *method);
+/* True for methods that need trained heads (spec->heads): eagle, hydra,
+ * medusa (token trees, budget --tree-nodes) and their -chain variants
+ * (budget --draft-max, stop below --draft-p-min). */
+bool tool_method_needs_heads(const char *method);
+/* Loads s->heads_path (or the shipped heads) for target; prints errors;
+ * NULL on failure. The caller frees it (sd_heads_free). */
+sd_heads *tool_load_heads(const tool_spec *s, const sd_model *target);
 /* True for methods that draft on a core of their own (the target then
  * gets n_threads - 1 threads). */
 bool tool_method_own_core(const char *method);
 /* Nodes (tree methods) or tokens (chains) drafted per step. */
 int tool_method_budget(const char *method, const tool_spec *s);
 /* Makes the drafter of a method (NULL for "none"); target_ctx is the
- * context the generation will run on (`self` drafts on it);
+ * context the generation will run on (`self` drafts on it); heads methods
+ * use s->heads (SD_ERR_INVALID_ARG with a message when it is NULL);
  * SD_ERR_INVALID_ARG for an unknown method, else the constructor's status
  * (message in err). With s->draft_vocab the draft model methods read that
  * file and restrict the draft's output head to its ids (errors of
@@ -115,5 +131,6 @@ int cmd_bench_forward(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_ngram_build(int argc, char **argv);
 int cmd_vocabtrim(int argc, char **argv);
+int cmd_heads_probe(int argc, char **argv);
 
 #endif

@@ -107,6 +107,7 @@ int cmd_generate(int argc, char **argv) {
     sd_ctx *ctx = NULL;
     sd_sampler *smp = NULL;
     sd_drafter *drafter = NULL;
+    sd_heads *heads = NULL;
     stream_state ss = {.json = o.json};
     char *prompt = NULL;
     int32_t *pids = NULL, *ids = NULL;
@@ -139,6 +140,10 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if ((st = sd_sampler_new(&o.sp, info.n_vocab, &smp)) != SD_OK) goto fail_st;
+    if (tool_method_needs_heads(so.method)) {
+        if (!(heads = tool_load_heads(&so.spec, model))) goto done;
+        so.spec.heads = heads;
+    }
     if (make_drafter(&so, &o, model, ctx, pool, sd_ctx_n_ctx(ctx), &draft_model, &drafter) != 0) goto done;
     if (!(ss.dt = sd_detok_new(vocab)) || !(ids = malloc(((size_t)o.n_predict + 1) * sizeof *ids))) {
         st = SD_ERR_NOMEM;
@@ -193,6 +198,11 @@ int cmd_generate(int argc, char **argv) {
                     so.method, (long long)stats.steps, (long long)stats.drafted, (long long)stats.accepted,
                     stats.drafted ? 100.0 * (double)stats.accepted / (double)stats.drafted : 0.0,
                     stats.steps ? (double)(n_gen - 1) / (double)stats.steps : 0.0);
+        sd_heads_timing ht;
+        if (drafter && sd_drafter_heads_timing(drafter, &ht) == SD_OK && ht.draft_ms > 0)
+            fprintf(stderr, "heads: drafting %.1f ms, of which the output head (output_norm + output) %.1f ms "
+                            "(%.0f%%, %lld rows)\n",
+                    ht.draft_ms, ht.head_ms, 100.0 * ht.head_ms / ht.draft_ms, (long long)ht.head_rows);
     }
     rc = 0;
     goto done;
@@ -205,6 +215,7 @@ done:
     free(prompt);
     sd_detok_free(ss.dt);
     sd_drafter_free(drafter);
+    sd_heads_free(heads);
     sd_sampler_free(smp);
     sd_ctx_free(ctx);
     sd_model_free(draft_model);

@@ -10,8 +10,9 @@ static void usage(void) {
             "commands:\n"
             "  generate      [-m MODEL] (-p TEXT | -f FILE) -n N [--temp T] [--top-k K] [--top-p P]\n"
             "                [--min-p P] [--seed S] [-t N] [-c N] [--ignore-eos] [--json] [--quantize q8_0]\n"
-            "                [--spec METHOD] [-md DRAFT]  (METHOD: none draft lookup ngram-cache tree-draft\n"
-            "                tree-lookup aded rasd self pearl)\n"
+            "                [--spec METHOD] [-md DRAFT] [-mh HEADS]  (METHOD: none draft lookup ngram-cache\n"
+            "                tree-draft tree-lookup aded rasd self pearl eagle hydra medusa eagle-chain\n"
+            "                hydra-chain medusa-chain)\n"
             "                [--draft-max K|auto|feedback] [--tree-nodes N|auto] [--rasd-corpus FILE]\n"
             "                [--draft-min K] [--draft-p-min P] [--lookup-min N] [--lookup-max N]\n"
             "                [--ngram-static FILE] [--ngram-dynamic FILE]\n"
@@ -24,6 +25,10 @@ static void usage(void) {
             "  vocabtrim     [-m TARGET] -f CORPUS [-n N_TOKENS] [-k K] [-c CHUNK] [--gen G] [-t N] -o FILE\n"
             "                the K ids the target produces most (greedy continuations of G tokens, --gen 0:\n"
             "                teacher-forced argmax) for --draft-vocab FILE (generate, bench, bench-forward)\n"
+            "  heads-probe   [-m TARGET] [-mh HEADS] (-p TEXT | -f FILE) [--json]\n"
+            "Trained heads (--spec / --methods eagle, hydra, medusa: trees, budget --tree-nodes;\n"
+            "eagle-chain, hydra-chain, medusa-chain: budget --draft-max) load -mh HEADS, default\n"
+            "../shared/models/kernel-c-target-heads.gguf.\n"
             "Without -m the shipped target ../shared/models/kernel-c-target.gguf is used\n"
             "($SPECDEC_MODEL_DIR overrides the folder).\n");
 }
@@ -41,6 +46,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc, argv);
     if (!strcmp(cmd, "ngram-build")) return cmd_ngram_build(argc, argv);
     if (!strcmp(cmd, "vocabtrim")) return cmd_vocabtrim(argc, argv);
+    if (!strcmp(cmd, "heads-probe")) return cmd_heads_probe(argc, argv);
     fprintf(stderr, "error: unknown command '%s'\n", cmd);
     usage();
     return 1;
