@@ -615,6 +615,14 @@ typedef struct sd_heads_params {
                                    about half the bytes per draft step; the
                                    drafts may differ slightly from the F16
                                    heads', verification is unchanged        */
+    /* VocabTrim for heads: the draft head computes logits only for these
+     * target ids (a copy of those rows of the output matrix, in the type q8
+     * selects, is made by the constructor; the array is borrowed during the
+     * call only); every other token gets -INFINITY, so it is never drafted.
+     * The listed ids' logits are bit-identical to the full head's. Ids must
+     * be distinct and in [0, n_vocab). NULL / 0 (default): the full head. */
+    const int32_t *vocab_subset;
+    int n_vocab_subset;
 } sd_heads_params;
 
 /* Defaults for "eagle", "hydra" or "medusa" (tuned on the shipped target;

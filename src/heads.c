@@ -381,10 +381,11 @@ sd_status sd_heads_gemm(const sd_heads *h, sd_threadpool *pool, const sd_weight 
     return SD_OK;
 }
 
-sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, bool q8, const float *z, int N, float *logits) {
+sd_status sd_heads_logits_w(const sd_heads *h, sd_threadpool *pool, const sd_weight *out, const float *z, int N,
+                            float *logits, size_t ldl) {
     const sd_model *T = h->target;
-    const sd_weight *out = q8 ? &h->output_q8 : &T->output;
     const int E = h->n_embd;
+    if (N <= 0) return SD_OK;
     float *xn = malloc((size_t)N * (size_t)E * sizeof(float));
     if (!xn) return SD_ERR_NOMEM;
     /* as forward.c: rmsnorm, then F16-rounded activations for F16 weights */
@@ -392,9 +393,14 @@ sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, bool q8, const
         T->kern->rmsnorm(xn + (size_t)r * E, z + (size_t)r * E, T->output_norm, T->norm_eps, E);
         if (out->type == SD_TYPE_F16) T->kern->round_f16_row(xn + (size_t)r * E, (size_t)E);
     }
-    sd_status st = sd_heads_gemm(h, pool, out, xn, N, logits, (size_t)T->n_vocab);
+    sd_status st = sd_heads_gemm(h, pool, out, xn, N, logits, ldl);
     free(xn);
     return st;
+}
+
+sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, bool q8, const float *z, int N, float *logits) {
+    return sd_heads_logits_w(h, pool, q8 ? &h->output_q8 : &h->target->output, z, N, logits,
+                             (size_t)h->target->n_vocab);
 }
 
 static float silu(float a) { return a / (1.0f + expf(-a)); }

@@ -62,6 +62,11 @@ sd_status sd_heads_gemm(const sd_heads *h, sd_threadpool *pool, const sd_weight 
  * copy of the output matrix instead. */
 sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, bool q8, const float *z, int N, float *logits);
 
+/* The same with another output matrix w (rows: any subset of the output's
+ * rows, as a VocabTrim head keeps) into logits (N, ldl >= w->rows). */
+sd_status sd_heads_logits_w(const sd_heads *h, sd_threadpool *pool, const sd_weight *w, const float *z, int N,
+                            float *logits, size_t ldl);
+
 /* z (N, E) of Medusa head k (1-based) for features f (N, E). */
 sd_status sd_heads_medusa(const sd_heads *h, sd_threadpool *pool, int k, const float *f, int N, float *z);
 

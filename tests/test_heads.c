@@ -493,6 +493,154 @@ static void test_loader(const sd_model *target, const sd_model *draft) {
     sd_gguf_close(g);
 }
 
+/* ------------------------------------------------------------ VocabTrim */
+
+/* A drafter wrapping another that checks every drafted token is allowed. */
+typedef struct trim_state {
+    sd_drafter *inner;
+    const uint8_t *allowed; /* (V) */
+    int64_t drafted, outside;
+} trim_state;
+
+static sd_status trim_begin(void *self, const int32_t *ids, int n) {
+    trim_state *t = self;
+    return t->inner->ops->begin ? t->inner->ops->begin(t->inner->self, ids, n) : SD_OK;
+}
+static sd_status trim_draft(void *self, const int32_t *ids, int n, int max, const sd_draft_env *env, sd_draft *out) {
+    trim_state *t = self;
+    sd_status st = t->inner->ops->draft(t->inner->self, ids, n, max, env, out);
+    for (int i = 0; st == SD_OK && i < out->n; i++) {
+        t->drafted++;
+        t->outside += !t->allowed[out->tok[i]];
+    }
+    return st;
+}
+static void trim_accept(void *self, const int32_t *ids, int n, int n_acc) {
+    trim_state *t = self;
+    if (t->inner->ops->accept) t->inner->ops->accept(t->inner->self, ids, n, n_acc);
+}
+static void trim_end(void *self) {
+    trim_state *t = self;
+    if (t->inner->ops->end) t->inner->ops->end(t->inner->self);
+}
+static void trim_free(void *self) { (void)self; }
+static void trim_features(void *self, const float *h, int n_rows, int pos0) {
+    trim_state *t = self;
+    if (t->inner->ops->features) t->inner->ops->features(t->inner->self, h, n_rows, pos0);
+}
+static const sd_drafter_ops trim_ops = {trim_begin, trim_draft, trim_accept, trim_end, trim_free, trim_features};
+
+/* VocabTrim for heads: (a) a trimmed output matrix gives bit-identical
+ * logits for its ids; (b) each method with a subset drafts only listed
+ * tokens, has drafts accepted, and its greedy output equals plain
+ * decoding's; (c) bad subsets are refused. */
+static void test_vocab_trim(const sd_heads *h, sd_ctx *ctx, sd_threadpool *pool, const ref_line *refs, int n_refs) {
+    const int V = h->n_vocab, E = h->n_embd;
+    sd_sampler_params sp = sd_sampler_default_params();
+    sp.temp = 0.0f;
+    sd_sampler *smp = NULL;
+    sd_sampler_new(&sp, V, &smp);
+    /* the subset: ids 0..767 and every token of the plain greedy outputs */
+    uint8_t *allowed = calloc((size_t)V, 1);
+    int32_t *plain = malloc((size_t)n_refs * 64 * sizeof *plain);
+    int n_plain[32] = {0};
+    sd_gen_params gp = sd_gen_default_params();
+    gp.n_predict = 64;
+    gp.ignore_eos = true;
+    for (int t = 0; t < 768; t++) allowed[t] = 1;
+    for (int i = 0; i < n_refs; i++) {
+        CHECK(sd_generate(ctx, smp, NULL, refs[i].ids, refs[i].n, &gp, plain + (size_t)i * 64, &n_plain[i], NULL) ==
+                  SD_OK, "plain generate");
+        for (int j = 0; j < n_plain[i]; j++) allowed[plain[(size_t)i * 64 + j]] = 1;
+    }
+    int32_t *ids = malloc((size_t)V * sizeof *ids);
+    int n_ids = 0;
+    for (int t = V - 1; t >= 0; t--) /* descending: the order must not matter */
+        if (allowed[t]) ids[n_ids++] = t;
+    CHECK(n_ids > 768 && n_ids < V / 2, "subset of %d ids", n_ids);
+
+    /* (a) F16 and Q8_0 heads: the compact matrix's logits equal the full
+     * head's at every listed id, bit for bit */
+    sd_ctx_kv_clear(ctx);
+    sd_batch b = sd_batch_simple(refs[0].ids, refs[0].n);
+    b.out_flags = SD_OUTPUT_HIDDEN;
+    CHECK(sd_ctx_decode(ctx, &b) == SD_OK, "decode");
+    const float *f = sd_ctx_hidden(ctx, 0);
+    float *full = malloc((size_t)V * sizeof(float)), *part = malloc((size_t)n_ids * sizeof(float));
+    for (int q8 = 0; q8 < 2; q8++) {
+        const sd_weight *src = q8 ? &h->output_q8 : &h->target->output;
+        char *rows = malloc((size_t)n_ids * src->row_bytes);
+        for (int i = 0; i < n_ids; i++)
+            memcpy(rows + (size_t)i * src->row_bytes, (const char *)src->data + (size_t)ids[i] * src->row_bytes,
+                   src->row_bytes);
+        sd_weight w = *src;
+        w.data = rows;
+        w.rows = n_ids;
+        CHECK(sd_heads_logits(h, pool, q8, f, 1, full) == SD_OK, "full head");
+        CHECK(sd_heads_logits_w(h, pool, &w, f, 1, part, (size_t)n_ids) == SD_OK, "trimmed head");
+        int diff = 0;
+        for (int i = 0; i < n_ids; i++) diff += memcmp(&part[i], &full[ids[i]], sizeof(float)) != 0;
+        CHECK(diff == 0, "q8 %d: %d of %d trimmed logits differ from the full head's", q8, diff, n_ids);
+        free(rows);
+    }
+    (void)E;
+
+    /* (b) the drafters with the subset */
+    const char *names[3] = {"eagle", "hydra", "medusa"};
+    for (int m = 0; m < 3; m++) {
+        sd_heads_params hp = sd_heads_default_params(names[m]);
+        hp.vocab_subset = ids;
+        hp.n_vocab_subset = n_ids;
+        sd_drafter *inner = NULL;
+        sd_status st = m == 0 ? sd_drafter_new_eagle(h, pool, 0, &hp, &inner)
+                       : m == 1 ? sd_drafter_new_hydra(h, pool, &hp, &inner)
+                                : sd_drafter_new_medusa(h, pool, &hp, &inner);
+        CHECK(st == SD_OK, "%s drafter with a subset", names[m]);
+        if (st != SD_OK) continue;
+        trim_state ts = {.inner = inner, .allowed = allowed};
+        sd_drafter *wrap = sd_drafter_make("trimcheck", &trim_ops, &ts);
+        int64_t accepted = 0;
+        int same = 0;
+        for (int i = 0; i < n_refs; i += 3) {
+            int32_t out[64];
+            int n_out = 0;
+            sd_spec_stats stats;
+            gp.draft_max = 8;
+            CHECK(sd_generate(ctx, smp, wrap, refs[i].ids, refs[i].n, &gp, out, &n_out, &stats) == SD_OK, "generate");
+            same += n_out == n_plain[i] && memcmp(out, plain + (size_t)i * 64, (size_t)n_out * sizeof *out) == 0;
+            accepted += stats.accepted;
+        }
+        CHECK(same == (n_refs + 2) / 3, "%s trimmed: %d of %d outputs equal plain decoding's", names[m], same,
+              (n_refs + 2) / 3);
+        CHECK(ts.drafted > 0 && ts.outside == 0, "%s trimmed: %lld of %lld drafted tokens outside the subset",
+              names[m], (long long)ts.outside, (long long)ts.drafted);
+        CHECK(accepted > 0, "%s trimmed: nothing accepted", names[m]);
+        sd_drafter_free(wrap);
+        sd_drafter_free(inner);
+    }
+
+    /* (c) bad subsets */
+    sd_drafter *d = NULL;
+    sd_heads_params hp = sd_heads_default_params("eagle");
+    int32_t bad[3] = {5, 9, 5};
+    hp.vocab_subset = bad;
+    hp.n_vocab_subset = 3;
+    CHECK(sd_drafter_new_eagle(h, pool, 0, &hp, &d) == SD_ERR_INVALID_ARG && !d, "duplicate id accepted");
+    bad[2] = V;
+    CHECK(sd_drafter_new_medusa(h, pool, &hp, &d) == SD_ERR_INVALID_ARG && !d, "id n_vocab accepted");
+    bad[2] = -1;
+    CHECK(sd_drafter_new_hydra(h, pool, &hp, &d) == SD_ERR_INVALID_ARG && !d, "id -1 accepted");
+    hp.vocab_subset = NULL;
+    CHECK(sd_drafter_new_hydra(h, pool, &hp, &d) == SD_ERR_INVALID_ARG && !d, "count without ids accepted");
+
+    free(full);
+    free(part);
+    free(ids);
+    free(plain);
+    free(allowed);
+    sd_sampler_free(smp);
+}
+
 static void test_params(const sd_heads *h) {
     sd_drafter *d = NULL;
     sd_heads_params p = sd_heads_default_params("eagle");
@@ -542,6 +690,7 @@ int main(void) {
             test_features(h, ctx, pool, &refs[3], methods[m], true, 0.8f);
         }
     }
+    if (n_refs > 0) test_vocab_trim(h, ctx, pool, refs, n_refs);
     sd_model *draft = NULL;
     snprintf(path, sizeof path, "%s/kernel-c-draft.gguf", test_model_dir());
     CHECK(sd_model_load(path, NULL, &draft, err, sizeof err) == SD_OK, "load draft: %s", err);

@@ -368,10 +368,27 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
         hp.p_min = s->p_min;
         if (s->tree_given) hp.tree_params = s->tree;
         if (s->heads_q8 >= 0) hp.q8 = s->heads_q8 != 0;
+        int32_t *sub = NULL;
+        int n_sub = 0;
+        if (s->draft_vocab) { /* VocabTrim for the heads' output head */
+            sd_model_info ti;
+            sd_model_get_info(target, &ti);
+            char lerr[256] = "";
+            sd_status st = sd_vocab_subset_load(s->draft_vocab, ti.n_vocab, &sub, &n_sub, lerr, sizeof lerr);
+            if (st != SD_OK) {
+                if (err && n) snprintf(err, n, "--draft-vocab: %s", lerr);
+                return st;
+            }
+            hp.vocab_subset = sub;
+            hp.n_vocab_subset = n_sub;
+        }
+        sd_status st;
         if (!strcmp(hm, "eagle"))
-            return sd_drafter_new_eagle(s->heads, pool, n_ctx > 0 ? n_ctx + SD_MAX_DRAFT_POS : 0, &hp, out);
-        if (!strcmp(hm, "hydra")) return sd_drafter_new_hydra(s->heads, pool, &hp, out);
-        return sd_drafter_new_medusa(s->heads, pool, &hp, out);
+            st = sd_drafter_new_eagle(s->heads, pool, n_ctx > 0 ? n_ctx + SD_MAX_DRAFT_POS : 0, &hp, out);
+        else if (!strcmp(hm, "hydra")) st = sd_drafter_new_hydra(s->heads, pool, &hp, out);
+        else st = sd_drafter_new_medusa(s->heads, pool, &hp, out);
+        sd_vocab_subset_free(sub);
+        return st;
     }
     if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
         return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);

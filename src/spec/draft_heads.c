@@ -39,7 +39,24 @@ static double now_ms(void) {
 
 sd_status hd_logits(hd_drafter *d, const float *z, int N, float *logits) {
     double t0 = now_ms();
-    sd_status st = sd_heads_logits(d->h, d->pool, d->p.q8, z, N, logits);
+    sd_status st;
+    if (d->n_trim > 0) { /* VocabTrim: (N, n_trim) compact, then scattered */
+        if (N > d->cap_trim) {
+            float *t = realloc(d->trim_logits, (size_t)N * (size_t)d->n_trim * sizeof(float));
+            if (!t) return SD_ERR_NOMEM;
+            d->trim_logits = t;
+            d->cap_trim = N;
+        }
+        st = sd_heads_logits_w(d->h, d->pool, &d->trim_w, z, N, d->trim_logits, (size_t)d->n_trim);
+        for (int r = 0; r < N && st == SD_OK; r++) {
+            float *l = logits + (size_t)r * d->V;
+            const float *c = d->trim_logits + (size_t)r * d->n_trim;
+            for (int t = 0; t < d->V; t++) l[t] = -INFINITY;
+            for (int i = 0; i < d->n_trim; i++) l[d->trim_ids[i]] = c[i];
+        }
+    } else {
+        st = sd_heads_logits(d->h, d->pool, d->p.q8, z, N, logits);
+    }
     d->timing.head_ms += now_ms() - t0;
     d->timing.head_rows += N;
     return st;
@@ -360,6 +377,9 @@ static void hd_free(void *self) {
     if (d->m && d->m->free) d->m->free(d->ms);
     sd_sampler_free(d->smp);
     free(d->feat);
+    free(d->trim_data);
+    free(d->trim_ids);
+    free(d->trim_logits);
     free(d);
 }
 
@@ -393,8 +413,32 @@ sd_status hd_make(const sd_heads *h, sd_threadpool *pool, const sd_heads_params 
     d->E = h->n_embd;
     d->V = h->n_vocab;
     d->feat_changed = INT_MAX;
+    if (p->vocab_subset && p->n_vocab_subset > 0) { /* VocabTrim: copy those output rows */
+        const sd_weight *src = p->q8 ? &h->output_q8 : &h->target->output;
+        const int K = p->n_vocab_subset;
+        d->p.vocab_subset = NULL; /* not kept: the caller's array */
+        d->trim_ids = malloc((size_t)K * sizeof *d->trim_ids);
+        d->trim_data = malloc((size_t)K * src->row_bytes);
+        if (!d->trim_ids || !d->trim_data) {
+            hd_free(d);
+            return SD_ERR_NOMEM;
+        }
+        for (int i = 0; i < K; i++) {
+            d->trim_ids[i] = p->vocab_subset[i];
+            memcpy((char *)d->trim_data + (size_t)i * src->row_bytes,
+                   (const char *)src->data + (size_t)p->vocab_subset[i] * src->row_bytes, src->row_bytes);
+        }
+        d->trim_w = *src;
+        d->trim_w.data = d->trim_data;
+        d->trim_w.rows = K;
+        d->n_trim = K;
+    }
     *out = sd_drafter_make(m->name, &hd_ops, d);
-    return *out ? SD_OK : SD_ERR_NOMEM;
+    if (!*out) {
+        hd_free(d);
+        return SD_ERR_NOMEM;
+    }
+    return SD_OK;
 }
 
 sd_heads_params sd_heads_default_params(const char *method) {
@@ -412,6 +456,22 @@ sd_heads_params sd_heads_default_params(const char *method) {
     return p;
 }
 
+/* A VocabTrim subset: none, or 1..V distinct ids in [0, V). */
+static bool subset_ok(const sd_heads_params *p, int V) {
+    if (!p->vocab_subset) return p->n_vocab_subset == 0;
+    if (p->n_vocab_subset < 1 || p->n_vocab_subset > V) return false;
+    uint8_t *seen = calloc((size_t)V, 1);
+    if (!seen) return false;
+    bool ok = true;
+    for (int i = 0; i < p->n_vocab_subset && ok; i++) {
+        int32_t t = p->vocab_subset[i];
+        ok = t >= 0 && t < V && !seen[t];
+        if (ok) seen[t] = 1;
+    }
+    free(seen);
+    return ok;
+}
+
 static sd_status make_method(const char *name, const sd_heads *h, sd_threadpool *pool, int n_ctx,
                              const sd_heads_params *params, sd_drafter **out) {
     if (!out) return SD_ERR_INVALID_ARG;
@@ -419,6 +479,7 @@ static sd_status make_method(const char *name, const sd_heads *h, sd_threadpool 
     if (!h || n_ctx < 0) return SD_ERR_INVALID_ARG;
     sd_heads_params p = params ? *params : sd_heads_default_params(name);
     if (!hd_params_ok(&p)) return SD_ERR_INVALID_ARG;
+    if (!subset_ok(&p, h->n_vocab)) return SD_ERR_INVALID_ARG;
     void *ms = NULL;
     const hd_method *m;
     sd_status st;

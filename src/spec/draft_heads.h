@@ -72,6 +72,14 @@ struct hd_drafter {
     sd_sampler *smp;              /* sampling: made from the target's settings */
     sd_sampler_params smp_params;
     sd_heads_timing timing;
+    /* VocabTrim (p.vocab_subset): those rows of the output matrix (owned),
+     * their ids, and compact logits (cap_trim rows of n_trim) */
+    sd_weight trim_w;
+    void *trim_data;
+    int32_t *trim_ids;
+    int n_trim;
+    float *trim_logits;
+    int cap_trim;
 };
 
 /* head(z) for z (N, E) into logits (N, V), timed as the output head. */
