@@ -34,7 +34,16 @@
  * An entry is METHOD or METHOD:K (budget K, or "auto"), so one run can set
  * several draft lengths side by side, e.g. draft:2,draft:4,draft:auto. */
 enum { M_NONE = 0, M_COUNT = 24 };
-#define BUDGET_DEFAULT (-2) /* the spec's draft-max (chains) or tree-nodes (trees) */
+/* "auto", "feedback" or the number. */
+static const char *budget_str(int k, char buf[16]) {
+    if (k == SD_DRAFT_AUTO) return "auto";
+    if (k == SD_DRAFT_FEEDBACK) return "feedback";
+    snprintf(buf, 16, "%d", k);
+    return buf;
+}
+
+#define BUDGET_DEFAULT (-100) /* the spec's draft-max (chains) or tree-nodes (trees); distinct from
+                                 SD_DRAFT_AUTO and SD_DRAFT_FEEDBACK */
 
 #define MAX_FILES 32
 #define N_POS_SHOWN 4
@@ -509,8 +518,9 @@ static int write_svg(const char *path, const brec *rec, const prompt_set *ps, in
     }
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
                "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
-    fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">speedup vs plain decoding (%s, %d threads, draft-max %d)"
-               "</text>\n", x0, o->sp.temp > 0 ? "sampling" : "greedy", o->n_threads, b->spec.draft_max);
+    char dm[16];
+    fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">speedup vs plain decoding (%s, %d threads, draft-max %s)"
+               "</text>\n", x0, o->sp.temp > 0 ? "sampling" : "greedy", o->n_threads, budget_str(b->spec.draft_max, dm));
     for (int i = 0; i <= (int)vmax; i++) {
         double y = y0 + ph - ph * i / vmax;
         fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n", x0, W - 20, y, y,
@@ -659,9 +669,11 @@ int cmd_bench(int argc, char **argv) {
     fprintf(stderr, "bench: %d prompts, %d task(s), methods", ps.n, ps.n_tasks);
     for (int m = 0; m < M_COUNT; m++)
         if (active[m]) fprintf(stderr, " %s", b.label[m]);
-    fprintf(stderr, "; %s, temp %.2f, %d threads, %s kernels, target %s, n_ctx %d, runs %d, draft-max %d, "
+    char dm[16];
+    fprintf(stderr, "; %s, temp %.2f, %d threads, %s kernels, target %s, n_ctx %d, runs %d, draft-max %s, "
                     "draft-p-min %.2f\n", o.sp.temp > 0 ? "sampling" : "greedy", (double)o.sp.temp, o.n_threads,
-            sd_backend_name(o.backend), sd_type_name(ti.weight_type), e.n_ctx, b.runs, b.spec.draft_max, (double)b.spec.p_min);
+            sd_backend_name(o.backend), sd_type_name(ti.weight_type), e.n_ctx, b.runs,
+            budget_str(b.spec.draft_max, dm), (double)b.spec.p_min);
 
     if (b.spec.draft_vocab) fprintf(stderr, "bench: draft output head restricted to the ids of %s\n", b.spec.draft_vocab);
     sd_gen_params gp = sd_gen_default_params();
@@ -761,9 +773,10 @@ int cmd_bench(int argc, char **argv) {
         }
     }
 
-    printf("\nspecdec bench: %d prompts x %d run(s), %s (temp %.2f), %d threads, target %s (%s), draft-max %d, "
+    printf("\nspecdec bench: %d prompts x %d run(s), %s (temp %.2f), %d threads, target %s (%s), draft-max %s, "
            "draft-min %d, draft-p-min %.2f, lookup %d..%d\n", ps.n, b.runs, o.sp.temp > 0 ? "sampling" : "greedy",
-           (double)o.sp.temp, o.n_threads, sd_type_name(ti.weight_type), sd_backend_name(o.backend), b.spec.draft_max,
+           (double)o.sp.temp, o.n_threads, sd_type_name(ti.weight_type), sd_backend_name(o.backend),
+           budget_str(b.spec.draft_max, dm),
            b.spec.draft_min, (double)b.spec.p_min, b.spec.lookup_min, b.spec.lookup_max);
     for (int m = 0; m < M_COUNT; m++)
         if (skipped[m]) printf("method %s skipped: not supported (yet)\n", b.label[m]);
