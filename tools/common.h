@@ -56,7 +56,7 @@ typedef struct tool_spec {
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, " \
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, draft-xtok, " \
     "eagle, hydra, medusa, eagle-chain, hydra-chain, medusa-chain"
 /* True for a method name tool_make_drafter knows. */
 bool tool_method_known(const char *method);
