@@ -358,7 +358,8 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
         /* the draft's tokenization of a text may be longer than the
          * target's: twice the target's cells (0: its training context) */
         int n_draft = n_ctx > 0 && n_ctx < (1 << 28) ? 2 * n_ctx + 2 * SD_MAX_DRAFT_POS : 0;
-        return sd_drafter_new_xtok(draft, target, pool, n_draft, s->p_min, out, err, n);
+        return sd_drafter_new_xtok(s->xtok_model ? s->xtok_model : draft, target, pool, n_draft, s->p_min, out, err,
+                                   n);
     }
     if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
@@ -414,7 +415,8 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
                                         "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max",
                                         "--draft-vocab", "--rasd-corpus",
-                                        "--draft-threads", "-mh", "--model-heads", "--heads-q8"};
+                                        "--draft-threads", "-mh", "--model-heads", "--heads-q8",
+                                        "-mdx", "--model-draft-xtok"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -472,6 +474,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     case 19: rc = parse_int(a, next, 1, 2, &s->draft_threads); break;
     case 20: case 21: s->heads_path = next; break;
     case 22: rc = parse_int(a, next, 0, 1, &s->heads_q8); break;
+    case 23: case 24: s->xtok_draft = next; break;
     }
     return rc ? -1 : 2;
 }

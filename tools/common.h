@@ -53,6 +53,11 @@ typedef struct tool_spec {
     const sd_heads *heads;      /* loaded heads (borrowed; tool_load_heads)  */
     int heads_q8;               /* --heads-q8 0|1: draft with Q8_0 copies
                                    (-1: the method's default)               */
+    const char *xtok_draft;     /* -mdx FILE: the draft model of draft-xtok
+                                   (NULL: -md's), so that bench compares a
+                                   cross-vocabulary draft with `draft`      */
+    const sd_model *xtok_model; /* loaded -mdx model (borrowed; NULL: use
+                                   the draft model passed to the factory)   */
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */

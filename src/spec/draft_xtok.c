@@ -30,9 +30,9 @@
  * only target tokens that extend ids[0..n) are proposed. The last target
  * token may still grow with text the draft has not produced yet (and text
  * ending inside a UTF-8 character is not re-tokenized), so the drafter
- * drafts until it has max + 1 target tokens and proposes max, or proposes
- * all but the last when it stops early; when the draft model ends its text
- * (an end-of-generation token) all of them and the target's EOS.
+ * drafts until it has max + 1 target tokens and proposes max; when the draft
+ * stops early (p_min) it proposes what it has; when the draft model ends its
+ * text (an end-of-generation token) also the target's EOS.
  *
  * No draft distribution (has_q false): every proposal is one-hot, which
  * the greedy and the speculative-sampling verifiers both treat losslessly;
@@ -425,9 +425,11 @@ static sd_status draft_loop(xt_state *x, const int32_t *ids, size_t n, int max, 
         if ((st = sd_ctx_decode(x->ctx, &bt)) != SD_OK) return st;
         if (!ivec_push(&x->kvtok, tok)) return SD_ERR_NOMEM;
     }
-    /* the last candidate may still grow unless the draft ended its text */
-    size_t np = eog ? x->cand.n : x->cand.n ? x->cand.n - 1 : 0;
-    if (np > (size_t)max) np = (size_t)max;
+    /* max + 1 candidates: the first max are settled. Fewer (the draft
+     * stopped): all of them, the last possibly unsettled (it costs one
+     * verified row when wrong, and is right whenever the draft's own last
+     * token ended where the target's does, always for equal vocabularies) */
+    size_t np = x->cand.n < (size_t)max ? x->cand.n : (size_t)max;
     for (size_t i = 0; i < np; i++) out->tok[i] = x->cand.v[i];
     if (eog && np < (size_t)max && x->t_eos >= 0) out->tok[np++] = x->t_eos;
     out->n = (int)np;
