@@ -112,16 +112,16 @@ static int append_piece(cbuf *b, const sd_vocab *v, int32_t id) {
     return m;
 }
 
-/* True if s[0..n) ends inside a UTF-8 sequence (a lead byte followed by
- * fewer continuation bytes than it announces). */
-static bool utf8_incomplete_tail(const char *s, size_t n) {
+/* Length of s[0..n) without a trailing incomplete UTF-8 sequence (a lead
+ * byte followed by fewer continuation bytes than it announces). */
+static size_t utf8_complete_len(const char *s, size_t n) {
     for (size_t back = 1; back <= 3 && back <= n; back++) {
         unsigned c = (unsigned char)s[n - back];
         if ((c & 0xC0) == 0x80) continue; /* continuation byte */
         size_t need = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 1;
-        return c >= 0xC2 && c <= 0xF4 && back < need;
+        return c >= 0xC2 && c <= 0xF4 && back < need ? n - back : n;
     }
-    return false;
+    return n;
 }
 
 /* Tokenizes text[0..len) as a continuation with vocabulary v into out
@@ -200,6 +200,7 @@ typedef struct xt_state {
     bool d_ready;             /* dtok holds at least the BOS policy       */
     ivec kvtok;               /* draft tokens in the draft context        */
     bool logits_ok;           /* the context's logits are kvtok's last's  */
+    double d_per_t;           /* draft tokens per target token (smoothed) */
     bool full;                /* the draft history outgrew n_ctx: no drafts
                                  until the next begin                      */
     sd_status err;            /* a failure inside accept: rebuild next time */
@@ -352,11 +353,11 @@ static size_t target_boundary(const xt_state *x, size_t n) {
     return b > wall ? b : wall;
 }
 
-/* Target tokens continuing ids[0..n) for the text u + dtext, into x->cand
- * (b: boundary, ts: its offset in u). */
-static sd_status target_candidates(xt_state *x, const int32_t *ids, size_t n, size_t b, size_t ts) {
+/* Target tokens continuing ids[0..n) for the text u + dtext[0..len), into
+ * x->cand (b: boundary, ts: its offset in u). */
+static sd_status target_candidates(xt_state *x, const int32_t *ids, size_t n, size_t b, size_t ts, size_t len) {
     x->tb.n = 0;
-    if (!cbuf_append(&x->tb, x->u.v + ts, x->u.n - ts) || !cbuf_append(&x->tb, x->dtext.v, x->dtext.n))
+    if (!cbuf_append(&x->tb, x->u.v + ts, x->u.n - ts) || !cbuf_append(&x->tb, x->dtext.v, len))
         return SD_ERR_NOMEM;
     sd_status st = xt_tokenize(x->tv, x->tb.v, x->tb.n, ts == 0 && x->t_prefix, &x->r, &x->esc);
     if (st != SD_OK) return st;
@@ -369,7 +370,7 @@ static sd_status target_candidates(xt_state *x, const int32_t *ids, size_t n, si
     }
     /* the accepted tokens would merge with the new text: continue after
      * them with the draft text on its own */
-    return xt_tokenize(x->tv, x->dtext.v, x->dtext.n, x->u.n == 0 && x->t_prefix, &x->cand, &x->esc);
+    return xt_tokenize(x->tv, x->dtext.v, len, x->u.n == 0 && x->t_prefix, &x->cand, &x->esc);
 }
 
 /* Probability of the argmax under softmax(logits). */
@@ -395,12 +396,19 @@ static sd_status draft_loop(xt_state *x, const int32_t *ids, size_t n, int max, 
     const size_t ts = b ? (size_t)x->tend.v[b - 1] : 0;
     /* draft tokens this step: room for max + 1 target tokens when the
      * draft's tokens are shorter, within the draft context */
-    long steps = 2L * max + 8, room = (long)x->n_ctx - (long)x->kvtok.n - 1;
+    long steps = (long)(2.0 * (max + 1) * (x->d_per_t > 1.0 ? x->d_per_t : 1.0)) + 8;
+    long room = (long)x->n_ctx - (long)x->kvtok.n - 1;
     if (steps > room) steps = room;
     x->dtext.n = 0;
     x->cand.n = 0;
     bool eog = false;
     sd_status st;
+    /* re-tokenizing costs about as much as a draft token: start once the
+     * draft should have enough text for max + 1 target tokens (by the
+     * measured draft tokens per target token) */
+    const double need = (double)(max + 1) * x->d_per_t;
+    size_t done = 0; /* dtext bytes the candidates were made from */
+    long n_dt = 0;   /* draft tokens with text */
     for (long i = 0; i < steps; i++) {
         int32_t tok;
         float pt = top_prob(x->draft->kern, sd_ctx_logits(x->ctx, 0), x->Vd, &tok);
@@ -416,14 +424,23 @@ static sd_status draft_loop(xt_state *x, const int32_t *ids, size_t n, int max, 
             memmove(x->dtext.v, x->dtext.v + 1, (size_t)m - 1);
             x->dtext.n--;
         }
-        if (m > 0 && !utf8_incomplete_tail(x->dtext.v, x->dtext.n)) {
-            if ((st = target_candidates(x, ids, n, b, ts)) != SD_OK) return st;
+        if (m > 0) n_dt++;
+        if (m > 0 && (double)n_dt >= need && utf8_complete_len(x->dtext.v, x->dtext.n) == x->dtext.n) {
+            if ((st = target_candidates(x, ids, n, b, ts, x->dtext.n)) != SD_OK) return st;
+            done = x->dtext.n;
             if (x->cand.n > (size_t)max) break;
         }
         if (i + 1 == steps) break;
         sd_batch bt = sd_batch_simple(&tok, 1);
         if ((st = sd_ctx_decode(x->ctx, &bt)) != SD_OK) return st;
         if (!ivec_push(&x->kvtok, tok)) return SD_ERR_NOMEM;
+    }
+    const size_t full = utf8_complete_len(x->dtext.v, x->dtext.n);
+    if (full > done && (st = target_candidates(x, ids, n, b, ts, full)) != SD_OK) return st;
+    if (x->cand.n >= 2 && n_dt > 0) { /* draft tokens per target token, smoothed */
+        double r = (double)n_dt / (double)x->cand.n;
+        r = r < 0.25 ? 0.25 : r > 4.0 ? 4.0 : r;
+        x->d_per_t = 0.75 * x->d_per_t + 0.25 * r;
     }
     /* max + 1 candidates: the first max are settled. Fewer (the draft
      * stopped): all of them, the last possibly unsettled (it costs one
@@ -507,6 +524,7 @@ sd_status sd_drafter_new_xtok(const sd_model *draft, const sd_model *target, sd_
     x->d_prefix = dv->type == SD_VOCAB_SPM && dv->add_space_prefix;
     x->t_eos = sd_vocab_eos(tv);
     x->t_strip = -1;
+    x->d_per_t = 1.0;
     sd_ctx_params cp = sd_ctx_default_params();
     cp.n_ctx = n_ctx;
     cp.pool = pool;
