@@ -11,7 +11,8 @@
  *    drafts: ids equal plain decoding's and it drafted (its drafts are
  *    nonsense: accepted may be 0);
  *  - the shipped draft through the cross-tokenizer path (same vocabulary,
- *    but every draft goes through text): ids equal, accepted > 0;
+ *    but every draft goes through text): ids equal, accepted > 0 and at
+ *    least 90% of what `draft` accepts on the same prompts;
  *  - histories the target never tokenizes that way: a prompt of
  *    non-canonical ids (one token per character, "é" and "€" as byte-
  *    fallback tokens, a split inside a character, EOS in the middle): both
@@ -228,7 +229,9 @@ int main(void) {
             CHECK(!strcmp(sd_drafter_name(dq), "draft-xtok"), "name %s", sd_drafter_name(dq));
         }
         CHECK(sd_drafter_new_xtok(draft, target, pool, 0, 0.0f, &d0, err, sizeof err) == SD_OK, "xtok: %s", err);
-        totals tq = {0}, t0 = {0};
+        sd_drafter *dm = NULL; /* the same draft model on ids: the acceptance to keep */
+        CHECK(sd_drafter_new_model(draft, target, pool, 0, 0.0f, &dm, err, sizeof err) == SD_OK, "draft: %s", err);
+        totals tq = {0}, t0 = {0}, tm = {0};
         int stride = quick ? 12 : 4;
         for (int i = 0; dq && d0 && i < n_prompts; i += stride) {
             prompt *p = &prompts[i];
@@ -240,7 +243,9 @@ int main(void) {
             CHECK(sd_generate(ctx, smp, NULL, p->ids, p->n, &gp, ref, &n_ref, NULL) == SD_OK, "plain %s", p->id);
             run_check(ctx, smp, dq, "draft-xtok (qwen2 BPE)", p->id, p->ids, p->n, &gp, ref, n_ref, &tq);
             run_check(ctx, smp, d0, "draft-xtok (shipped draft)", p->id, p->ids, p->n, &gp, ref, n_ref, &t0);
+            if (dm) run_check(ctx, smp, dm, "draft", p->id, p->ids, p->n, &gp, ref, n_ref, &tm);
         }
+        const totals t0_prompts = t0;
         /* odd histories */
         int32_t odd[128];
         int n_odd = odd_prompt(tv, odd, 128);
@@ -256,9 +261,15 @@ int main(void) {
             run_check(ctx, smp, d0, "draft-xtok (shipped draft)", "odd prompt", odd, n_odd, &gp, ref, n_ref, &t0);
         }
         print_totals("draft-xtok, qwen2 draft (random)", &tq);
-        print_totals("draft-xtok, shipped draft", &t0);
+        print_totals("draft-xtok, shipped draft (all)", &t0);
+        print_totals("draft-xtok, shipped draft (prompts)", &t0_prompts);
         CHECK(tq.drafted > 0, "the qwen2 draft never drafted");
+        print_totals("draft (same draft on ids, prompts)", &tm);
         CHECK(t0.accepted > 0, "shipped draft via text: nothing accepted");
+        /* through text the draft keeps (nearly) what it accepts on ids */
+        CHECK(t0_prompts.accepted >= tm.accepted * 9 / 10, "via text %lld accepted, on ids %lld",
+              (long long)t0_prompts.accepted, (long long)tm.accepted);
+        sd_drafter_free(dm);
         sd_drafter_free(dq);
         sd_drafter_free(d0);
         sd_model_free(qwen);
