@@ -20,8 +20,10 @@
  * (token boundaries near the join settle); the draft cache is truncated to
  * the longest common prefix of kvtok and dtok. draft: the rest of dtok is
  * decoded, then the draft model extends its context greedily while its top
- * probability >= p_min. After each draft token the draft text is tokenized
- * with the target vocabulary IN CONTEXT: from a boundary b, a word start
+ * probability >= p_min. The draft text is tokenized with the target
+ * vocabulary (after each draft token once the draft should have text for
+ * max + 1 target tokens, by the measured draft tokens per target token,
+ * and when it stops) IN CONTEXT: from a boundary b, a word start
  * among the last accepted target tokens, through the draft text. When that
  * re-tokenization reproduces the accepted ids[b..n) exactly, the tokens
  * after them continue the target history; otherwise the last accepted
@@ -29,7 +31,7 @@
  * another split), and the draft text is tokenized on its own. Either way
  * only target tokens that extend ids[0..n) are proposed. The last target
  * token may still grow with text the draft has not produced yet (and text
- * ending inside a UTF-8 character is not re-tokenized), so the drafter
+ * is cut after its last complete UTF-8 character), so the drafter
  * drafts until it has max + 1 target tokens and proposes max; when the draft
  * stops early (p_min) it proposes what it has; when the draft model ends its
  * text (an end-of-generation token) also the target's EOS.
