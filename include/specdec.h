@@ -446,6 +446,25 @@ SD_API sd_status sd_drafter_new_model_tree_ex(const sd_model *draft, const sd_mo
  * exits), SD_ERR_NOMEM. */
 SD_API sd_status sd_drafter_new_self(sd_ctx *target_ctx, int exit_layer, float p_min, sd_drafter **out);
 
+/* `draft-xtok` (universal assisted decoding, src/spec/draft_xtok.c): a draft
+ * model whose vocabulary may differ from the target's. The drafter keeps the
+ * draft model's own context over the draft-vocabulary tokenization of the
+ * accepted text (prompt + accepted tokens, re-tokenized near the end after
+ * every step); the draft model's greedy continuation is detokenized and
+ * tokenized with the target's vocabulary in context, and only target tokens
+ * that extend the accepted history are proposed, while the draft's top
+ * probability >= p_min. No draft distribution: proposals are one-hot, so
+ * greedy and sampled verification stay lossless (the draft's argmax is
+ * proposed also when the target samples). Any SentencePiece or byte-level
+ * BPE pair works, equal vocabularies too. n_ctx: the draft context's KV
+ * cells (0 = the draft model's training context; the draft's tokenization
+ * of a text may be longer than the target's); a history that outgrows it is
+ * not drafted for. The models and the pool are borrowed. Errors:
+ * SD_ERR_INVALID_ARG, SD_ERR_UNSUPPORTED (a vocab-only draft model),
+ * SD_ERR_NOMEM (message in err). */
+SD_API sd_status sd_drafter_new_xtok(const sd_model *draft, const sd_model *target, sd_threadpool *pool,
+                                     int n_ctx, float p_min, sd_drafter **out, char *err, size_t err_size);
+
 /* `pearl`: the draft model drafts on a background thread of its own while
  * the target verifies (PEARL's post-verify overlap; src/spec/draft_pearl.c):
  * up to `ahead` tokens beyond the accepted history; a step verifies the

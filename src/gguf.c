@@ -753,6 +753,30 @@ sd_gguf_str sd_gguf_arr_str(const sd_gguf *g, int64_t i, uint64_t e) {
     return s;
 }
 
+sd_status sd_gguf_kv_raw(const sd_gguf *g, int64_t i, const void **ptr, uint64_t *size) {
+    const kv_rec *kv = kv_at(g, i);
+    if (!kv || !ptr || !size) return SD_ERR_INVALID_ARG;
+    uint64_t start = kv->val_off, end;
+    if (kv->type == SD_GGUF_STRING) {
+        end = start + 8 + ld_u64(g->base + start);
+    } else if (kv->type == SD_GGUF_ARRAY) {
+        start -= 12;  /* element type and count precede the elements */
+        if (kv->arr_type != SD_GGUF_STRING)
+            end = kv->val_off + kv->arr_n * vtype_size(kv->arr_type);
+        else if (kv->arr_n == 0)
+            end = kv->val_off;
+        else {
+            uint64_t last = kv->str_off[kv->arr_n - 1];
+            end = last + 8 + ld_u64(g->base + last);
+        }
+    } else {
+        end = start + vtype_size(kv->type);
+    }
+    *ptr = g->base + start;
+    *size = end - start;  /* all inside the mapping: checked on open */
+    return SD_OK;
+}
+
 const sd_gguf_tensor *sd_gguf_tensor_at(const sd_gguf *g, int64_t i) {
     return g && i >= 0 && i < g->n_tensors ? &g->tensors[i].t : NULL;
 }

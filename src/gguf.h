@@ -103,6 +103,11 @@ sd_status sd_gguf_get_arr_i32(const sd_gguf *g, const char *key, int32_t *out, u
 /* Element i of a string array at kv index kv (checked: returns ptr NULL,
  * len 0 when kv is not a string array or i is out of range). */
 sd_gguf_str sd_gguf_arr_str(const sd_gguf *g, int64_t kv, uint64_t i);
+/* The encoded value of kv i exactly as stored (after its type field):
+ * scalars their bytes, strings uint64 length + bytes, arrays element type
+ * (uint32) + count (uint64) + elements. For copying a kv unchanged
+ * (sd_gguf_writer_copy_kv). SD_ERR_INVALID_ARG for a bad index. */
+sd_status sd_gguf_kv_raw(const sd_gguf *g, int64_t i, const void **ptr, uint64_t *size);
 
 /* ---- tensors */
 int64_t sd_gguf_n_tensors(const sd_gguf *g);

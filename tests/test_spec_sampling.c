@@ -40,7 +40,11 @@
  * eagle-chain|hydra-chain|medusa-chain: the trained heads beside the target
  * (kernel-c-target-heads.gguf) drafting from its features; the same checks
  * except the first-draft acceptance rate, which is the draft model's
- * (tests/test_spec_sampling_heads.sh). */
+ * (tests/test_spec_sampling_heads.sh).
+ * SPECDEC_SPEC_DRAFTER=draft-xtok: the cross-tokenizer drafter over the
+ * draft model (one-hot proposals without q, drafted through text); the
+ * same checks except the first-draft acceptance rate
+ * (tests/test_spec_sampling_xtok.sh). */
 #include "specdec.h"
 #include "util/check.h"
 
@@ -262,6 +266,8 @@ int main(void) {
      * (spine tree 3,2,2: multi-draft verification) instead of the chain */
     const char *which = getenv("SPECDEC_SPEC_DRAFTER");
     const bool tree = which && !strcmp(which, "tree-draft");
+    /* SPECDEC_SPEC_DRAFTER=draft-xtok: the cross-tokenizer drafter */
+    const bool xtok = which && !strcmp(which, "draft-xtok");
     /* trained heads: their own q, so no draft-model acceptance rate */
     const bool heads_m = which && (!strncmp(which, "eagle", 5) || !strncmp(which, "hydra", 5) ||
                                    !strncmp(which, "medusa", 6));
@@ -283,6 +289,10 @@ int main(void) {
                        : !strcmp(base, "hydra") ? sd_drafter_new_hydra(heads, pool, &hp, &drafter)
                                                 : sd_drafter_new_medusa(heads, pool, &hp, &drafter);
         CHECK(hs == SD_OK, "%s drafter", which);
+    } else if (xtok) {
+        /* one-hot proposals (no q) through text: the draft's argmax */
+        CHECK(sd_drafter_new_xtok(dm, tm, pool, N_CTX, 0.0f, &drafter, err, sizeof err) == SD_OK,
+              "xtok drafter: %s", err);
     } else if (tree) {
         sd_tree_params tp = sd_tree_default_params();
         tp.p_min = 0.0f;
@@ -292,7 +302,7 @@ int main(void) {
         CHECK(sd_drafter_new_model(dm, tm, pool, N_CTX, 0.0f, &drafter, err, sizeof err) == SD_OK,
               "drafter: %s", err);
     }
-    printf("drafter: %s\n", heads_m ? which : tree ? "tree-draft (spine tree, multi-draft)" : "draft (chain)");
+    printf("drafter: %s\n", heads_m || xtok ? which : tree ? "tree-draft (spine tree, multi-draft)" : "draft (chain)");
     const sd_vocab *vocab = sd_model_vocab(tm);
     const int V = sd_vocab_n_tokens(vocab);
     int32_t prompt[N_CTX];
@@ -504,7 +514,7 @@ int main(void) {
     CHECK(drafted > 0 && accepted > 0 && accepted < drafted, "drafted %ld accepted %ld", drafted,
           accepted);
     /* the expected rate is the chain's (one draft at the first position) */
-    if (!tree && !heads_m)
+    if (!tree && !heads_m && !xtok)
         CHECK(fabs(rate - alpha_exp) < 5.0 * se + 1e-9, "first-draft acceptance %.4f vs %.4f",
               rate, alpha_exp);
     {

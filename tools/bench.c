@@ -310,6 +310,7 @@ static double agg_per_step(const bagg *a) { return a->steps > 0 ? (a->gen - a->n
 
 typedef struct bench_env {
     sd_model *target, *draft;
+    sd_model *xtok_draft;       /* -mdx: draft-xtok's draft (NULL: draft)  */
     sd_ctx *ctx;                /* the target context every method runs on */
     sd_ctx *ctx_own;            /* ... except own-core methods (pool_own)  */
     sd_threadpool *pool_own;
@@ -441,6 +442,7 @@ static int write_json(const char *path, const bench_env *e, const tool_opts *o, 
         "prompt_files", files, "methods", methods);
     json_object_set_new(cfg, "skipped_methods", skip);
     if (b->spec.draft_vocab) json_object_set_new(cfg, "draft_vocab", json_string(b->spec.draft_vocab));
+    if (b->spec.xtok_draft) json_object_set_new(cfg, "draft_xtok_model", json_string(b->spec.xtok_draft));
     if (o->sp.temp > 0) {
         json_object_set_new(cfg, "top_k", json_integer(o->sp.top_k));
         json_object_set_new(cfg, "top_p", json_real(o->sp.top_p));
@@ -602,6 +604,10 @@ int cmd_bench(int argc, char **argv) {
     bool need_draft = false;
     for (int m = 0; m < b.n_methods; m++) need_draft |= tool_method_needs_draft(b.method[m]);
     if (need_draft && !(e.draft = tool_load_model(&o, dpath))) goto done;
+    if (b.spec.xtok_draft) { /* -mdx: draft-xtok's own draft model */
+        if (!(e.xtok_draft = tool_load_model(&o, b.spec.xtok_draft))) goto done;
+        b.spec.xtok_model = e.xtok_draft;
+    }
     bool need_heads = false;
     for (int m = 0; m < b.n_methods; m++) need_heads |= tool_method_needs_heads(b.method[m]);
     if (need_heads) {
@@ -813,6 +819,7 @@ done:
     sd_ctx_free(e.ctx_own);
     sd_threadpool_free(e.pool_own);
     sd_model_free(e.draft);
+    sd_model_free(e.xtok_draft);
     sd_model_free(e.target);
     sd_threadpool_free(e.pool);
     for (int p = 0; p < ps.n; p++) {

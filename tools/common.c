@@ -244,7 +244,7 @@ tool_spec tool_spec_defaults(void) {
 
 bool tool_method_known(const char *m) {
     static const char *const k[] = {"none", "draft", "lookup", "ngram-cache", "ngram", "tree-draft", "tree-lookup",
-                                    "aded", "self", "pearl", "rasd", "eagle", "hydra", "medusa", "eagle-chain",
+                                    "aded", "self", "pearl", "rasd", "draft-xtok", "eagle", "hydra", "medusa", "eagle-chain",
                                     "hydra-chain", "medusa-chain"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(m, k[i])) return true;
@@ -252,7 +252,8 @@ bool tool_method_known(const char *m) {
 }
 
 bool tool_method_needs_draft(const char *m) {
-    return !strcmp(m, "draft") || !strcmp(m, "tree-draft") || !strcmp(m, "pearl") || !strcmp(m, "rasd");
+    return !strcmp(m, "draft") || !strcmp(m, "tree-draft") || !strcmp(m, "pearl") || !strcmp(m, "rasd") ||
+           !strcmp(m, "draft-xtok");
 }
 
 bool tool_method_own_core(const char *m) { return !strcmp(m, "pearl"); }
@@ -347,7 +348,18 @@ sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *d
         sd_vocab_subset_free(sub);
         if (st == SD_OK && !strcmp(m, "draft") && s->reject_max > 0.0f)
             st = sd_drafter_model_set_reject_max(*out, s->reject_max);
+        if (st == SD_ERR_MISMATCH && err && n) { /* point at the cross-vocabulary method */
+            size_t l = strlen(err);
+            snprintf(err + l, n - l, " (--spec draft-xtok drafts across vocabularies)");
+        }
         return st;
+    }
+    if (!strcmp(m, "draft-xtok")) {
+        /* the draft's tokenization of a text may be longer than the
+         * target's: twice the target's cells (0: its training context) */
+        int n_draft = n_ctx > 0 && n_ctx < (1 << 28) ? 2 * n_ctx + 2 * SD_MAX_DRAFT_POS : 0;
+        return sd_drafter_new_xtok(s->xtok_model ? s->xtok_model : draft, target, pool, n_draft, s->p_min, out, err,
+                                   n);
     }
     if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
     if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
@@ -420,7 +432,8 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
                                         "--tree-nodes", "--tree-depth", "--tree-width", "--tree-topk",
                                         "--tree-p-min", "--tree-branch", "--self-exit", "--draft-reject-max",
                                         "--draft-vocab", "--rasd-corpus",
-                                        "--draft-threads", "-mh", "--model-heads", "--heads-q8"};
+                                        "--draft-threads", "-mh", "--model-heads", "--heads-q8",
+                                        "-mdx", "--model-draft-xtok"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -478,6 +491,7 @@ int tool_spec_opt(const char *a, const char *next, tool_spec *s) {
     case 19: rc = parse_int(a, next, 1, 2, &s->draft_threads); break;
     case 20: case 21: s->heads_path = next; break;
     case 22: rc = parse_int(a, next, 0, 1, &s->heads_q8); break;
+    case 23: case 24: s->xtok_draft = next; break;
     }
     return rc ? -1 : 2;
 }

@@ -53,10 +53,15 @@ typedef struct tool_spec {
     const sd_heads *heads;      /* loaded heads (borrowed; tool_load_heads)  */
     int heads_q8;               /* --heads-q8 0|1: draft with Q8_0 copies
                                    (-1: the method's default)               */
+    const char *xtok_draft;     /* -mdx FILE: the draft model of draft-xtok
+                                   (NULL: -md's), so that bench compares a
+                                   cross-vocabulary draft with `draft`      */
+    const sd_model *xtok_model; /* loaded -mdx model (borrowed; NULL: use
+                                   the draft model passed to the factory)   */
 } tool_spec;
 
 /* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, " \
+#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, draft-xtok, " \
     "eagle, hydra, medusa, eagle-chain, hydra-chain, medusa-chain"
 /* True for a method name tool_make_drafter knows. */
 bool tool_method_known(const char *method);
@@ -132,5 +137,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_ngram_build(int argc, char **argv);
 int cmd_vocabtrim(int argc, char **argv);
 int cmd_heads_probe(int argc, char **argv);
+int cmd_permute_vocab(int argc, char **argv);
 
 #endif

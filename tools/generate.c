@@ -71,6 +71,7 @@ static int make_drafter(const spec_opts *so, const tool_opts *o, const sd_model 
     if (tool_method_needs_draft(so->method)) {
         char buf[PATH_MAX];
         const char *path = s->draft ? s->draft : tool_model_path("kernel-c-draft.gguf", buf, sizeof buf);
+        if (!strcmp(so->method, "draft-xtok") && s->xtok_draft) path = s->xtok_draft;
         if (!(*draft_model = tool_load_model(o, path))) return -1;
     }
     sd_status st = tool_make_drafter(so->method, s, *draft_model, target, ctx, pool, n_ctx, out, err, sizeof err);

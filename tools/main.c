@@ -11,21 +11,23 @@ static void usage(void) {
             "  generate      [-m MODEL] (-p TEXT | -f FILE) -n N [--temp T] [--top-k K] [--top-p P]\n"
             "                [--min-p P] [--seed S] [-t N] [-c N] [--ignore-eos] [--json] [--quantize q8_0]\n"
             "                [--spec METHOD] [-md DRAFT] [-mh HEADS]  (METHOD: none draft lookup ngram-cache\n"
-            "                tree-draft tree-lookup aded rasd self pearl eagle hydra medusa eagle-chain\n"
-            "                hydra-chain medusa-chain)\n"
+            "                tree-draft tree-lookup aded rasd self pearl draft-xtok eagle hydra medusa\n"
+            "                eagle-chain hydra-chain medusa-chain) [-mdx DRAFT: draft-xtok's draft]\n"
             "                [--draft-max K|auto|feedback] [--tree-nodes N|auto] [--rasd-corpus FILE]\n"
             "                [--draft-min K] [--draft-p-min P] [--lookup-min N] [--lookup-max N]\n"
             "                [--ngram-static FILE] [--ngram-dynamic FILE]\n"
             "  tokenize      [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--parse-special]\n"
             "  perplexity    [-m MODEL] -f FILE [-c 512] [-t N] [--json]\n"
             "  bench-forward [-m MODEL] [-md DRAFT] [--draft-vocab FILE] [--single] [--reps R] [-t N] [--json]\n"
-            "  bench         [-m MODEL] [-md DRAFT] --prompts FILE.jsonl... --methods none,draft,...\n"
+            "  bench         [-m MODEL] [-md DRAFT] [-mdx DRAFT] --prompts FILE.jsonl... --methods none,draft,...\n"
             "                [--temp T] [-t N] [--runs R] [--out results.json] (see docs in README)\n"
             "  ngram-build   [-m MODEL] -f CORPUS -o FILE\n"
             "  vocabtrim     [-m TARGET] -f CORPUS [-n N_TOKENS] [-k K] [-c CHUNK] [--gen G] [-t N] -o FILE\n"
             "                the K ids the target produces most (greedy continuations of G tokens, --gen 0:\n"
             "                teacher-forced argmax) for --draft-vocab FILE (generate, bench, bench-forward)\n"
             "  heads-probe   [-m TARGET] [-mh HEADS] (-p TEXT | -f FILE) [--json]\n"
+            "  permute-vocab IN.gguf OUT.gguf --seed S [--map FILE]\n"
+            "                the model with its token ids permuted (cross-tokenizer tests)\n"
             "Trained heads (--spec / --methods eagle, hydra, medusa: trees, budget --tree-nodes;\n"
             "eagle-chain, hydra-chain, medusa-chain: budget --draft-max) load -mh HEADS, default\n"
             "../shared/models/kernel-c-target-heads.gguf.\n"
@@ -47,6 +49,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "ngram-build")) return cmd_ngram_build(argc, argv);
     if (!strcmp(cmd, "vocabtrim")) return cmd_vocabtrim(argc, argv);
     if (!strcmp(cmd, "heads-probe")) return cmd_heads_probe(argc, argv);
+    if (!strcmp(cmd, "permute-vocab")) return cmd_permute_vocab(argc, argv);
     fprintf(stderr, "error: unknown command '%s'\n", cmd);
     usage();
     return 1;
