@@ -132,5 +132,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_ngram_build(int argc, char **argv);
 int cmd_vocabtrim(int argc, char **argv);
 int cmd_heads_probe(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif
