@@ -146,6 +146,14 @@ static bool client_gone(int fd) {
     return false;
 }
 
+/* The idle timeout (--timeout) is for clients that stall while sending a
+ * request; while the server generates it is off (0), and turning it back on
+ * restarts its clock (libmicrohttpd refreshes the last activity when a
+ * connection's timeout goes from 0 to non-zero). */
+static void gen_timeout(server *s, struct MHD_Connection *c, bool on) {
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, on ? (unsigned)s->cfg->timeout_s : 0u);
+}
+
 static int conn_fd(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     return ci ? ci->connect_fd : -1;
@@ -545,6 +553,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         size_t from = ss->sent, to = r->len;
         bool done = r->done;
+        if (done) gen_timeout(ss->s, ss->c, true);
         json_t *o = NULL;
         if (done && r->status != SD_OK) {
             o = json_pack("{s:{s:s, s:s}}", "error", "message", sd_status_str(r->status), "type", "server_error");
@@ -609,6 +618,7 @@ static enum MHD_Result handle_gen(server *s, struct MHD_Connection *c, conn *cn,
         return send_error(s, c, 503, q == -1 ? "the server is busy (queue full), retry later" : "shutting down");
     }
     cn->req = r; /* the connection's reference: cancelled when it ends */
+    gen_timeout(s, c, false);
     if (stream) {
         stream_st *ss = calloc(1, sizeof *ss);
         if (!ss) return MHD_NO;
@@ -632,6 +642,7 @@ static enum MHD_Result handle_gen(server *s, struct MHD_Connection *c, conn *cn,
     }
     pthread_mutex_lock(&r->mu);
     bool ok = wait_output(s, r, SIZE_MAX, conn_fd(c));
+    gen_timeout(s, c, true);
     json_t *o = NULL;
     int status = r->status;
     if (ok && status == SD_OK) o = gen_json(s, &go, r, r->text ? r->text : "", r->len, false, true, true);
@@ -679,8 +690,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                     return send_error(s, c, 413, "the body is larger than %ld bytes", s->cfg->max_body);
                 }
             }
-            return MHD_YES; /* the body follows */
         }
+        /* answer on the next call: a response queued on this first call
+         * (before MHD knows the body is read) closes the connection */
+        return MHD_YES;
     }
     if (post && *upload_size > 0) {
         if (!cn->answered && !cn->too_big) {
