@@ -162,7 +162,7 @@ static int conn_fd(struct MHD_Connection *c) {
 /* Waits (r->mu held) until r has more than `have` bytes of text or is done;
  * cancels r when the client goes away or the server stops. Returns false
  * when cancelled. */
-static bool wait_output(server *s, srv_req *r, size_t have, int fd) {
+static bool wait_output(srv_req *r, size_t have, int fd) {
     while (!r->done && r->len <= have) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -173,10 +173,7 @@ static bool wait_output(server *s, srv_req *r, size_t have, int fd) {
         }
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
         if (!r->done && r->len <= have && client_gone(fd)) {
-            r->cancelled = true;
-            pthread_mutex_lock(&s->mu);
-            pthread_cond_signal(&s->cv);
-            pthread_mutex_unlock(&s->mu);
+            r->cancelled = true; /* the scheduler drops it at its next step */
             return false;
         }
     }
@@ -547,7 +544,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         srv_req *r = ss->req;
         pthread_mutex_lock(&r->mu);
-        if (!wait_output(ss->s, r, ss->sent, conn_fd(ss->c))) {
+        if (!wait_output(r, ss->sent, conn_fd(ss->c))) {
             pthread_mutex_unlock(&r->mu);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
@@ -641,7 +638,7 @@ static enum MHD_Result handle_gen(server *s, struct MHD_Connection *c, conn *cn,
         return rc;
     }
     pthread_mutex_lock(&r->mu);
-    bool ok = wait_output(s, r, SIZE_MAX, conn_fd(c));
+    bool ok = wait_output(r, SIZE_MAX, conn_fd(c));
     gen_timeout(s, c, true);
     json_t *o = NULL;
     int status = r->status;
