@@ -160,8 +160,9 @@ static int conn_fd(struct MHD_Connection *c) {
 }
 
 /* Waits (r->mu held) until r has more than `have` bytes of text or is done;
- * cancels r when the client goes away or the server stops. Returns false
- * when cancelled. */
+ * marks r cancelled when the client goes away (the scheduler then drops it
+ * at its next step) and returns false. A stopping server ends every request
+ * (done with an error status). */
 static bool wait_output(srv_req *r, size_t have, int fd) {
     while (!r->done && r->len <= have) {
         struct timespec ts;
