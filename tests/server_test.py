@@ -162,12 +162,23 @@ def main():
         check(d["choices"][0]["finish_reason"] == "length", "finish_reason length")
 
         # --- speculation per request, same greedy text
-        for method in (["lookup", "draft"] if QUICK else ["lookup", "draft", "ngram-cache", "tree-draft"]):
+        ngc_first = None
+        for method in (["lookup", "draft", "ngram-cache"] if QUICK else
+                       ["lookup", "draft", "ngram-cache", "tree-draft"]):
             st, _, d = srv.json("POST", "/v1/completions", dict(body, spec=method, draft_max=4))
             ok = st == 200 and d["choices"][0]["text"] == ref["text"] and d["usage"]["spec"] == method
             check(ok, "spec=%s: greedy text identical, usage.spec set" % method)
+            if method == "ngram-cache" and st == 200:
+                ngc_first = d["usage"]["accepted_tokens"]  # learned from an empty shared cache
         st, _, d = srv.json("POST", "/v1/completions", dict(body, spec="draft", draft_max=4))
         check(st == 200 and d["usage"]["drafted_tokens"] > 0, "spec=draft drafts tokens (usage.drafted_tokens > 0)")
+        # the shared n-gram cache learns across requests (its dynamic part wants >= 2 sightings)
+        acc = []
+        for _ in range(2):
+            st, _, d = srv.json("POST", "/v1/completions", dict(body, spec="ngram-cache", draft_max=4))
+            acc.append(d["usage"]["accepted_tokens"] if st == 200 else -1)
+        check(acc[-1] > ngc_first, "online n-gram cache: the third request accepts more than the first (%s, %s)"
+              % (ngc_first, acc))
 
         # --- streaming: same text, [DONE], then keep-alive on the same connection
         st, ctype, ev, done, c = stream(srv, "/v1/completions", dict(body, stream=True))
@@ -362,9 +373,10 @@ def main():
               "SIGTERM: exit 0 and the n-gram cache saved")
         srv2 = Server("--parallel", "1", "-t", "1", "--ngram-cache", ngc_path, "--spec", "ngram-cache")
         st, _, d = srv2.json("POST", "/v1/completions", dict(body, draft_max=4), key=None)
-        check(st == 200 and d["choices"][0]["text"] == ref["text"] and d["usage"]["drafted_tokens"] > 0,
-              "restart with the saved n-gram cache: drafts from it at once (%s drafted)"
-              % (d.get("usage", {}).get("drafted_tokens") if isinstance(d, dict) else "?"))
+        acc = d.get("usage", {}).get("accepted_tokens", -1) if isinstance(d, dict) else -1
+        check(st == 200 and d["choices"][0]["text"] == ref["text"] and ngc_first is not None and acc > ngc_first,
+              "restart with the saved n-gram cache: more accepted than from an empty cache (%s vs %s)"
+              % (acc, ngc_first))
         st, _, d = srv2.json("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]},
                              key=None)
         check(st == 400 and "chat template" in d["error"]["message"], "chat without a template -> 400")
