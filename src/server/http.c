@@ -342,7 +342,6 @@ static unsigned parse_gen(server *s, json_t *j, const gen_opts *go, srv_req *r, 
         snprintf(msg, n, "'stop' is not supported");
         return 400;
     }
-    if ((x = json_object_get(j, "prompt")) && go->chat) { /* ignored for chat */ }
     /* sampling and limits */
     double v;
     long long iv;
