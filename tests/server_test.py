@@ -303,6 +303,29 @@ def main():
         s.close()
         check(got == b"" and closed_after < 14, "stalled client closed by the server after %.1f s" % closed_after)
 
+        # --- a slow client trickling its body byte by byte is dropped after --timeout too
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        req = json.dumps({"prompt": "a", "max_tokens": 1}).encode()
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(req))
+        t0 = time.time()
+        dropped = False
+        for i in range(len(req)):
+            try:
+                s.sendall(req[i:i + 1])
+                time.sleep(0.5)
+            except OSError:
+                dropped = True
+                break
+            if time.time() - t0 > 12:
+                break
+        s.settimeout(5)
+        try:
+            dropped = dropped or s.recv(4096) == b""
+        except OSError:
+            dropped = True
+        s.close()
+        check(dropped and time.time() - t0 < 12, "slow body (1 byte / 0.5 s) dropped after %.1f s" % (time.time() - t0))
+
         # --- a generation longer than --timeout (2 s) is not cut off
         t0 = time.time()
         lb = {"prompt": prompt, "max_tokens": 600, "ignore_eos": True, "temperature": 0}

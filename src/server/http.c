@@ -129,6 +129,7 @@ typedef struct conn {
     size_t len, cap;
     bool too_big;
     bool answered;   /* a response was queued before the body was read */
+    double t_start;  /* srv_now_s() when the headers were in          */
     srv_req *req;    /* the connection's reference, for cancelling    */
 } conn;
 
@@ -673,6 +674,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!cn) {
         if (!(cn = calloc(1, sizeof *cn))) return MHD_NO;
         *con_cls = cn;
+        cn->t_start = srv_now_s();
         pthread_mutex_lock(&s->mu);
         s->m.requests++;
         pthread_mutex_unlock(&s->mu);
@@ -693,6 +695,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (post && *upload_size > 0) {
+        /* a body trickling in (each byte restarts the idle timeout) must
+         * still be complete within --timeout seconds: else drop the client */
+        if (srv_now_s() - cn->t_start > (double)s->cfg->timeout_s) return MHD_NO;
         if (!cn->answered && !cn->too_big) {
             if (cn->len + *upload_size > (size_t)s->cfg->max_body) {
                 cn->too_big = true;
