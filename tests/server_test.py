@@ -164,7 +164,7 @@ def main():
         # --- speculation per request, same greedy text
         ngc_first = None
         for method in (["lookup", "draft", "ngram-cache"] if QUICK else
-                       ["lookup", "draft", "ngram-cache", "tree-draft"]):
+                       ["lookup", "draft", "ngram-cache", "tree-draft", "self", "eagle"]):
             st, _, d = srv.json("POST", "/v1/completions", dict(body, spec=method, draft_max=4))
             ok = st == 200 and d["choices"][0]["text"] == ref["text"] and d["usage"]["spec"] == method
             check(ok, "spec=%s: greedy text identical, usage.spec set" % method)
@@ -211,7 +211,8 @@ def main():
         # --- continuous batching: concurrent requests, same greedy text each
         res = [None] * 3
         def one(i):
-            res[i] = srv.json("POST", "/v1/completions", dict(body, spec=["none", "lookup", "draft"][i]))
+            mix = ["none", "lookup", "draft"] if QUICK else ["eagle", "self", "draft"]  # different groups
+            res[i] = srv.json("POST", "/v1/completions", dict(body, spec=mix[i], draft_max=4))
         f0 = srv.metric("specdec_batched_forwards_total")
         s0 = srv.metric("specdec_batched_seqs_total")
         ts = [threading.Thread(target=one, args=(i,)) for i in range(3)]
