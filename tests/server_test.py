@@ -196,6 +196,18 @@ def main():
               "keep-alive: a second stream on the same connection")
         c.close()
 
+        # --- stop strings: the text ends where one starts, also when streamed
+        stop_at = ref["text"].find("\n", 3)
+        if stop_at > 0:
+            stop = ref["text"][stop_at:stop_at + 2]
+            st, _, d = srv.json("POST", "/v1/completions", dict(body, stop=[stop, "never-seen"]))
+            check(st == 200 and d["choices"][0]["text"] == ref["text"][:stop_at] and
+                  d["choices"][0]["finish_reason"] == "stop", "stop string: text cut before it, finish_reason stop")
+            st, _, ev, done, c = stream(srv, "/v1/completions", dict(body, stop=stop, stream=True))
+            c.close()
+            check(st == 200 and done and "".join(e["choices"][0]["text"] for e in ev) == ref["text"][:stop_at],
+                  "stop string, streamed: the same text (the stop string never sent)")
+
         # --- chat
         chat = {"messages": [{"role": "system", "content": "You write C."},
                              {"role": "user", "content": "static int"}], "max_tokens": 8, "temperature": 0}
@@ -261,6 +273,9 @@ def main():
             ("message without content", {"messages": [{"role": "user"}]}, 400, "/v1/chat/completions"),
             ("bad role", {"messages": [{"role": "wizard", "content": "x"}]}, 400, "/v1/chat/completions"),
             ("n > 1", {"prompt": "a", "n": 2}, 400),
+            ("stop wrong type", {"prompt": "a", "stop": 5}, 400),
+            ("too many stop strings", {"prompt": "a", "stop": ["a", "b", "c", "d", "e"]}, 400),
+            ("empty stop string", {"prompt": "a", "stop": [""]}, 400),
         ]
         for item in bad:
             name, b, want = item[:3]

@@ -160,12 +160,22 @@ static int conn_fd(struct MHD_Connection *c) {
     return ci ? ci->connect_fd : -1;
 }
 
-/* Waits (r->mu held) until r has more than `have` bytes of text or is done;
+/* End of the text a stream may send now: all of it once done, else short of
+ * the bytes that could still start a stop string, backed off to a UTF-8
+ * character boundary. */
+static size_t sendable(const srv_req *r) {
+    if (r->done || r->stop_hold == 0) return r->len;
+    size_t to = r->len > r->stop_hold ? r->len - r->stop_hold : 0;
+    while (to > 0 && to < r->len && ((unsigned char)r->text[to] & 0xC0) == 0x80) to--;
+    return to;
+}
+
+/* Waits (r->mu held) until r has more than `have` bytes of sendable text or is done;
  * marks r cancelled when the client goes away (the scheduler then drops it
  * at its next step) and returns false. A stopping server ends every request
  * (done with an error status). */
 static bool wait_output(srv_req *r, size_t have, int fd) {
-    while (!r->done && r->len <= have) {
+    while (!r->done && sendable(r) <= have) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000L;
@@ -174,7 +184,7 @@ static bool wait_output(srv_req *r, size_t have, int fd) {
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-        if (!r->done && r->len <= have && client_gone(fd)) {
+        if (!r->done && sendable(r) <= have && client_gone(fd)) {
             r->cancelled = true; /* the scheduler drops it at its next step */
             return false;
         }
@@ -337,11 +347,30 @@ static unsigned parse_gen(server *s, json_t *j, const gen_opts *go, srv_req *r, 
         snprintf(msg, n, "'model' must be a string");
         return 400;
     }
-    if ((x = json_object_get(j, "stop")) && !json_is_null(x) &&
-        !(json_is_array(x) && json_array_size(x) == 0)) {
-        free(text);
-        snprintf(msg, n, "'stop' is not supported");
-        return 400;
+    if ((x = json_object_get(j, "stop")) && !json_is_null(x)) { /* a string or up to 4 strings */
+        json_t *one = json_is_string(x) ? x : NULL;
+        size_t ns = one ? 1 : json_is_array(x) ? json_array_size(x) : (size_t)-1;
+        if (ns > SRV_MAX_STOP) {
+            free(text);
+            snprintf(msg, n, "'stop' must be a string or an array of at most %d strings", SRV_MAX_STOP);
+            return 400;
+        }
+        for (size_t i = 0; i < ns; i++) {
+            json_t *e = one ? one : json_array_get(x, i);
+            size_t el = json_is_string(e) ? json_string_length(e) : 0;
+            if (!json_is_string(e) || el == 0 || el > 64 || strlen(json_string_value(e)) != el) {
+                free(text);
+                snprintf(msg, n, "'stop' strings must be 1..64 bytes without NUL");
+                return 400;
+            }
+            if (!(r->stop[r->n_stop] = strdup(json_string_value(e)))) {
+                free(text);
+                snprintf(msg, n, "out of memory");
+                return 500;
+            }
+            r->n_stop++;
+            if (el - 1 > r->stop_hold) r->stop_hold = el - 1;
+        }
     }
     /* sampling and limits */
     double v;
@@ -475,6 +504,7 @@ bad:
 
 static const char *finish_reason(const srv_req *r) { return r->hit_length ? "length" : "stop"; }
 
+
 static json_t *usage_json(const srv_req *r) {
     return json_pack("{s:i, s:i, s:i, s:I, s:I, s:I, s:s}", "prompt_tokens", r->n_prompt, "completion_tokens",
                      r->n_gen, "total_tokens", r->n_prompt + r->n_gen, "drafted_tokens", (json_int_t)r->st.drafted,
@@ -549,7 +579,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
             pthread_mutex_unlock(&r->mu);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
-        size_t from = ss->sent, to = r->len;
+        size_t from = ss->sent, to = sendable(r);
         bool done = r->done;
         if (done) gen_timeout(ss->s, ss->c, true);
         json_t *o = NULL;

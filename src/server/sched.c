@@ -68,6 +68,7 @@ void srv_req_unref(srv_req *r) {
     pthread_cond_destroy(&r->cv);
     free(r->prompt);
     free(r->text);
+    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r);
 }
 
@@ -100,10 +101,23 @@ static bool slot_on_tokens(void *user, const int32_t *ids, int n) {
     srv_req *r = sl->req;
     char piece[128];
     pthread_mutex_lock(&r->mu);
-    bool ok = !r->cancelled;
+    bool ok = !r->cancelled && !r->hit_stop;
     for (int i = 0; i < n && ok; i++) {
+        size_t before = r->len;
         int k = sd_detok_push(sl->dt, ids[i], piece, sizeof piece);
         if (k < 0 || !req_append(r, piece, k)) ok = false;
+        /* a stop string ends the text where it starts (search only where
+         * a match could involve the new bytes) */
+        for (int s = 0; ok && s < r->n_stop && k > 0; s++) {
+            size_t from = before > r->stop_hold ? before - r->stop_hold : 0;
+            char *hit = memmem(r->text + from, r->len - from, r->stop[s], strlen(r->stop[s]));
+            if (hit) {
+                r->len = (size_t)(hit - r->text);
+                r->text[r->len] = 0;
+                r->hit_stop = true;
+                ok = false;
+            }
+        }
     }
     if (r->n_gen == 0 && n > 0) r->t_first = srv_now_s();
     r->n_gen += n;
@@ -223,10 +237,10 @@ static void slot_complete(server *s, srv_slot *sl, sd_status rc) {
     double now = srv_now_s();
     pthread_mutex_lock(&r->mu);
     bool cancelled = r->cancelled;
-    if (k > 0) req_append(r, piece, k);
+    if (k > 0 && !r->hit_stop) req_append(r, piece, k);
     r->st = st;
     r->status = rc;
-    r->hit_length = r->n_gen >= r->n_predict;
+    r->hit_length = !r->hit_stop && r->n_gen >= r->n_predict;
     r->t_done = now;
     r->done = true;
     pthread_cond_broadcast(&r->cv);

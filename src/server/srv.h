@@ -66,6 +66,11 @@ typedef struct srv_req {
     int method;                /* index into srv_methods                    */
     int draft_max;             /* >= 0, SD_DRAFT_AUTO or SD_DRAFT_FEEDBACK  */
     double t_arrive;           /* srv_now_s() when queued                   */
+#define SRV_MAX_STOP 4
+    char *stop[SRV_MAX_STOP];  /* stop strings (owned; at most 64 bytes)    */
+    int n_stop;
+    size_t stop_hold;          /* longest stop string - 1: bytes a stream
+                                  holds back until they cannot start one   */
     /* outputs, under mu */
     char *text;                /* generated text so far (complete UTF-8)    */
     size_t len, cap;
@@ -74,6 +79,7 @@ typedef struct srv_req {
     bool done;                 /* the scheduler is finished with it         */
     bool cancelled;            /* the client went away                      */
     bool hit_length;           /* stopped at n_predict                      */
+    bool hit_stop;             /* stopped at a stop string (text cut there) */
     int status;                /* sd_status of the generation               */
     sd_spec_stats st;          /* final statistics                          */
     struct srv_req *next;      /* queue link (under server.mu)              */
