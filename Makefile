@@ -38,7 +38,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL_SRC := $(sort $(wildcard tests/util/*.c))
 TEST_UTIL_OBJ := $(TEST_UTIL_SRC:%.c=$(BUILD)/%.o)
-HDRS     := $(wildcard include/*.h src/*.h src/kernels/*.h src/spec/*.h src/server/*.h tools/*.h tests/util/*.h)
+HDRS     := $(wildcard include/*.h src/*.h src/kernels/*.h src/spec/*.h tools/*.h tests/util/*.h)
 
 STATIC   := $(BUILD)/libspecdec.a
 SHARED   := $(BUILD)/libspecdec.so
@@ -60,6 +60,9 @@ $(BUILD)/%_avx512.o: %_avx512.c $(HDRS)
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The server's own header rebuilds only the server and its command.
+$(SERVER_OBJ) $(BUILD)/tools/serve.o: $(wildcard src/server/*.h)
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
