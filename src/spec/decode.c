@@ -8,6 +8,15 @@
  *         j, next = verify(draft, p rows, rng)       (greedy or spec. sampling)
  *         keep the KV cells of [last, d1..dj], drop the rest
  *         emit d1..dj, next; drafter->accept(history)
+ *
+ * cut into steps (sd_gen_*), so that a caller can run the target forwards
+ * of several generations in one sd_decode_multi:
+ *   sd_gen_begin    prefill, first token
+ *   sd_gen_prepare  draft, build the verification batch (tree: ancestor
+ *                   mask; self-speculation: layer_begin > 0)
+ *   (the caller runs the batch on the generation's ctx)
+ *   sd_gen_finish   verify, KV rollback / keep, emit, drafter->accept
+ * sd_generate is begin + loop(prepare, sd_ctx_decode, finish).
  */
 #include <stdlib.h>
 #include <string.h>
