@@ -17,6 +17,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,7 +135,7 @@ def start_server(args, method):
     for _ in range(1200):
         if os.path.exists(pf) and os.path.getsize(pf) > 0:
             with open(pf) as f:
-                return p, int(f.read())
+                return p, int(f.read()), tmp
         if p.poll() is not None:
             break
         time.sleep(0.1)
@@ -162,7 +163,7 @@ def main():
     levels = [int(x) for x in args.clients.split(",")]
     rows = []
     for method in args.methods.split(","):
-        p, port = start_server(args, method)
+        p, port, tmp = start_server(args, method)
         try:
             for n in levels:
                 r = run_level(port, prompts, n, args.duration, args.max_tokens, args.request_timeout)
@@ -177,6 +178,7 @@ def main():
                 p.wait(60)
             except subprocess.TimeoutExpired:
                 p.kill()
+            shutil.rmtree(tmp, ignore_errors=True)
     base = {r["clients"]: r["tokens_per_s"] for r in rows if r["method"] == "none"}
     for r in rows:
         b = base.get(r["clients"])

@@ -13,6 +13,7 @@ Exit 0 on success, 1 on failure.
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ BIN = os.environ.get("BIN", "bin/specdec")
 QUICK = os.environ.get("SD_TEST_QUICK") == "1"
 KEY = "sekrit-key-123"
 failures = []
+tmpdirs = []  # the servers' folders (port file, log): removed when every check passed
 
 
 def check(cond, what):
@@ -38,6 +40,7 @@ def check(cond, what):
 class Server:
     def __init__(self, *args):
         self.tmp = tempfile.mkdtemp(prefix="sd_srv_")
+        tmpdirs.append(self.tmp)
         self.port_file = os.path.join(self.tmp, "port")
         self.log = open(os.path.join(self.tmp, "log"), "w+")
         self.p = subprocess.Popen([BIN, "serve", "--port", "0", "--port-file", self.port_file] + list(args),
@@ -433,6 +436,8 @@ def main():
         print("server log:\n" + srv.log.read()[-3000:])
         print("%d FAILED: %s" % (len(failures), failures))
         return 1
+    for d in tmpdirs:
+        shutil.rmtree(d, ignore_errors=True)
     print("all server tests passed")
     return 0
 
