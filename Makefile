@@ -18,6 +18,7 @@ CFLAGS  := -std=c11 $(O) -g $(WARN) -D_GNU_SOURCE -fPIC -pthread -Iinclude -Isrc
 LDLIBS  := -pthread -lm
 # Tools and tests parse JSON with jansson (Debian libjansson-dev); the library does not.
 TOOL_LDLIBS := -ljansson $(LDLIBS)
+SERVER_LDLIBS := -lmicrohttpd
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
@@ -30,6 +31,9 @@ LIB_SRC  := $(sort $(wildcard src/*.c src/kernels/*.c src/spec/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+# The HTTP server (libmicrohttpd, Debian libmicrohttpd-dev) links into bin/specdec only.
+SERVER_SRC := $(sort $(wildcard src/server/*.c))
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL_SRC := $(sort $(wildcard tests/util/*.c))
@@ -57,15 +61,18 @@ $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The server's own header rebuilds only the server and its command.
+$(SERVER_OBJ) $(BUILD)/tools/serve.o: $(wildcard src/server/*.h)
+
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 $(SHARED): $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN): $(TOOL_OBJ) $(STATIC)
+$(BIN): $(TOOL_OBJ) $(SERVER_OBJ) $(STATIC)
 	@mkdir -p $(BINDIR)
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(TOOL_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(SERVER_OBJ) $(STATIC) $(TOOL_LDLIBS) $(SERVER_LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(STATIC) $(HDRS)
 	@mkdir -p $(dir $@)

@@ -511,6 +511,14 @@ SD_API sd_status sd_drafter_new_ngram_cache(const char *static_path, const char 
 /* Saves the dynamic cache now (also done by sd_drafter_free when a
  * dynamic_path was given). */
 SD_API sd_status sd_drafter_ngram_cache_save(sd_drafter *d, char *err, size_t err_size);
+/* A new `ngram-cache` drafter with its own context cache that drafts from
+ * and merges into owner's dynamic cache (and reads its static cache):
+ * several generations at once (a server's slots) learn one shared cache.
+ * owner (an ngram-cache drafter) is borrowed and must outlive the fork; it
+ * saves the shared cache. The caller serializes calls on owner and its
+ * forks (no locking inside). Errors: SD_ERR_INVALID_ARG (owner is not an
+ * ngram-cache drafter), SD_ERR_NOMEM. */
+SD_API sd_status sd_drafter_ngram_cache_fork(sd_drafter *owner, sd_drafter **out);
 /* Builds a static n-gram cache file from token ids. */
 SD_API sd_status sd_ngram_cache_build(const int32_t *ids, size_t n, const char *path,
                                       char *err, size_t err_size);
@@ -741,6 +749,64 @@ SD_API sd_gen_params sd_gen_default_params(void);
 SD_API sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter,
                              const int32_t *prompt, int n_prompt, const sd_gen_params *gp,
                              int32_t *out, int *n_out, sd_spec_stats *stats);
+
+/* ------------------------------------------------------------ step-wise generation */
+
+/* The generation of sd_generate cut into steps, so that a caller (a server
+ * doing continuous batching) can run the target forwards of several
+ * generations together with sd_decode_multi:
+ *
+ *     sd_gen *g;
+ *     sd_gen_begin(ctx, smp, drafter, prompt, n, &gp, &g);   prefill
+ *     while (sd_gen_prepare(g, &b) > 0) {                    draft, build b
+ *         sd_ctx_decode(ctx, &b);     or one sd_decode_multi over many b
+ *         sd_gen_finish(g);                                  verify, accept
+ *     }
+ *     sd_gen_output(g, &n); sd_gen_stats(g, &st); sd_gen_free(g);
+ *
+ * sd_generate is exactly this loop (same outputs, bit for bit). */
+typedef struct sd_gen sd_gen;
+
+/* Prefills prompt[0..n_prompt) on ctx (cleared first) and samples the first
+ * token (on_tokens sees it). ctx, smp, drafter (NULL: plain decoding) and
+ * gp->costs are borrowed and must outlive the generation; prompt and gp are
+ * copied. A drafter and a ctx serve one generation at a time. On success
+ * *out owns the state (free with sd_gen_free); on error *out is NULL.
+ * Errors: as sd_generate (SD_ERR_INVALID_ARG also for a prompt id outside
+ * the vocabulary). */
+SD_API sd_status sd_gen_begin(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const int32_t *prompt,
+                              int n_prompt, const sd_gen_params *gp, sd_gen **out);
+/* Runs the drafter and writes the next verification batch to *batch: its
+ * arrays belong to g and stay valid until sd_gen_finish / sd_gen_abort /
+ * sd_gen_free. The caller runs it on the generation's ctx (alone, or in an
+ * sd_decode_multi with other batches of the same layer_begin and
+ * out_flags: self-speculation drafts set layer_begin > 0, drafters on the
+ * target's features ask for SD_OUTPUT_HIDDEN) and then calls
+ * sd_gen_finish. Returns 1 (a batch is ready), 0 (done: EOS, n_predict,
+ * or on_tokens returned false) or a negative sd_status (the drafter
+ * failed; the generation is over). Calling it again before finish is
+ * SD_ERR_INVALID_ARG. */
+SD_API int sd_gen_prepare(sd_gen *g, sd_batch *batch);
+/* After the prepared batch ran on ctx: verifies the draft, keeps the KV
+ * cells of the accepted tokens (rollback of the rest), emits the accepted
+ * tokens and the bonus token (on_tokens) and tells the drafter. Errors:
+ * SD_ERR_INVALID_ARG (no batch prepared, or ctx lacks the batch's outputs),
+ * SD_ERR_NOMEM; the generation is then over. */
+SD_API sd_status sd_gen_finish(sd_gen *g);
+/* Ends the generation without finishing the prepared step (the target
+ * forward failed, or the client went away); why (< 0) is kept as its
+ * status. The ctx's cache is then undefined until the next begin. */
+SD_API void sd_gen_abort(sd_gen *g, sd_status why);
+/* True once prepare would return 0 or an error. */
+SD_API bool sd_gen_done(const sd_gen *g);
+/* The ids generated so far (owned by g, valid until the next step or
+ * sd_gen_free) and their count. */
+SD_API const int32_t *sd_gen_output(const sd_gen *g, int *n_out);
+/* Statistics so far (final once done). */
+SD_API void sd_gen_stats(const sd_gen *g, sd_spec_stats *stats);
+/* Ends the generation if needed (the drafter's end hook) and frees g;
+ * NULL is fine. */
+SD_API void sd_gen_free(sd_gen *g);
 
 #ifdef __cplusplus
 }

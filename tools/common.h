@@ -138,5 +138,6 @@ int cmd_ngram_build(int argc, char **argv);
 int cmd_vocabtrim(int argc, char **argv);
 int cmd_heads_probe(int argc, char **argv);
 int cmd_permute_vocab(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -28,6 +28,10 @@ static void usage(void) {
             "  heads-probe   [-m TARGET] [-mh HEADS] (-p TEXT | -f FILE) [--json]\n"
             "  permute-vocab IN.gguf OUT.gguf --seed S [--map FILE]\n"
             "                the model with its token ids permuted (cross-tokenizer tests)\n"
+            "  serve         [-m MODEL] [-md DRAFT] [--host 127.0.0.1] [--port 8080] [--parallel N] [-t N]\n"
+            "                [-c N_CTX_PER_SLOT] [--spec METHOD] [--draft-max K|auto] [--queue N] [--timeout S]\n"
+            "                [--max-body BYTES] [--api-key KEY] [--ngram-cache FILE] [--chat-template\n"
+            "                chatml|llama2|llama3] [--alias NAME] [--port-file FILE]  (OpenAI-compatible HTTP)\n"
             "Trained heads (--spec / --methods eagle, hydra, medusa: trees, budget --tree-nodes;\n"
             "eagle-chain, hydra-chain, medusa-chain: budget --draft-max) load -mh HEADS, default\n"
             "../shared/models/kernel-c-target-heads.gguf.\n"
@@ -50,6 +54,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "vocabtrim")) return cmd_vocabtrim(argc, argv);
     if (!strcmp(cmd, "heads-probe")) return cmd_heads_probe(argc, argv);
     if (!strcmp(cmd, "permute-vocab")) return cmd_permute_vocab(argc, argv);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc, argv);
     fprintf(stderr, "error: unknown command '%s'\n", cmd);
     usage();
     return 1;

@@ -8,6 +8,15 @@
  *         j, next = verify(draft, p rows, rng)       (greedy or spec. sampling)
  *         keep the KV cells of [last, d1..dj], drop the rest
  *         emit d1..dj, next; drafter->accept(history)
+ *
+ * cut into steps (sd_gen_*), so that a caller can run the target forwards
+ * of several generations in one sd_decode_multi:
+ *   sd_gen_begin    prefill, first token
+ *   sd_gen_prepare  draft, build the verification batch (tree: ancestor
+ *                   mask; self-speculation: layer_begin > 0)
+ *   (the caller runs the batch on the generation's ctx)
+ *   sd_gen_finish   verify, KV rollback / keep, emit, drafter->accept
+ * sd_generate is begin + loop(prepare, sd_ctx_decode, finish).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,22 +39,48 @@ sd_gen_params sd_gen_default_params(void) {
     return p;
 }
 
-typedef struct gen_state {
-    int32_t *hist;      /* (n_prompt + n_predict + 1) accepted history       */
+/* One generation in progress (the step API's state). The arrays the
+ * prepared batch points to (tok, pos, mask, rows) live here, so the batch
+ * stays valid until sd_gen_finish. */
+struct sd_gen {
+    sd_ctx *ctx;
+    sd_sampler *smp;
+    sd_drafter *drafter;
+    sd_gen_params gp;
+    sd_cost_table *own_costs;  /* measured here when SD_DRAFT_AUTO had none */
+    sd_auto au;
+    bool is_auto, is_feedback, greedy, want_h;
+    int k_feedback;            /* the feedback schedule's current length    */
+    int kmax;
+    int32_t *hist;             /* (n_prompt + n_predict + 1) accepted history */
     int n_hist;
-    int32_t *out;
+    int32_t *out;              /* (n_predict + 1) generated ids               */
     int n_out, n_predict;
-    bool stop;
+    bool stop;                 /* no more steps (EOS, n_predict, callback)  */
+    bool ended;                /* drafter->end called, stats final         */
+    sd_status rc;              /* first error; sticky                       */
     const sd_vocab *vocab;
-    const sd_gen_params *gp;
-} gen_state;
+    float *p, *scratch;        /* sampling: (SD_MAX_DRAFT + 1, V), (3 V)     */
+    sd_draft dr;
+    sd_rng draft_rng;
+    sd_draft_env env;
+    /* the step between prepare and finish */
+    int phase;                 /* 0: idle, 1: a batch is out                */
+    int n_past, k_plan;
+    double draft_step_ms, t_verify, t_gen0;
+    int32_t btok[SD_MAX_DRAFT + 1], bpos[SD_MAX_DRAFT + 1];
+    uint8_t brows[SD_MAX_DRAFT + 1];
+    uint8_t *mask;             /* (R, R) for a tree step, else NULL          */
+    sd_batch batch;
+    sd_spec_stats st;
+};
 
 /* Appends accepted tokens to the history and output, stopping at an
  * end-of-generation token (not emitted) or at n_predict. */
-static void emit(gen_state *g, const int32_t *toks, int n) {
+static void emit(sd_gen *g, const int32_t *toks, int n) {
     int m = 0;
     for (; m < n && g->n_out < g->n_predict; m++) {
-        if (!g->gp->ignore_eos && sd_vocab_is_eog(g->vocab, toks[m])) {
+        if (!g->gp.ignore_eos && sd_vocab_is_eog(g->vocab, toks[m])) {
             g->stop = true;
             break;
         }
@@ -53,7 +88,7 @@ static void emit(gen_state *g, const int32_t *toks, int n) {
         g->hist[g->n_hist++] = toks[m];
     }
     if (g->n_out >= g->n_predict) g->stop = true;
-    if (m > 0 && g->gp->on_tokens && !g->gp->on_tokens(g->gp->user, toks, m)) g->stop = true;
+    if (m > 0 && g->gp.on_tokens && !g->gp.on_tokens(g->gp.user, toks, m)) g->stop = true;
 }
 
 /* Checks a drafted tree: parents precede children, tokens in range,
@@ -65,67 +100,6 @@ static bool tree_ok(const sd_draft *dr, int V) {
             if (dr->parent[k] == dr->parent[i] && dr->tok[k] == dr->tok[i]) return false;
     }
     return true;
-}
-
-/* Verifies a drafted tree in ONE target forward: rows [root, nodes...] at
- * positions n_past + depth with the ancestor mask, then keeps the KV cells
- * of the accepted path. acc receives the accepted tokens, *j their count,
- * *next the correction / bonus token. p: (SD_MAX_DRAFT + 1, V) and scratch
- * (3 V) when sampling. */
-static sd_status verify_tree(sd_ctx *ctx, sd_sampler *smp, const sd_draft *dr, int n_past, int32_t root,
-                             bool greedy, float *p, float *scratch, int32_t *acc, int *j, int32_t *next,
-                             sd_drafter *feat) {
-    const int n = dr->n, R = n + 1, V = ctx->model->n_vocab;
-    int32_t tok[SD_MAX_DRAFT + 1], pos[SD_MAX_DRAFT + 1], path[SD_MAX_DRAFT], argmax[SD_MAX_DRAFT + 1];
-    uint8_t out[SD_MAX_DRAFT + 1];
-    uint8_t *mask = calloc((size_t)R * (size_t)R, 1);
-    if (!mask) return SD_ERR_NOMEM;
-    tok[0] = root;
-    pos[0] = n_past;
-    mask[0] = 1;
-    for (int i = 0; i < R; i++) out[i] = 1;
-    for (int i = 0; i < n; i++) {
-        int r = i + 1;
-        tok[r] = dr->tok[i];
-        pos[r] = dr->parent[i] < 0 ? n_past + 1 : pos[dr->parent[i] + 1] + 1;
-        mask[(size_t)r * R] = 1;
-        for (int a = i; a >= 0; a = dr->parent[a]) mask[(size_t)r * R + a + 1] = 1;
-    }
-    sd_batch b = sd_batch_simple(tok, R);
-    b.pos = pos;
-    b.mask = mask;
-    b.output = out;
-    if (feat) b.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
-    sd_status rc = sd_ctx_decode(ctx, &b);
-    free(mask);
-    if (rc != SD_OK) return rc;
-    int nj;
-    if (greedy) {
-        for (int i = 0; i < R; i++) argmax[i] = sd_argmax(sd_ctx_logits(ctx, i), V);
-        nj = sd_verify_tree_greedy(dr->tok, dr->parent, n, argmax, path, next);
-    } else {
-        for (int i = 0; i < R; i++) sd_sampler_dist(smp, sd_ctx_logits(ctx, i), p + (size_t)i * V);
-        nj = sd_verify_tree_sample(dr->tok, dr->parent, n, p, dr->has_q ? dr->q : NULL, V, sd_sampler_rng(smp),
-                                   scratch, path, next);
-    }
-    if (nj < 0 || *next < 0) return SD_ERR_INVALID_ARG;
-    int32_t cells[SD_MAX_DRAFT];
-    for (int k = 0; k < nj; k++) {
-        cells[k] = n_past + 1 + path[k];
-        acc[k] = dr->tok[path[k]];
-    }
-    *j = nj;
-    if (feat) { /* hidden states of the root and the accepted path, in order */
-        const int E = ctx->model->n_embd;
-        float *h = malloc((size_t)(nj + 1) * (size_t)E * sizeof(float));
-        if (!h) return SD_ERR_NOMEM;
-        memcpy(h, sd_ctx_hidden(ctx, 0), (size_t)E * sizeof(float));
-        for (int k = 0; k < nj; k++)
-            memcpy(h + (size_t)(k + 1) * E, sd_ctx_hidden(ctx, 1 + path[k]), (size_t)E * sizeof(float));
-        feat->ops->features(feat->self, h, nj + 1, n_past);
-        free(h);
-    }
-    return sd_ctx_kv_keep(ctx, n_past + 1, cells, nj);
 }
 
 /* The feedback schedule: +2 after a fully accepted draft, else -1. */
@@ -161,64 +135,97 @@ static void tree_stats(sd_spec_stats *st, const sd_draft *dr, int j) {
     }
 }
 
-sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const int32_t *prompt,
-                      int n_prompt, const sd_gen_params *gp_in, int32_t *out, int *n_out,
-                      sd_spec_stats *stats) {
-    if (!ctx || !smp || !prompt || n_prompt < 1 || !out || !n_out) return SD_ERR_INVALID_ARG;
+
+/* Ends the generation once: the drafter's end hook and the final stats. */
+static void gen_end(sd_gen *g) {
+    if (g->ended) return;
+    g->ended = true;
+    g->stop = true;
+    if (g->drafter && g->drafter->ops->end) g->drafter->ops->end(g->drafter->self);
+    g->st.gen_ms = now_ms() - g->t_gen0;
+    g->st.n_generated = g->n_out;
+}
+
+void sd_gen_free(sd_gen *g) {
+    if (!g) return;
+    gen_end(g);
+    free(g->hist);
+    free(g->out);
+    free(g->p);
+    free(g->scratch);
+    free(g->dr.q);
+    free(g->mask);
+    sd_cost_table_free(g->own_costs);
+    free(g);
+}
+
+sd_status sd_gen_begin(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const int32_t *prompt, int n_prompt,
+                       const sd_gen_params *gp_in, sd_gen **out) {
+    if (!out) return SD_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!ctx || !smp || !prompt || n_prompt < 1) return SD_ERR_INVALID_ARG;
     sd_gen_params gp = gp_in ? *gp_in : sd_gen_default_params();
     if (gp.n_predict < 0 || (gp.draft_max < 0 && gp.draft_max != SD_DRAFT_AUTO && gp.draft_max != SD_DRAFT_FEEDBACK) ||
         gp.draft_max > SD_MAX_DRAFT || gp.draft_max > SD_MAX_DRAFT_POS || gp.draft_min < 0)
         return SD_ERR_INVALID_ARG;
-    const bool is_auto = drafter && gp.draft_max == SD_DRAFT_AUTO;
-    const bool is_feedback = drafter && gp.draft_max == SD_DRAFT_FEEDBACK;
-    int k_feedback = 4; /* the feedback schedule's current length */
-    sd_cost_table *own_costs = NULL;
-    if (is_auto && !gp.costs) {
-        sd_status cs = sd_cost_table_measure(ctx, &own_costs);
-        if (cs != SD_OK) return cs;
-        gp.costs = own_costs;
-    }
-    sd_auto au;
-    sd_auto_init(&au, gp.costs, is_auto ? SD_AUTO_KMAX : 0);
-    *n_out = 0;
     const sd_model *m = ctx->model;
     const int V = m->n_vocab;
-    if ((long)n_prompt + gp.n_predict > ctx->n_ctx) return SD_ERR_CTX_FULL;
-    sd_spec_stats st;
-    memset(&st, 0, sizeof st);
-    st.n_prompt = n_prompt;
-
-    const bool greedy = sd_sampler_is_greedy(smp);
-    const int kmax = !drafter ? 0 : (is_auto || is_feedback) ? SD_AUTO_KMAX : gp.draft_max;
-    gen_state g = {.n_predict = gp.n_predict, .out = out, .vocab = m->vocab, .gp = &gp};
-    g.hist = malloc(((size_t)n_prompt + (size_t)gp.n_predict + 1) * sizeof *g.hist);
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= V) return SD_ERR_INVALID_ARG;
+    sd_gen *g = calloc(1, sizeof *g);
+    if (!g) return SD_ERR_NOMEM;
+    g->ctx = ctx;
+    g->smp = smp;
+    g->drafter = drafter;
+    g->gp = gp;
+    g->is_auto = drafter && gp.draft_max == SD_DRAFT_AUTO;
+    g->is_feedback = drafter && gp.draft_max == SD_DRAFT_FEEDBACK;
+    g->k_feedback = 4;
+    g->ended = true; /* nothing to end until the drafter has been reached */
+    if (g->is_auto && !g->gp.costs) {
+        sd_status cs = sd_cost_table_measure(ctx, &g->own_costs);
+        if (cs != SD_OK) {
+            sd_gen_free(g);
+            return cs;
+        }
+        g->gp.costs = g->own_costs;
+    }
+    sd_auto_init(&g->au, g->gp.costs, g->is_auto ? SD_AUTO_KMAX : 0);
+    if ((long)n_prompt + gp.n_predict > ctx->n_ctx) {
+        sd_gen_free(g);
+        return SD_ERR_CTX_FULL;
+    }
+    g->st.n_prompt = n_prompt;
+    g->greedy = sd_sampler_is_greedy(smp);
+    g->kmax = !drafter ? 0 : (g->is_auto || g->is_feedback) ? SD_AUTO_KMAX : gp.draft_max;
+    g->n_predict = gp.n_predict;
+    g->vocab = m->vocab;
+    g->hist = malloc(((size_t)n_prompt + (size_t)gp.n_predict + 1) * sizeof *g->hist);
+    g->out = malloc(((size_t)gp.n_predict + 1) * sizeof *g->out);
     /* sampling: p rows for up to SD_MAX_DRAFT + 1 verified rows (a tree
      * may have more nodes than a chain step), scratch for the verifiers */
-    float *p = greedy ? NULL : malloc(((size_t)SD_MAX_DRAFT + 1) * (size_t)V * sizeof(float));
-    float *scratch = greedy ? NULL : malloc((size_t)3 * (size_t)V * sizeof(float));
-    sd_draft dr = {0};
-    if (drafter && kmax > 0) dr.q = malloc((size_t)SD_MAX_DRAFT * (size_t)V * sizeof(float));
-    if (!g.hist || (!greedy && (!p || !scratch)) || (drafter && kmax > 0 && !dr.q)) {
-        free(g.hist); free(p); free(scratch); free(dr.q);
-        sd_cost_table_free(own_costs);
+    if (!g->greedy) {
+        g->p = malloc(((size_t)SD_MAX_DRAFT + 1) * (size_t)V * sizeof(float));
+        g->scratch = malloc((size_t)3 * (size_t)V * sizeof(float));
+    }
+    if (drafter && g->kmax > 0) g->dr.q = malloc((size_t)SD_MAX_DRAFT * (size_t)V * sizeof(float));
+    if (!g->hist || !g->out || (!g->greedy && (!g->p || !g->scratch)) || (drafter && g->kmax > 0 && !g->dr.q)) {
+        sd_gen_free(g);
         return SD_ERR_NOMEM;
     }
-    memcpy(g.hist, prompt, (size_t)n_prompt * sizeof *g.hist);
-    g.n_hist = n_prompt;
-    sd_rng draft_rng;
-    sd_rng_seed(&draft_rng, sd_sampler_get_params(smp)->seed ^ 0x9E3779B97F4A7C15ull);
-    sd_draft_env env = {.sp = sd_sampler_get_params(smp), .rng = &draft_rng};
-    uint8_t all_rows[SD_MAX_DRAFT + 1];
-    memset(all_rows, 1, sizeof all_rows);
-    int32_t batch[SD_MAX_DRAFT + 1], argmax[SD_MAX_DRAFT + 1], acc[SD_MAX_DRAFT + 1];
+    memcpy(g->hist, prompt, (size_t)n_prompt * sizeof *g->hist);
+    g->n_hist = n_prompt;
+    sd_rng_seed(&g->draft_rng, sd_sampler_get_params(smp)->seed ^ 0x9E3779B97F4A7C15ull);
+    g->env = (sd_draft_env){.sp = sd_sampler_get_params(smp), .rng = &g->draft_rng};
 
     /* prefill */
+    g->ended = false;
     double t0 = now_ms();
     sd_ctx_kv_clear(ctx);
-    const bool want_h = drafter && drafter->ops->features;
+    g->want_h = drafter && drafter->ops->features;
     sd_batch b = sd_batch_simple(prompt, n_prompt);
     sd_status rc = SD_OK;
-    if (want_h && n_prompt > 1) { /* hidden states of every prompt row but the last */
+    if (g->want_h && n_prompt > 1) { /* hidden states of every prompt row but the last */
         uint8_t *rows = malloc((size_t)n_prompt - 1);
         if (!rows) rc = SD_ERR_NOMEM;
         else {
@@ -232,126 +239,276 @@ sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const i
         }
         b = sd_batch_simple(prompt + n_prompt - 1, 1);
     }
-    if (want_h) b.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
+    if (g->want_h) b.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
     if (rc == SD_OK) rc = sd_ctx_decode(ctx, &b);
-    if (rc == SD_OK && want_h) drafter->ops->features(drafter->self, sd_ctx_hidden(ctx, 0), 1, n_prompt - 1);
+    if (rc == SD_OK && g->want_h) drafter->ops->features(drafter->self, sd_ctx_hidden(ctx, 0), 1, n_prompt - 1);
     if (rc == SD_OK && drafter && drafter->ops->begin) rc = drafter->ops->begin(drafter->self, prompt, n_prompt);
-    double t1 = now_ms();
-    st.prompt_ms = t1 - t0;
-    if (rc == SD_OK && gp.n_predict > 0) {
-        int32_t first = sd_sampler_sample(smp, sd_ctx_logits(ctx, 0));
-        emit(&g, &first, 1);
-        if (drafter && drafter->ops->accept) drafter->ops->accept(drafter->self, g.hist, g.n_hist, 0);
-    } else {
-        g.stop = true;
+    g->t_gen0 = now_ms();
+    g->st.prompt_ms = g->t_gen0 - t0;
+    if (rc != SD_OK) {
+        sd_gen_free(g);
+        return rc;
     }
+    if (gp.n_predict > 0) {
+        int32_t first = sd_sampler_sample(smp, sd_ctx_logits(ctx, 0));
+        emit(g, &first, 1);
+        if (drafter && drafter->ops->accept) drafter->ops->accept(drafter->self, g->hist, g->n_hist, 0);
+    } else {
+        g->stop = true;
+    }
+    *out = g;
+    return SD_OK;
+}
 
-    while (rc == SD_OK && !g.stop) {
-        const int n_past = sd_ctx_kv_min(ctx);
-        int k = is_auto ? sd_auto_choose(&au, n_past) : is_feedback ? k_feedback : kmax;
-        const int k_plan = k;
-        double draft_step_ms = 0.0;
-        if (k > g.n_predict - g.n_out - 1) k = g.n_predict - g.n_out - 1;
-        if (k > ctx->n_ctx - n_past - 1) k = ctx->n_ctx - n_past - 1;
-        dr.n = 0;
-        dr.has_q = false;
-        dr.is_tree = false;
-        dr.layer_begin = 0;
-        dr.embd = NULL;
-        if (k > 0) {
-            double td = now_ms();
-            rc = drafter->ops->draft(drafter->self, g.hist, g.n_hist, k, &env, &dr);
-            draft_step_ms = now_ms() - td;
-            st.draft_ms += draft_step_ms;
-            if (rc != SD_OK) break;
-            if (dr.n > k || dr.n < 0) dr.n = 0;
-            for (int i = 0; i < dr.n; i++)
-                if (dr.tok[i] < 0 || dr.tok[i] >= V) dr.n = 0; /* a broken drafter: verify nothing */
-            if (dr.is_tree && !tree_ok(&dr, V)) dr.n = 0;
-            if (dr.n < gp.draft_min) dr.n = 0;
+int sd_gen_prepare(sd_gen *g, sd_batch *batch) {
+    if (!g || !batch) return SD_ERR_INVALID_ARG;
+    if (g->phase != 0) return SD_ERR_INVALID_ARG; /* finish the previous step first */
+    if (g->rc != SD_OK || g->stop) {
+        gen_end(g);
+        return g->rc != SD_OK ? g->rc : 0;
+    }
+    sd_ctx *ctx = g->ctx;
+    const sd_model *m = ctx->model;
+    const int V = m->n_vocab;
+    sd_draft *dr = &g->dr;
+    const int n_past = sd_ctx_kv_min(ctx);
+    int k = g->is_auto ? sd_auto_choose(&g->au, n_past) : g->is_feedback ? g->k_feedback : g->kmax;
+    g->k_plan = k;
+    g->n_past = n_past;
+    g->draft_step_ms = 0.0;
+    if (k > g->n_predict - g->n_out - 1) k = g->n_predict - g->n_out - 1;
+    if (k > ctx->n_ctx - n_past - 1) k = ctx->n_ctx - n_past - 1;
+    dr->n = 0;
+    dr->has_q = false;
+    dr->is_tree = false;
+    dr->layer_begin = 0;
+    dr->embd = NULL;
+    sd_status rc = SD_OK;
+    if (k > 0) {
+        double td = now_ms();
+        rc = g->drafter->ops->draft(g->drafter->self, g->hist, g->n_hist, k, &g->env, dr);
+        g->draft_step_ms = now_ms() - td;
+        g->st.draft_ms += g->draft_step_ms;
+        if (rc != SD_OK) goto fail;
+        if (dr->n > k || dr->n < 0) dr->n = 0;
+        for (int i = 0; i < dr->n; i++)
+            if (dr->tok[i] < 0 || dr->tok[i] >= V) dr->n = 0; /* a broken drafter: verify nothing */
+        if (dr->is_tree && !tree_ok(dr, V)) dr->n = 0;
+        if (dr->n < g->gp.draft_min) dr->n = 0;
+    }
+    g->t_verify = now_ms();
+    const int32_t root = g->hist[g->n_hist - 1];
+    if (dr->is_tree && dr->n > 0) {
+        /* rows [root, nodes...] at positions n_past + depth with the ancestor mask */
+        const int n = dr->n, R = n + 1;
+        free(g->mask);
+        g->mask = calloc((size_t)R * (size_t)R, 1);
+        if (!g->mask) { rc = SD_ERR_NOMEM; goto fail; }
+        g->btok[0] = root;
+        g->bpos[0] = n_past;
+        g->mask[0] = 1;
+        for (int i = 0; i < R; i++) g->brows[i] = 1;
+        for (int i = 0; i < n; i++) {
+            int r = i + 1;
+            g->btok[r] = dr->tok[i];
+            g->bpos[r] = dr->parent[i] < 0 ? n_past + 1 : g->bpos[dr->parent[i] + 1] + 1;
+            g->mask[(size_t)r * R] = 1;
+            for (int a = i; a >= 0; a = dr->parent[a]) g->mask[(size_t)r * R + a + 1] = 1;
         }
-        if (dr.is_tree && dr.n > 0) {
-            double tv = now_ms();
-            int j = 0;
-            int32_t next = -1;
-            rc = verify_tree(ctx, smp, &dr, n_past, g.hist[g.n_hist - 1], greedy, p, scratch, acc, &j, &next,
-                             want_h ? drafter : NULL);
-            st.verify_ms += now_ms() - tv;
-            if (rc != SD_OK) break;
-            tree_stats(&st, &dr, j);
-            if (is_auto) sd_auto_update(&au, k_plan, true, dr.n, tree_depth(&dr), j, draft_step_ms);
-            if (is_feedback) k_feedback = feedback_next(k_feedback, j >= tree_depth(&dr) && dr.n > 0);
-            acc[j] = next;
-            emit(&g, acc, j + 1);
-            if (drafter->ops->accept) {
-                double ta = now_ms();
-                drafter->ops->accept(drafter->self, g.hist, g.n_hist, j);
-                st.draft_ms += now_ms() - ta;
-            }
-            continue;
-        }
-        double tv = now_ms();
-        batch[0] = g.hist[g.n_hist - 1];
-        memcpy(batch + 1, dr.tok, (size_t)dr.n * sizeof *batch);
-        b = sd_batch_simple(batch, dr.n + 1);
-        b.output = all_rows;
-        if (want_h) b.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
-        if (dr.layer_begin > 0 && !dr.is_tree) { /* the drafter ran layers [0, L) */
-            if (dr.layer_begin >= m->n_layer || !dr.embd || sd_ctx_kv_len(ctx, dr.layer_begin) != n_past) {
+        g->batch = sd_batch_simple(g->btok, R);
+        g->batch.pos = g->bpos;
+        g->batch.mask = g->mask;
+        g->batch.output = g->brows;
+        if (g->want_h) g->batch.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
+    } else {
+        g->btok[0] = root;
+        memcpy(g->btok + 1, dr->tok, (size_t)dr->n * sizeof *g->btok);
+        memset(g->brows, 1, sizeof g->brows);
+        g->batch = sd_batch_simple(g->btok, dr->n + 1);
+        g->batch.output = g->brows;
+        if (g->want_h) g->batch.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
+        if (dr->layer_begin > 0 && !dr->is_tree) { /* the drafter ran layers [0, L) */
+            if (dr->layer_begin >= m->n_layer || !dr->embd || sd_ctx_kv_len(ctx, dr->layer_begin) != n_past) {
                 rc = SD_ERR_INVALID_ARG;
-                break;
+                goto fail;
             }
-            b.layer_begin = dr.layer_begin;
-            b.embd = dr.embd;
+            g->batch.layer_begin = dr->layer_begin;
+            g->batch.embd = dr->embd;
         } else if (sd_ctx_kv_len(ctx, 0) != n_past) {
             sd_ctx_kv_truncate(ctx, n_past); /* a drafter that left cells behind */
         }
-        if ((rc = sd_ctx_decode(ctx, &b)) != SD_OK) break;
-        int j;
-        int32_t next;
-        if (greedy) {
-            for (int i = 0; i <= dr.n; i++) argmax[i] = sd_argmax(sd_ctx_logits(ctx, i), V);
-            j = sd_verify_greedy(dr.tok, dr.n, argmax, &next);
-        } else {
-            for (int i = 0; i <= dr.n; i++) sd_sampler_dist(smp, sd_ctx_logits(ctx, i), p + (size_t)i * V);
-            j = sd_verify_sample(dr.tok, dr.n, p, dr.has_q ? dr.q : NULL, V, sd_sampler_rng(smp), scratch, &next);
-            if (next < 0) { rc = SD_ERR_INVALID_ARG; break; }
-        }
-        /* keep [last, d1..dj]; the correction/bonus token is fed next step */
-        sd_ctx_kv_truncate(ctx, n_past + 1 + j);
-        st.verify_ms += now_ms() - tv;
-        st.steps++;
-        st.drafted += dr.n;
-        st.accepted += j;
-        for (int i = 0; i < dr.n && i < SD_MAX_DRAFT_POS; i++) {
-            st.drafted_at[i]++;
-            if (i < j) st.accepted_at[i]++;
-        }
-        if (want_h) drafter->ops->features(drafter->self, sd_ctx_hidden(ctx, 0), j + 1, n_past);
-        if (is_auto) {
-            sd_auto_update(&au, k_plan, false, dr.n, dr.n, j, draft_step_ms);
-            if (k_plan > 0)
-                sd_auto_verify_share(&au, (double)(m->n_layer - dr.layer_begin) / (double)m->n_layer);
-        }
-        if (is_feedback) k_feedback = feedback_next(k_feedback, j == dr.n && dr.n > 0);
-        memcpy(acc, dr.tok, (size_t)j * sizeof *acc);
-        acc[j] = next;
-        emit(&g, acc, j + 1);
-        if (drafter && drafter->ops->accept) {
-            double ta = now_ms();
-            drafter->ops->accept(drafter->self, g.hist, g.n_hist, j);
-            st.draft_ms += now_ms() - ta;
-        }
     }
-    if (drafter && drafter->ops->end) drafter->ops->end(drafter->self);
-    st.gen_ms = now_ms() - t1;
-    st.n_generated = g.n_out;
-    *n_out = g.n_out;
-    if (stats) *stats = st;
-    free(g.hist);
-    free(p);
-    free(scratch);
-    free(dr.q);
-    sd_cost_table_free(own_costs);
+    *batch = g->batch;
+    g->phase = 1;
+    return 1;
+fail:
+    g->rc = rc;
+    gen_end(g);
+    return rc;
+}
+
+/* Verifies the tree step after the target ran it: the accepted path's KV
+ * cells are kept, acc receives its tokens, *j their count, *next the
+ * correction / bonus token. */
+static sd_status finish_tree(sd_gen *g, int32_t *acc, int *j, int32_t *next) {
+    sd_ctx *ctx = g->ctx;
+    const sd_draft *dr = &g->dr;
+    const int n = dr->n, R = n + 1, V = ctx->model->n_vocab, n_past = g->n_past;
+    int32_t path[SD_MAX_DRAFT], argmax[SD_MAX_DRAFT + 1];
+    int nj;
+    if (g->greedy) {
+        for (int i = 0; i < R; i++) argmax[i] = sd_argmax(sd_ctx_logits(ctx, i), V);
+        nj = sd_verify_tree_greedy(dr->tok, dr->parent, n, argmax, path, next);
+    } else {
+        for (int i = 0; i < R; i++) sd_sampler_dist(g->smp, sd_ctx_logits(ctx, i), g->p + (size_t)i * V);
+        nj = sd_verify_tree_sample(dr->tok, dr->parent, n, g->p, dr->has_q ? dr->q : NULL, V,
+                                   sd_sampler_rng(g->smp), g->scratch, path, next);
+    }
+    if (nj < 0 || *next < 0) return SD_ERR_INVALID_ARG;
+    int32_t cells[SD_MAX_DRAFT];
+    for (int k = 0; k < nj; k++) {
+        cells[k] = n_past + 1 + path[k];
+        acc[k] = dr->tok[path[k]];
+    }
+    *j = nj;
+    if (g->want_h) { /* hidden states of the root and the accepted path, in order */
+        const int E = ctx->model->n_embd;
+        float *h = malloc((size_t)(nj + 1) * (size_t)E * sizeof(float));
+        if (!h) return SD_ERR_NOMEM;
+        memcpy(h, sd_ctx_hidden(ctx, 0), (size_t)E * sizeof(float));
+        for (int k = 0; k < nj; k++)
+            memcpy(h + (size_t)(k + 1) * E, sd_ctx_hidden(ctx, 1 + path[k]), (size_t)E * sizeof(float));
+        g->drafter->ops->features(g->drafter->self, h, nj + 1, n_past);
+        free(h);
+    }
+    return sd_ctx_kv_keep(ctx, n_past + 1, cells, nj);
+}
+
+sd_status sd_gen_finish(sd_gen *g) {
+    if (!g || g->phase != 1) return SD_ERR_INVALID_ARG;
+    g->phase = 0;
+    sd_ctx *ctx = g->ctx;
+    const sd_model *m = ctx->model;
+    const int V = m->n_vocab;
+    const sd_draft *dr = &g->dr;
+    sd_drafter *drafter = g->drafter;
+    const int n_past = g->n_past;
+    sd_status rc = SD_OK;
+    int32_t acc[SD_MAX_DRAFT + 1];
+    /* the forward must have produced every row of the prepared batch */
+    if (sd_ctx_n_outputs(ctx) != g->batch.n_tokens || sd_ctx_kv_len(ctx, m->n_layer - 1) < n_past + g->batch.n_tokens) {
+        rc = SD_ERR_INVALID_ARG;
+        goto fail;
+    }
+    if (dr->is_tree && dr->n > 0) {
+        int j = 0;
+        int32_t next = -1;
+        rc = finish_tree(g, acc, &j, &next);
+        g->st.verify_ms += now_ms() - g->t_verify;
+        if (rc != SD_OK) goto fail;
+        tree_stats(&g->st, dr, j);
+        if (g->is_auto) sd_auto_update(&g->au, g->k_plan, true, dr->n, tree_depth(dr), j, g->draft_step_ms);
+        if (g->is_feedback) g->k_feedback = feedback_next(g->k_feedback, j >= tree_depth(dr) && dr->n > 0);
+        acc[j] = next;
+        emit(g, acc, j + 1);
+        if (drafter->ops->accept) {
+            double ta = now_ms();
+            drafter->ops->accept(drafter->self, g->hist, g->n_hist, j);
+            g->st.draft_ms += now_ms() - ta;
+        }
+        return SD_OK;
+    }
+    int32_t argmax[SD_MAX_DRAFT + 1];
+    int j;
+    int32_t next;
+    if (g->greedy) {
+        for (int i = 0; i <= dr->n; i++) argmax[i] = sd_argmax(sd_ctx_logits(ctx, i), V);
+        j = sd_verify_greedy(dr->tok, dr->n, argmax, &next);
+    } else {
+        for (int i = 0; i <= dr->n; i++) sd_sampler_dist(g->smp, sd_ctx_logits(ctx, i), g->p + (size_t)i * V);
+        j = sd_verify_sample(dr->tok, dr->n, g->p, dr->has_q ? dr->q : NULL, V, sd_sampler_rng(g->smp), g->scratch,
+                             &next);
+        if (next < 0) { rc = SD_ERR_INVALID_ARG; goto fail; }
+    }
+    /* keep [last, d1..dj]; the correction/bonus token is fed next step */
+    sd_ctx_kv_truncate(ctx, n_past + 1 + j);
+    g->st.verify_ms += now_ms() - g->t_verify;
+    g->st.steps++;
+    g->st.drafted += dr->n;
+    g->st.accepted += j;
+    for (int i = 0; i < dr->n && i < SD_MAX_DRAFT_POS; i++) {
+        g->st.drafted_at[i]++;
+        if (i < j) g->st.accepted_at[i]++;
+    }
+    if (g->want_h) drafter->ops->features(drafter->self, sd_ctx_hidden(ctx, 0), j + 1, n_past);
+    if (g->is_auto) {
+        sd_auto_update(&g->au, g->k_plan, false, dr->n, dr->n, j, g->draft_step_ms);
+        if (g->k_plan > 0)
+            sd_auto_verify_share(&g->au, (double)(m->n_layer - dr->layer_begin) / (double)m->n_layer);
+    }
+    if (g->is_feedback) g->k_feedback = feedback_next(g->k_feedback, j == dr->n && dr->n > 0);
+    memcpy(acc, dr->tok, (size_t)j * sizeof *acc);
+    acc[j] = next;
+    emit(g, acc, j + 1);
+    if (drafter && drafter->ops->accept) {
+        double ta = now_ms();
+        drafter->ops->accept(drafter->self, g->hist, g->n_hist, j);
+        g->st.draft_ms += now_ms() - ta;
+    }
+    return SD_OK;
+fail:
+    g->rc = rc;
+    gen_end(g);
+    return rc;
+}
+
+void sd_gen_abort(sd_gen *g, sd_status why) {
+    if (!g) return;
+    g->phase = 0;
+    if (g->rc == SD_OK) g->rc = why < 0 ? why : SD_ERR_INVALID_ARG;
+    gen_end(g);
+}
+
+const int32_t *sd_gen_output(const sd_gen *g, int *n) {
+    if (n) *n = g ? g->n_out : 0;
+    return g ? g->out : NULL;
+}
+
+bool sd_gen_done(const sd_gen *g) { return !g || g->stop || g->rc != SD_OK; }
+
+void sd_gen_stats(const sd_gen *g, sd_spec_stats *stats) {
+    if (!g || !stats) return;
+    *stats = g->st;
+    if (!g->ended) {
+        stats->gen_ms = now_ms() - g->t_gen0;
+        stats->n_generated = g->n_out;
+    }
+}
+
+sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const int32_t *prompt,
+                      int n_prompt, const sd_gen_params *gp, int32_t *out, int *n_out,
+                      sd_spec_stats *stats) {
+    if (!ctx || !smp || !prompt || n_prompt < 1 || !out || !n_out) return SD_ERR_INVALID_ARG;
+    *n_out = 0;
+    sd_gen *g = NULL;
+    sd_status rc = sd_gen_begin(ctx, smp, drafter, prompt, n_prompt, gp, &g);
+    if (rc != SD_OK) return rc;
+    sd_batch b;
+    int r;
+    while ((r = sd_gen_prepare(g, &b)) > 0) {
+        if ((rc = sd_ctx_decode(ctx, &b)) != SD_OK) {
+            sd_gen_abort(g, rc);
+            break;
+        }
+        if ((rc = sd_gen_finish(g)) != SD_OK) break;
+    }
+    if (r < 0) rc = (sd_status)r;
+    int n = 0;
+    const int32_t *ids = sd_gen_output(g, &n);
+    memcpy(out, ids, (size_t)n * sizeof *out);
+    *n_out = n;
+    gen_end(g);
+    if (stats) sd_gen_stats(g, stats);
+    sd_gen_free(g);
     return rc;
 }

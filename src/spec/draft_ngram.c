@@ -23,6 +23,8 @@
 
 typedef struct ng_state {
     ngc_cache context, dynamic, stat;
+    ngc_cache *dyn, *st;  /* the dynamic and static caches in use: this
+                             drafter's own, or a fork's owner's          */
     bool has_static;
     char *dynamic_path;   /* NULL: nothing saved */
     size_t n_seen;        /* history tokens counted into the context cache */
@@ -65,7 +67,7 @@ static sd_status ng_draft(void *self, const int32_t *ids, int n, int max, const 
     if (!ids || n <= 0 || max <= 0) return SD_OK;
     sd_status st = ng_sync(s, ids, n);
     if (st != SD_OK) return st;
-    out->n = ngc_draft(ids, n, max, &s->context, &s->dynamic, s->has_static ? &s->stat : NULL, out->tok);
+    out->n = ngc_draft(ids, n, max, &s->context, s->dyn, s->has_static ? s->st : NULL, out->tok);
     return SD_OK;
 }
 
@@ -76,7 +78,7 @@ static void ng_accept(void *self, const int32_t *ids, int n, int n_accepted) {
 
 static void ng_end(void *self) {
     ng_state *s = self;
-    if (!s->ctx_broken) (void)ngc_merge(&s->dynamic, &s->context);
+    if (!s->ctx_broken) (void)ngc_merge(s->dyn, &s->context);
     ngc_clear(&s->context);
     s->n_seen = 0;
     s->ctx_broken = false;
@@ -105,6 +107,8 @@ sd_status sd_drafter_new_ngram_cache(const char *static_path, const char *dynami
     ngc_init(&s->context);
     ngc_init(&s->dynamic);
     ngc_init(&s->stat);
+    s->dyn = &s->dynamic;
+    s->st = &s->stat;
     sd_status st = SD_OK;
     if (static_path) {
         st = ngc_load(&s->stat, static_path, 0, err, err_size);
@@ -160,4 +164,21 @@ sd_status sd_ngram_cache_build(const int32_t *ids, size_t n, const char *path, c
     if (st == SD_OK) st = ngc_save(&c, path, err, err_size);
     ngc_free(&c);
     return st;
+}
+
+sd_status sd_drafter_ngram_cache_fork(sd_drafter *owner, sd_drafter **out) {
+    if (!out) return SD_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!owner || owner->ops != &ng_ops) return SD_ERR_INVALID_ARG;
+    const ng_state *o = owner->self;
+    ng_state *s = calloc(1, sizeof *s);
+    if (!s) return SD_ERR_NOMEM;
+    ngc_init(&s->context);
+    ngc_init(&s->dynamic);
+    ngc_init(&s->stat);
+    s->dyn = o->dyn;
+    s->st = o->st;
+    s->has_static = o->has_static;
+    *out = sd_drafter_make("ngram-cache", &ng_ops, s);
+    return *out ? SD_OK : SD_ERR_NOMEM;
 }

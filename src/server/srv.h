@@ -1,0 +1,154 @@
+/*
+ * srv.h - internals of `specdec serve`, an OpenAI-compatible HTTP server
+ * (libmicrohttpd + jansson) over the step-wise generation API.
+ *
+ * Threads: libmicrohttpd runs one thread per connection (reading the body,
+ * JSON, validation, tokenizing, waiting for and sending the output); ONE
+ * scheduler thread (sched.c) owns the slots - a target context and its
+ * drafters each - and runs every forward (continuous batching). A request
+ * passes between them as an srv_req: refcounted, its own lock; the
+ * connection fills the inputs before queueing, the scheduler appends text
+ * under the lock and sets done.
+ */
+#ifndef SD_SERVER_SRV_H
+#define SD_SERVER_SRV_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../../tools/common.h"
+
+#define SRV_N_METHODS 16
+extern const char *const srv_methods[SRV_N_METHODS]; /* "none" first */
+/* Index of a method name in srv_methods ("ngram" = "ngram-cache"), or -1. */
+int srv_method_index(const char *name);
+
+typedef struct srv_config {
+    const char *host;          /* --host (default 127.0.0.1)                 */
+    int port;                  /* --port (default 8080; 0 = any free port)   */
+    int n_parallel;            /* --parallel slots (default 2)               */
+    int n_queue;               /* --queue: requests waiting beyond the free
+                                  slots before a 503 (default 16)            */
+    int timeout_s;             /* --timeout: idle connection seconds (30)    */
+    long max_body;             /* --max-body bytes (default 1 MiB)           */
+    const char *api_key;       /* --api-key (NULL: none)                     */
+    const char *method;        /* --spec: the default method (none)          */
+    const char *ngram_cache;   /* --ngram-cache FILE: shared online cache    */
+    const char *chat_template; /* --chat-template chatml|llama2|llama3       */
+    const char *alias;         /* --alias: the model's name in the API       */
+    const char *port_file;     /* --port-file: the bound port is written here */
+    tool_opts o;               /* -m -c -t --temp ...: request defaults      */
+    tool_spec spec;            /* -md --draft-max ...: speculation defaults  */
+} srv_config;
+
+/* A growable text buffer. */
+typedef struct srv_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} srv_buf;
+void srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void srv_buf_add(srv_buf *b, const char *s, size_t n);
+
+typedef struct srv_req {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    /* inputs: set before srv_enqueue, read-only after */
+    int32_t *prompt;           /* (n_prompt) ids, BOS included              */
+    int n_prompt;
+    sd_sampler_params sp;
+    int n_predict;
+    bool ignore_eos;
+    int method;                /* index into srv_methods                    */
+    int draft_max;             /* >= 0, SD_DRAFT_AUTO or SD_DRAFT_FEEDBACK  */
+    double t_arrive;           /* srv_now_s() when queued                   */
+#define SRV_MAX_STOP 4
+    char *stop[SRV_MAX_STOP];  /* stop strings (owned; at most 64 bytes)    */
+    int n_stop;
+    size_t stop_hold;          /* longest stop string - 1: bytes a stream
+                                  holds back until they cannot start one   */
+    /* outputs, under mu */
+    char *text;                /* generated text so far (complete UTF-8)    */
+    size_t len, cap;
+    int n_gen;                 /* tokens generated                          */
+    double t_first, t_done;
+    bool done;                 /* the scheduler is finished with it         */
+    bool cancelled;            /* the client went away                      */
+    bool hit_length;           /* stopped at n_predict                      */
+    bool hit_stop;             /* stopped at a stop string (text cut there) */
+    int status;                /* sd_status of the generation               */
+    sd_spec_stats st;          /* final statistics                          */
+    struct srv_req *next;      /* queue link (under server.mu)              */
+} srv_req;
+
+srv_req *srv_req_new(void);    /* refs = 1; NULL on NOMEM */
+void srv_req_ref(srv_req *r);
+void srv_req_unref(srv_req *r);
+void srv_req_cancel(srv_req *r);
+
+typedef struct srv_slot {
+    sd_ctx *ctx;
+    sd_drafter *dr[SRV_N_METHODS];  /* made on first use                  */
+    srv_req *req;                   /* NULL: free                          */
+    sd_gen *g;
+    sd_sampler *smp;
+    sd_detok *dt;
+} srv_slot;
+
+#define SRV_N_BUCKETS 10
+typedef struct srv_hist {
+    uint64_t bucket[SRV_N_BUCKETS]; /* cumulative counts per upper bound */
+    uint64_t count;
+    double sum;
+} srv_hist;
+
+typedef struct srv_metrics {
+    uint64_t requests, completed, bad, rejected, cancelled, failed;
+    uint64_t prompt_tokens, gen_tokens, drafted, accepted, steps;
+    uint64_t forwards, forward_rows, forward_seqs;
+    srv_hist latency, ttft;
+} srv_metrics;
+
+enum { SRV_TMPL_NONE, SRV_TMPL_CHATML, SRV_TMPL_LLAMA2, SRV_TMPL_LLAMA3 };
+
+typedef struct server {
+    srv_config *cfg;
+    sd_model *model, *draft;        /* draft: loaded on first use         */
+    sd_heads *heads;                /* loaded on first use                */
+    sd_threadpool *pool;            /* shared by every slot's forwards    */
+    const sd_vocab *vocab;
+    sd_model_info info;
+    int n_ctx;                      /* cells per slot                     */
+    int default_method;
+    srv_slot *slots;
+    int n_slots;
+    sd_drafter *ngram_owner;        /* the shared online n-gram cache     */
+    sd_cost_table *costs;           /* for draft_max auto, measured once  */
+    int tmpl;                       /* SRV_TMPL_*                          */
+    char model_name[256];
+    long created;                   /* start time (Unix seconds)          */
+    pthread_mutex_t mu;             /* queue, n_active, quit, metrics, id  */
+    pthread_cond_t cv;              /* scheduler wake-up                   */
+    srv_req *q_head, *q_tail;
+    int q_len, n_active;
+    bool quit, sched_dead;
+    uint64_t next_id;
+    srv_metrics m;
+} server;
+
+double srv_now_s(void);
+/* Queues r (takes a reference). 0, -1 when the queue is full (503), -2
+ * when the server is shutting down. */
+int srv_enqueue(server *s, srv_req *r);
+void *srv_sched_main(void *server_ptr);
+/* Prometheus text of the metrics. */
+void srv_metrics_text(server *s, srv_buf *b);
+
+/* http.c: runs until SIGTERM / SIGINT; the exit code. */
+int srv_run(srv_config *cfg);
+
+#endif
