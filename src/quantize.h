@@ -58,7 +58,9 @@ int sd_quant_tensor_type(const sd_quant_mix *mix, const char *name, uint32_t n_d
 typedef struct sd_quantize_stats {
     int64_t n_tensors;             /* tensors written                         */
     int64_t n_quantized;           /* tensors whose type changed              */
-    int64_t n_fallback;            /* of those, given a fallback type          */
+    int64_t n_fallback;            /* of those, matrices given a type other than
+                                      the mix's own (output and _M rules, row-
+                                      size fallbacks)                         */
     uint64_t bytes_in, bytes_out;  /* tensor data                             */
     int64_t count_by_type[SD_TYPE_COUNT]; /* output tensors per type          */
 } sd_quantize_stats;

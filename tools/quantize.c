@@ -47,8 +47,8 @@ int cmd_quantize(int argc, char **argv) {
         fprintf(stderr, "error: %s (%s)\n", err[0] ? err : "quantize failed", sd_status_str(st));
         return 1;
     }
-    fprintf(stderr, "quantize: %s -> %s as %s (file_type %d): %lld tensors, %lld converted (%lld to a "
-                    "fallback type), %.2f MB -> %.2f MB in %.0f ms\n  types:",
+    fprintf(stderr, "quantize: %s -> %s as %s (file_type %d): %lld tensors, %lld converted (%lld matrices "
+                    "not to the mix's own type), %.2f MB -> %.2f MB in %.0f ms\n  types:",
             pos[0], pos[1], mix->name, mix->ftype, (long long)s.n_tensors, (long long)s.n_quantized,
             (long long)s.n_fallback, s.bytes_in / 1e6, s.bytes_out / 1e6, tool_now_ms() - t0);
     for (int t = 0; t < SD_TYPE_COUNT; t++)
