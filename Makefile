@@ -92,7 +92,7 @@ test-san:
 FUZZ_SRC := $(sort $(wildcard tests/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/%.c=build-fuzz/%)
 # Each fuzz target links only the sources it exercises (FUZZ_DEPS_<name>).
-FUZZ_DEPS_fuzz_gguf := src/gguf.c src/status.c src/vocab.c src/tokenizer.c src/tokenizer_bpe.c src/unicode_data.c
+FUZZ_DEPS_fuzz_gguf := src/gguf.c src/gguf_write.c src/status.c src/vocab.c src/tokenizer.c src/tokenizer_bpe.c src/unicode_data.c
 FUZZ_DEPS_fuzz_vocab_subset := src/vocab_subset.c src/status.c
 .SECONDEXPANSION:
 build-fuzz/%: tests/%.c $$(FUZZ_DEPS_$$*) $(HDRS)

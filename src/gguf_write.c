@@ -426,7 +426,9 @@ static int layout_sizes(const sd_gguf_writer *w, uint64_t *meta, uint64_t *total
             return 0;
     }
     uint64_t tot = m;
-    if (!add_u64(tot, pad_to(tot, a), &tot)) return 0;
+    /* the data section starts aligned; a file without tensors ends at its
+     * metadata (as the reader accepts: no padding to a huge alignment) */
+    if (w->n_tensors > 0 && !add_u64(tot, pad_to(tot, a), &tot)) return 0;
     for (int64_t i = 0; i < w->n_tensors; i++) {
         if (!add_u64(tot, pad_to(tot, a), &tot) || !add_u64(tot, w->tensors[i].size, &tot)) return 0;
     }
@@ -463,7 +465,7 @@ static void emit_all(const sd_gguf_writer *w, sink *s) {
         emit_u64(s, off);
         off += t->size;
     }
-    emit_zeros(s, pad_to(s->pos, a));
+    if (w->n_tensors > 0) emit_zeros(s, pad_to(s->pos, a));
     uint64_t data_start = s->pos;
     for (int64_t i = 0; i < w->n_tensors; i++) {
         emit_zeros(s, pad_to(s->pos - data_start, a));

@@ -8,9 +8,12 @@
  * reader let through that does not stay inside the input. Then loads the
  * vocabulary (tokenizer.ggml.*: tokens, types, specials, BPE merges and
  * pre-tokenizer) and, if it loads, tokenizes and detokenizes a few fixed
- * strings with it.
+ * strings with it. Finally copies every kv and tensor into the GGUF writer,
+ * writes that to memory and reads it back: the writer must accept anything
+ * the reader accepted, and the copy must have identical kvs and tensors.
  */
 #include "gguf.h"
+#include "gguf_write.h"
 #include "vocab.h"
 
 #include <stdint.h>
@@ -87,6 +90,42 @@ static unsigned walk_vocab(const sd_gguf *g) {
     return h;
 }
 
+/* Writer round trip of an accepted file: abort on any difference. */
+static void round_trip(const sd_gguf *g) {
+    sd_gguf_writer *w = NULL;
+    if (sd_gguf_writer_new(&w) != SD_OK) return;
+    if (sd_gguf_writer_copy_kvs(w, g) != SD_OK) abort();
+    for (int64_t i = 0; i < sd_gguf_n_tensors(g); i++) {
+        const sd_gguf_tensor *t = sd_gguf_tensor_at(g, i);
+        if (sd_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->size, false) != SD_OK)
+            abort();
+    }
+    void *buf = NULL;
+    size_t n = 0;
+    sd_gguf *g2 = NULL;
+    char err[256];
+    if (sd_gguf_writer_write_mem(w, &buf, &n) != SD_OK) abort();
+    if (sd_gguf_open_mem(buf, n, "copy", &g2, err, sizeof err) != SD_OK) abort();
+    if (sd_gguf_n_kv(g2) != sd_gguf_n_kv(g) || sd_gguf_n_tensors(g2) != sd_gguf_n_tensors(g)) abort();
+    for (int64_t k = 0; k < sd_gguf_n_kv(g); k++) {
+        const void *pa, *pb;
+        uint64_t na, nb;
+        if (sd_gguf_kv_raw(g, k, &pa, &na) || sd_gguf_kv_raw(g2, k, &pb, &nb) || na != nb ||
+            memcmp(pa, pb, (size_t)na) != 0 || strcmp(sd_gguf_key(g, k), sd_gguf_key(g2, k)) != 0 ||
+            sd_gguf_kv_type(g, k) != sd_gguf_kv_type(g2, k))
+            abort();
+    }
+    for (int64_t i = 0; i < sd_gguf_n_tensors(g); i++) {
+        const sd_gguf_tensor *a = sd_gguf_tensor_at(g, i), *b = sd_gguf_tensor_at(g2, i);
+        if (strcmp(a->name, b->name) || a->type != b->type || a->size != b->size ||
+            memcmp(a->ne, b->ne, sizeof a->ne) || (a->size && memcmp(a->data, b->data, (size_t)a->size)))
+            abort();
+    }
+    sd_gguf_close(g2);
+    free(buf);
+    sd_gguf_writer_free(w);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -104,6 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     h += walk_vocab(g);
+    round_trip(g);
     sd_gguf_close(g);
     return 0;
 }

@@ -12,7 +12,8 @@
  *  3. copying every kv and tensor of the shipped draft model gives a file
  *     the reader accepts with identical kvs and tensor bytes (and, since
  *     that file was written in the same layout, identical bytes);
- *  4. bad input is rejected with an error and leaves the writer usable:
+ *  4. a file without tensors has no padding after its metadata;
+ *  5. bad input is rejected with an error and leaves the writer usable:
  *     bad alignment, empty/NULL key, non-scalar type, duplicate tensor,
  *     wrong data size, ne[0] not a multiple of the block, unknown type,
  *     bad dims; an unwritable path fails with SD_ERR_IO and leaves no file.
@@ -266,7 +267,28 @@ static void test_copy_model(void) {
     sd_gguf_close(g);
 }
 
+/* A file without tensors ends at its metadata, even with a large
+ * general.alignment, and reads back. */
+static void test_no_tensors(void) {
+    sd_gguf_writer *w = NULL;
+    CHECK(sd_gguf_writer_new(&w) == SD_OK, "new");
+    CHECK(sd_gguf_writer_set_u32(w, "general.alignment", 1u << 30) == SD_OK, "alignment 2^30");
+    CHECK(sd_gguf_writer_set_str(w, "k", "v", 1) == SD_OK, "kv");
+    void *buf = NULL;
+    size_t size = 0;
+    sd_gguf *g = NULL;
+    char err[256];
+    CHECK(sd_gguf_writer_write_mem(w, &buf, &size) == SD_OK, "write");
+    CHECK(size == 24 + (8 + 17 + 4 + 4) + (8 + 1 + 4 + 9), "no padding: %zu bytes", size);
+    CHECK(sd_gguf_open_mem(buf, size, "empty", &g, err, sizeof err) == SD_OK, "reopen: %s", err);
+    CHECK(g && sd_gguf_n_kv(g) == 2 && sd_gguf_n_tensors(g) == 0, "contents");
+    sd_gguf_close(g);
+    free(buf);
+    sd_gguf_writer_free(w);
+}
+
 int main(void) {
+    test_no_tensors();
     test_synthetic();
     test_copy_model();
     return check_report("test_gguf_write");

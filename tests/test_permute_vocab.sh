@@ -66,7 +66,7 @@ PY
 expect_error() { # name cmd...
     name=$1; shift
     "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qi "error\|usage" "$tmp/err"; then ok "$name: exit $rc, $(head -n 1 "$tmp/err")"
+    if [ $rc -eq 1 ] && grep -qi "error\|usage" "$tmp/err"; then ok "$name: exit $rc, $(head -n 1 "$tmp/err")"
     else bad "$name: exit $rc, stderr: $(head -c 200 "$tmp/err")"; fi
 }
 expect_error "no seed" "$BIN" permute-vocab "$draft" "$tmp/x.gguf"

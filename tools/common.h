@@ -139,5 +139,6 @@ int cmd_vocabtrim(int argc, char **argv);
 int cmd_heads_probe(int argc, char **argv);
 int cmd_permute_vocab(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

@@ -26,6 +26,8 @@ static void usage(void) {
             "                the K ids the target produces most (greedy continuations of G tokens, --gen 0:\n"
             "                teacher-forced argmax) for --draft-vocab FILE (generate, bench, bench-forward)\n"
             "  heads-probe   [-m TARGET] [-mh HEADS] (-p TEXT | -f FILE) [--json]\n"
+            "  quantize      IN.gguf OUT.gguf TYPE [-t N]  (TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1\n"
+            "                q4_k q4_k_m q4_k_s q5_k q5_k_m q5_k_s q6_k; llama.cpp's type mixes)\n"
             "  permute-vocab IN.gguf OUT.gguf --seed S [--map FILE]\n"
             "                the model with its token ids permuted (cross-tokenizer tests)\n"
             "  serve         [-m MODEL] [-md DRAFT] [--host 127.0.0.1] [--port 8080] [--parallel N] [-t N]\n"
@@ -53,6 +55,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "ngram-build")) return cmd_ngram_build(argc, argv);
     if (!strcmp(cmd, "vocabtrim")) return cmd_vocabtrim(argc, argv);
     if (!strcmp(cmd, "heads-probe")) return cmd_heads_probe(argc, argv);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc, argv);
     if (!strcmp(cmd, "permute-vocab")) return cmd_permute_vocab(argc, argv);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc, argv);
     fprintf(stderr, "error: unknown command '%s'\n", cmd);

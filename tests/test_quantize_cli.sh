@@ -1,0 +1,97 @@
+#!/bin/sh
+# test_quantize_cli.sh - `specdec quantize` end to end on the shipped target
+# (tests/test_quantize.c checks the quantizers and that the tensors equal
+# llama.cpp's quantized files byte for byte):
+#  - the target quantized to Q8_0, Q6_K, Q4_K and Q4_0: perplexity on a
+#    prefix of heldout-btrfs.txt (first 15000 bytes, 12 chunks of 512; the
+#    full file: README) within 0.5%, 2%, 6% and 8% of F16's on the same
+#    prefix;
+#  - the files load, and a file re-quantized from a quantized one loads;
+#  - speculative decoding stays lossless with a quantized target and a
+#    quantized draft: greedy --spec draft ids == --spec none ids (3 bench
+#    prompts, 32 tokens, accepted > 0), target Q4_K + draft Q8_0 and target
+#    Q4_0 + draft Q4_0;
+#  - bad input: unknown type, missing file, vocabulary-only input,
+#    unwritable output, missing arguments: error message, exit 1, no file.
+# SD_TEST_QUICK=1 (sanitizer runs): 4 chunks, Q8_0 and Q4_0 only, 1 prompt.
+set -u
+BIN=${BIN:-bin/specdec}
+SHARED=${SHARED:-../shared}
+MODELS=${SPECDEC_MODEL_DIR:-$SHARED/models}
+fails=0; checks=0
+ok()   { checks=$((checks+1)); echo "ok   $1"; }
+bad()  { checks=$((checks+1)); fails=$((fails+1)); echo "FAIL $1"; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+target="$MODELS/kernel-c-target.gguf"
+draft="$MODELS/kernel-c-draft.gguf"
+if [ -n "${SD_TEST_QUICK:-}" ]; then bytes=5200; types="q8_0:0.5 q4_0:8"; n_prompts=1
+else bytes=15000; types="q8_0:0.5 q6_k:2 q4_k:6 q4_0:8"; n_prompts=3; fi
+head -c $bytes "$SHARED/reference/heldout-btrfs.txt" > "$tmp/heldout.txt"
+
+within() { awk -v v="$1" -v r="$2" -v t="$3" 'BEGIN { d = (v - r) / r * 100; if (d < 0) d = -d; exit !(d <= t) }'; }
+ppl() { "$BIN" perplexity -m "$1" -f "$tmp/heldout.txt" -t 2 --json 2>/dev/null | sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p'; }
+
+ref=$(ppl "$target")
+[ -n "$ref" ] && ok "F16 perplexity on the prefix: $ref" || bad "F16 perplexity failed"
+for tt in $types; do
+    t=${tt%%:*}; tol=${tt#*:}
+    if "$BIN" quantize "$target" "$tmp/t-$t.gguf" $t 2> "$tmp/q.err"; then
+        ok "quantize $t: $(tail -n 1 "$tmp/q.err" | sed 's/^ *//')"
+    else bad "quantize $t failed: $(cat "$tmp/q.err")"; continue; fi
+    p=$(ppl "$tmp/t-$t.gguf")
+    if [ -n "$p" ] && [ -n "$ref" ] && within "$p" "$ref" "$tol"; then
+        ok "perplexity $t = $p within $tol% of F16 $ref"
+    else bad "perplexity $t = '$p' not within $tol% of F16 $ref"; fi
+done
+
+# Re-quantizing a quantized file (dequantize + quantize) gives a loadable model.
+if "$BIN" quantize "$tmp/t-q8_0.gguf" "$tmp/re.gguf" q4_0 2> "$tmp/q.err" &&
+   out=$("$BIN" generate -m "$tmp/re.gguf" -p "static int" -n 8 --temp 0 -t 2 2>/dev/null) && [ -n "$out" ]; then
+    ok "a file re-quantized from Q8_0 to Q4_0 loads and generates"
+else bad "re-quantized file: $(cat "$tmp/q.err")"; fi
+
+# Lossless speculation with quantized target and draft.
+"$BIN" quantize "$draft" "$tmp/d-q8_0.gguf" q8_0 2>/dev/null || bad "quantize draft q8_0"
+"$BIN" quantize "$draft" "$tmp/d-q4_0.gguf" q4_0 2>/dev/null || bad "quantize draft q4_0"
+python3 - "$SHARED/bench/code-btrfs.jsonl" "$tmp" "$n_prompts" <<'PY' || bad "prompt extraction"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+for i in range(int(sys.argv[3])):
+    open("%s/prompt%d.txt" % (sys.argv[2], i), "w").write(json.loads(lines[i * 7])["prompt"])
+PY
+for pair in "q4_k:q8_0" "q4_0:q4_0"; do
+    tq=${pair%%:*}; dq=${pair#*:}
+    [ -f "$tmp/t-$tq.gguf" ] || continue
+    i=0
+    while [ $i -lt $n_prompts ]; do
+        "$BIN" generate -m "$tmp/t-$tq.gguf" -f "$tmp/prompt$i.txt" -n 32 --temp 0 -t 2 --spec none --json > "$tmp/a.json" 2>/dev/null
+        "$BIN" generate -m "$tmp/t-$tq.gguf" -md "$tmp/d-$dq.gguf" -f "$tmp/prompt$i.txt" -n 32 --temp 0 -t 2 \
+            --spec draft --json > "$tmp/b.json" 2>/dev/null
+        python3 - "$tmp/a.json" "$tmp/b.json" <<'PY' && ok "target $tq + draft $dq, prompt $i: --spec draft ids == --spec none ids" || bad "target $tq + draft $dq, prompt $i: speculation differs"
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert len(a["ids"]) == 32 and a["ids"] == b["ids"], (a["ids"], b["ids"])
+assert b["spec"]["accepted"] > 0, b["spec"]
+print("   accepted %d of %d drafted" % (b["spec"]["accepted"], b["spec"]["drafted"]))
+PY
+        i=$((i+1))
+    done
+done
+
+expect_error() { # name cmd...
+    name=$1; shift
+    "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
+    if [ $rc -eq 1 ] && grep -qi "error\|usage" "$tmp/err"; then ok "$name: exit $rc, $(head -n 1 "$tmp/err")"
+    else bad "$name: exit $rc, stderr: $(head -c 200 "$tmp/err")"; fi
+}
+expect_error "unknown type" "$BIN" quantize "$target" "$tmp/x.gguf" q3_k
+expect_error "missing input" "$BIN" quantize /nonexistent.gguf "$tmp/x.gguf" q8_0
+expect_error "vocabulary-only input" "$BIN" quantize "$SHARED/vocab/ggml-vocab-llama-spm.gguf" "$tmp/x.gguf" q8_0
+expect_error "unwritable output" "$BIN" quantize "$target" /nonexistent-dir/x.gguf q8_0
+expect_error "missing arguments" "$BIN" quantize "$target" "$tmp/x.gguf"
+head -c 100000 "$target" > "$tmp/trunc.gguf"
+expect_error "truncated input" "$BIN" quantize "$tmp/trunc.gguf" "$tmp/x.gguf" q8_0
+[ ! -e "$tmp/x.gguf" ] && ! ls "$tmp" | grep -q tmp- && ok "no output or temporary file after errors" || bad "files left behind: $(ls "$tmp")"
+
+echo "test_quantize_cli: $checks checks, $fails failed"
+[ $fails -eq 0 ] && [ $checks -gt 0 ]
