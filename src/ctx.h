@@ -21,15 +21,22 @@
 #include "model.h"
 #include "threadpool.h"
 
+#define SD_FWD_PROFILE_SLOTS 24
 typedef struct sd_scratch {
     size_t cap_rows;       /* rows the buffers below hold                   */
     float *x;              /* (N, E)  residual stream                        */
     float *xn;             /* (N, max(E, H*D, F))  normed input of a matmul  */
-    void *xq;              /* (N, blocks of max(E, H*D, F)) Q8_0 copy of a matmul input */
-    void *xq1;             /* (N, blocks of max(E, H*D, F)) Q8_1 copy (Q4_1, Q5_1 weights) */
-    void *xqk;             /* (N, blocks of max(E, H*D, F)) Q8_K copy (k-quant weights)  */
-    float *xr;             /* (N, max(E, H*D, F)) F16-rounded copy of a matmul input    */
-    float *xb;             /* (N, max(E, H*D, F)) BF16-rounded copy of a matmul input   */
+    /* A matmul input in the formats its weights read, two sets: set 0
+     * holds the inputs of q/k/v, gate/up and the head (written from xn),
+     * set 1 those of wo and down (written right after the previous matmul,
+     * while other threads may still read set 0, with no barrier between). */
+    struct sd_prep {
+        void *xq;          /* (N, blocks of max(E, H*D, F)) Q8_0 copy of a matmul input */
+        void *xq1;         /* (N, blocks of max(E, H*D, F)) Q8_1 copy (Q4_1, Q5_1 weights) */
+        void *xqk;         /* (N, blocks of max(E, H*D, F)) Q8_K copy (k-quant weights)  */
+        float *xr;         /* (N, max(E, H*D, F)) F16-rounded copy of a matmul input    */
+        float *xb;         /* (N, max(E, H*D, F)) BF16-rounded copy of a matmul input   */
+    } prep[2];
     float *q;              /* (N, H*D)                                      */
     float *k;              /* (N, Hkv*D)                                    */
     float *v;              /* (N, Hkv*D)                                    */
@@ -38,6 +45,11 @@ typedef struct sd_scratch {
     float *gate;           /* (N, F)                                        */
     float *up;             /* (N, F)                                        */
     float *rope;           /* (N, n_rot) cos/sin pairs per row              */
+#ifdef SD_FWD_PROFILE
+    /* Developer build only (make BUILD=build-prof EXTRA_CFLAGS=-DSD_FWD_PROFILE):
+     * seconds per forward phase and thread, accumulated (bench/bench_fwd_profile.c). */
+    double prof[2][SD_FWD_PROFILE_SLOTS];
+#endif
 } sd_scratch;
 
 struct sd_ctx {

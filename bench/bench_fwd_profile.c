@@ -1,0 +1,115 @@
+/*
+ * bench_fwd_profile.c - where the time of an n-row forward goes.
+ *
+ * Build (from the repo root):
+ *   make lib BUILD=build-prof EXTRA_CFLAGS=-DSD_FWD_PROFILE
+ *   cc -O2 -DSD_FWD_PROFILE -Iinclude -Isrc bench/bench_fwd_profile.c \
+ *      build-prof/libspecdec.a -lm -pthread -o build-prof/bench_fwd_profile
+ *   ./build-prof/bench_fwd_profile [MODEL] [threads] [reps] [q8_0]
+ *
+ * For n = 1, 2, 4, 8, 16, 32 rows (all with logits) at 256 tokens of
+ * context: the fastest, 25th-percentile and median forward (ms), and for
+ * the fastest forward the time per phase of thread 0 and 1 (us; "barrier"
+ * is the time spent waiting in barriers). Without SD_FWD_PROFILE only the
+ * times are printed. On a shared machine the fastest forward is the one
+ * least disturbed by other processes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctx.h"
+#include "specdec.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    const char *path = argc > 1 ? argv[1] : "../shared/models/kernel-c-target.gguf";
+    int nth = argc > 2 ? atoi(argv[2]) : 2;
+    int reps = argc > 3 ? atoi(argv[3]) : 200;
+    sd_model_params mp = sd_model_default_params();
+    if (argc > 4 && !strcmp(argv[4], "q8_0")) mp.quantize = SD_TYPE_Q8_0;
+    sd_model *m = NULL;
+    char err[256];
+    if (sd_model_load(path, &mp, &m, err, sizeof err) != SD_OK) {
+        fprintf(stderr, "load: %s\n", err);
+        return 1;
+    }
+    sd_threadpool *pool = NULL;
+    if (sd_threadpool_new(nth, &pool) != SD_OK) return 1;
+    sd_ctx_params cp = sd_ctx_default_params();
+    cp.n_ctx = 1024;
+    cp.pool = pool;
+    sd_ctx *ctx = NULL;
+    if (sd_ctx_new(m, &cp, &ctx) != SD_OK) return 1;
+    int32_t pre[256];
+    for (int i = 0; i < 256; i++) pre[i] = (int32_t)((i * 7919 + 13) % 8192);
+    sd_batch pb = sd_batch_simple(pre, 256);
+    if (sd_ctx_decode(ctx, &pb) != SD_OK) return 1;
+    static const int ns[] = {1, 2, 4, 8, 16, 32};
+    double *ms = malloc((size_t)reps * sizeof *ms);
+    double base = 0;
+#ifdef SD_FWD_PROFILE
+    static const char *names[] = {"input/final", "barrier", "norm1+prep", "qkv", "rope+cache",
+                                  "attention", "prep wo", "wo", "add+norm2+prep", "gate+up",
+                                  "swiglu+prep", "down", "out norm+prep", "head", "scatter"};
+    enum { NS = sizeof names / sizeof *names };
+#endif
+    printf("%d threads, %d reps, 256 tokens of context\n", nth, reps);
+    for (size_t in = 0; in < sizeof ns / sizeof *ns; in++) {
+        int n = ns[in];
+        int32_t toks[32];
+        uint8_t out[32];
+        for (int i = 0; i < n; i++) {
+            toks[i] = (int32_t)((i * 101 + 7) % 8192);
+            out[i] = 1;
+        }
+#ifdef SD_FWD_PROFILE
+        double best_prof[2][SD_FWD_PROFILE_SLOTS] = {{0}};
+#endif
+        double best = 1e30;
+        for (int r = 0; r < reps + 3; r++) {
+            sd_ctx_kv_truncate(ctx, 256);
+            sd_batch b = sd_batch_simple(toks, n);
+            b.output = out;
+#ifdef SD_FWD_PROFILE
+            memset(ctx->s.prof, 0, sizeof ctx->s.prof);
+#endif
+            double t0 = now_ms();
+            if (sd_ctx_decode(ctx, &b) != SD_OK) return 1;
+            double t = now_ms() - t0;
+            if (r < 3) continue; /* warm-up */
+            ms[r - 3] = t;
+            if (t < best) {
+                best = t;
+#ifdef SD_FWD_PROFILE
+                memcpy(best_prof, ctx->s.prof, sizeof best_prof);
+#endif
+            }
+        }
+        qsort(ms, (size_t)reps, sizeof *ms, cmp_d);
+        if (n == 1) base = ms[0];
+        printf("n=%-2d  min %.3f ms (%.2fx)  p25 %.3f  median %.3f\n", n, ms[0], ms[0] / base,
+               ms[reps / 4], ms[reps / 2]);
+#ifdef SD_FWD_PROFILE
+        for (int k = 0; k < NS; k++)
+            if (best_prof[0][k] > 0 || best_prof[1][k] > 0)
+                printf("    %-15s %8.1f %8.1f us\n", names[k], best_prof[0][k] * 1e6, best_prof[1][k] * 1e6);
+#endif
+    }
+    free(ms);
+    sd_ctx_free(ctx);
+    sd_threadpool_free(pool);
+    sd_model_free(m);
+    return 0;
+}
