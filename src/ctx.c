@@ -12,7 +12,7 @@ sd_ctx_params sd_ctx_default_params(void) {
 
 static void scratch_free(sd_scratch *s) {
     free(s->x); free(s->xn);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         free(s->prep[i].xq); free(s->prep[i].xq1); free(s->prep[i].xqk); free(s->prep[i].xr); free(s->prep[i].xb);
     }
     free(s->q); free(s->k); free(s->v);

@@ -26,17 +26,17 @@ typedef struct sd_scratch {
     size_t cap_rows;       /* rows the buffers below hold                   */
     float *x;              /* (N, E)  residual stream                        */
     float *xn;             /* (N, max(E, H*D, F))  normed input of a matmul  */
-    /* A matmul input in the formats its weights read, two sets: set 0
-     * holds the inputs of q/k/v, gate/up and the head (written from xn),
-     * set 1 those of wo and down (written right after the previous matmul,
-     * while other threads may still read set 0, with no barrier between). */
+    /* A matmul input in the formats its weights read, one set per input
+     * width so that rows of one set never overlap whatever thread writes
+     * them: set 0 the inputs of q/k/v, gate/up and the head (from xn),
+     * set 1 that of wo (attention output), set 2 that of down (SwiGLU). */
     struct sd_prep {
         void *xq;          /* (N, blocks of max(E, H*D, F)) Q8_0 copy of a matmul input */
         void *xq1;         /* (N, blocks of max(E, H*D, F)) Q8_1 copy (Q4_1, Q5_1 weights) */
         void *xqk;         /* (N, blocks of max(E, H*D, F)) Q8_K copy (k-quant weights)  */
         float *xr;         /* (N, max(E, H*D, F)) F16-rounded copy of a matmul input    */
         float *xb;         /* (N, max(E, H*D, F)) BF16-rounded copy of a matmul input   */
-    } prep[2];
+    } prep[3];
     float *q;              /* (N, H*D)                                      */
     float *k;              /* (N, Hkv*D)                                    */
     float *v;              /* (N, Hkv*D)                                    */

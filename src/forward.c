@@ -53,6 +53,12 @@ enum { P_INPUT, P_BARRIER, P_NORM1, P_QKV, P_ROPE, P_ATTN, P_PREP_O, P_WO, P_NOR
         PMARK(P_BARRIER);                                                      \
     } while (0)
 
+/* Rows per thread from which a forward splits its rows, not its columns,
+ * over the threads. */
+#ifndef SD_ROW_SPLIT_MIN
+#define SD_ROW_SPLIT_MIN 3
+#endif
+
 typedef struct fwd_seq {
     sd_ctx *ctx;
     const sd_batch *b;
@@ -86,6 +92,7 @@ typedef struct fwd_job {
     int n_att_items;   /* attention work items per layer                */
     bool grp_fused;    /* each thread owns whole kv heads: q, k, v, RoPE,
                           cache and attention without barriers between   */
+    bool row_split;    /* each thread owns whole rows (enough rows)      */
 } fwd_job;
 
 /* Bytes of one activation row of K elements in the Q8_0 / Q8_1 / Q8_K
@@ -98,27 +105,32 @@ static size_t q8k_row_bytes(int K) { return (size_t)(K / SD_QK_K) * sizeof(sd_bl
  * the weight type's activation format prepared by prepare_rows; this
  * thread's share of the columns. */
 static void matmul_cols(const fwd_job *J, int set, const sd_weight *w, const float *x, float *y, size_t ldy,
-                        int N, int m0, int m1) {
+                        int ra, int rb, int m0, int m1) {
     const sd_kernels *kn = J->kern;
     const struct sd_prep *s = &J->s->prep[set];
-    if (m0 >= m1 || N == 0) return;
+    const int N = rb - ra;
+    if (m0 >= m1 || N <= 0) return;
     const int K = (int)w->cols;
-    const size_t fs = (size_t)K * sizeof(float);
+    const size_t fs = (size_t)K * sizeof(float), r = (size_t)ra;
+    const size_t q8 = q8_row_bytes(K), q81 = q81_row_bytes(K), q8k = q8k_row_bytes(K);
     const void *wd = w->data;
     const size_t wb = w->row_bytes;
+    y += r * ldy;
+    const char *xq = (const char *)s->xq + r * q8, *xq1 = (const char *)s->xq1 + r * q81;
+    const char *xqk = (const char *)s->xqk + r * q8k;
     switch (w->type) {
-    case SD_TYPE_F32: kn->gemm_f32(y, ldy, x, fs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_F32: kn->gemm_f32(y, ldy, x + r * (size_t)K, fs, wd, wb, K, N, m0, m1); break;
     /* ggml feeds F16 (BF16) matmuls F16- (BF16-) rounded activations */
-    case SD_TYPE_F16: kn->gemm_f16(y, ldy, s->xr, fs, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_BF16: kn->gemm_bf16(y, ldy, s->xb, fs, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q8_0: kn->gemm_q8_0(y, ldy, s->xq, q8_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q4_0: kn->gemm_q4_0(y, ldy, s->xq, q8_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q5_0: kn->gemm_q5_0(y, ldy, s->xq, q8_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q4_1: kn->gemm_q4_1(y, ldy, s->xq1, q81_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q5_1: kn->gemm_q5_1(y, ldy, s->xq1, q81_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q4_K: kn->gemm_q4_K(y, ldy, s->xqk, q8k_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q5_K: kn->gemm_q5_K(y, ldy, s->xqk, q8k_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q6_K: kn->gemm_q6_K(y, ldy, s->xqk, q8k_row_bytes(K), wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_F16: kn->gemm_f16(y, ldy, s->xr + r * (size_t)K, fs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_BF16: kn->gemm_bf16(y, ldy, s->xb + r * (size_t)K, fs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q8_0: kn->gemm_q8_0(y, ldy, xq, q8, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_0: kn->gemm_q4_0(y, ldy, xq, q8, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_0: kn->gemm_q5_0(y, ldy, xq, q8, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_1: kn->gemm_q4_1(y, ldy, xq1, q81, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_1: kn->gemm_q5_1(y, ldy, xq1, q81, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_K: kn->gemm_q4_K(y, ldy, xqk, q8k, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_K: kn->gemm_q5_K(y, ldy, xqk, q8k, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q6_K: kn->gemm_q6_K(y, ldy, xqk, q8k, wd, wb, K, N, m0, m1); break;
     default: break; /* rejected at load */
     }
 }
@@ -131,7 +143,7 @@ static void matmul(const fwd_job *J, int ith, int nth, int set, const sd_weight 
                    float *y, size_t ldy, int N) {
     int m0, m1;
     sd_split((int)w->rows, ith, nth, 16, &m0, &m1);
-    matmul_cols(J, set, w, x, y, ldy, N, m0, m1);
+    matmul_cols(J, set, w, x, y, ldy, 0, N, m0, m1);
 }
 
 /* Which input formats the weights reading one activation buffer need. */
@@ -382,7 +394,52 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
         rope_table(m, s->rope + (size_t)r * m->n_rot, row_pos(q, i, q->ctx->n_cells[J->lb]));
     }
 
-    for (int il = J->lb; il < J->le; il++) {
+    /* Row split: each thread runs whole layers over its own rows, all
+     * columns of every matmul (a row's bits do not depend on the rows it
+     * is computed with), and the threads meet once per layer, when every
+     * row's k and v are in the cache and attention can start. */
+    for (int il = J->lb; J->row_split && il < J->le; il++) {
+        const sd_layer *L = &m->layers[il];
+        for (int r = r0; r < r1; r++) {
+            if (il > J->lb) add_rows(s->x, s->tmp, E, r, r + 1); /* previous layer's FFN */
+            kern->rmsnorm(s->xn + (size_t)r * E, s->x + (size_t)r * E, L->attn_norm, m->norm_eps, E);
+        }
+        prepare_rows(J, 0, s->xn, E, r0, r1, needs(&L->wq, &L->wk, &L->wv));
+        PMARK(P_NORM1);
+        matmul_cols(J, 0, &L->wq, s->xn, s->q, QD, r0, r1, 0, QD);
+        matmul_cols(J, 0, &L->wk, s->xn, s->k, KVD, r0, r1, 0, KVD);
+        matmul_cols(J, 0, &L->wv, s->xn, s->v, KVD, r0, r1, 0, KVD);
+        PMARK(P_QKV);
+        qkv_post(J, il, r0, r1, 0, QD, 0, KVD);
+        BARRIER(P_ROPE);
+        for (int k = 0; k < J->n_seq; k++) { /* this thread's rows of each sequence */
+            const int row0 = J->seqs[k].row0, n_tok = J->seqs[k].b->n_tokens;
+            const int i0 = r0 > row0 ? r0 - row0 : 0, i1 = r1 - row0 < n_tok ? r1 - row0 : n_tok;
+            for (int g = 0; g < Hkv; g++)
+                for (int a = i0; a < i1; a += J->att_chunk)
+                    attend_rows(J, il, k, g, a, a + J->att_chunk < i1 ? a + J->att_chunk : i1);
+        }
+        PMARK(P_ATTN);
+        prepare_rows(J, 1, s->att, QD, r0, r1, needs(&L->wo, NULL, NULL));
+        PMARK(P_PREP_O);
+        matmul_cols(J, 1, &L->wo, s->att, s->tmp, E, r0, r1, 0, E);
+        PMARK(P_WO);
+        add_rows(s->x, s->tmp, E, r0, r1);
+        for (int r = r0; r < r1; r++)
+            kern->rmsnorm(s->xn + (size_t)r * E, s->x + (size_t)r * E, L->ffn_norm, m->norm_eps, E);
+        prepare_rows(J, 0, s->xn, E, r0, r1, needs(&L->w_gate, &L->w_up, NULL));
+        PMARK(P_NORM2);
+        matmul_cols(J, 0, &L->w_gate, s->xn, s->gate, F, r0, r1, 0, F);
+        matmul_cols(J, 0, &L->w_up, s->xn, s->up, F, r0, r1, 0, F);
+        PMARK(P_GATEUP);
+        for (int r = r0; r < r1; r++) kern->swiglu(s->gate + (size_t)r * F, s->up + (size_t)r * F, F);
+        prepare_rows(J, 2, s->gate, F, r0, r1, needs(&L->w_down, NULL, NULL));
+        PMARK(P_SWIGLU);
+        matmul_cols(J, 2, &L->w_down, s->gate, s->tmp, E, r0, r1, 0, E);
+        PMARK(P_DOWN);
+    }
+
+    for (int il = J->lb; !J->row_split && il < J->le; il++) {
         const sd_layer *L = &m->layers[il];
         /* --- attention block: xn = rmsnorm(x); q, k, v */
         for (int r = r0; r < r1; r++) {
@@ -397,9 +454,9 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
             int g0, g1;
             sd_split(Hkv, ith, nth, 1, &g0, &g1);
             const int qc0 = g0 * n_rep * D, qc1 = g1 * n_rep * D, kc0 = g0 * D, kc1 = g1 * D;
-            matmul_cols(J, 0, &L->wq, s->xn, s->q, QD, N, qc0, qc1);
-            matmul_cols(J, 0, &L->wk, s->xn, s->k, KVD, N, kc0, kc1);
-            matmul_cols(J, 0, &L->wv, s->xn, s->v, KVD, N, kc0, kc1);
+            matmul_cols(J, 0, &L->wq, s->xn, s->q, QD, 0, N, qc0, qc1);
+            matmul_cols(J, 0, &L->wk, s->xn, s->k, KVD, 0, N, kc0, kc1);
+            matmul_cols(J, 0, &L->wv, s->xn, s->v, KVD, 0, N, kc0, kc1);
             PMARK(P_QKV);
             qkv_post(J, il, 0, N, qc0, qc1, kc0, kc1);
             PMARK(P_ROPE);
@@ -452,16 +509,16 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
         {
             int need = needs(&L->w_down, NULL, NULL), f0, f1;
             sd_split(F, ith, nth, need_block(need) > 16 ? need_block(need) : 16, &f0, &f1);
-            matmul_cols(J, 0, &L->w_gate, s->xn, s->gate, F, N, f0, f1);
-            matmul_cols(J, 0, &L->w_up, s->xn, s->up, F, N, f0, f1);
+            matmul_cols(J, 0, &L->w_gate, s->xn, s->gate, F, 0, N, f0, f1);
+            matmul_cols(J, 0, &L->w_up, s->xn, s->up, F, 0, N, f0, f1);
             PMARK(P_GATEUP);
             if (f0 < f1)
                 for (int r = 0; r < N; r++)
                     kern->swiglu(s->gate + (size_t)r * F + f0, s->up + (size_t)r * F + f0, f1 - f0);
-            prepare_range(J, 1, s->gate, F, 0, N, f0, f1, need);
+            prepare_range(J, 2, s->gate, F, 0, N, f0, f1, need);
             BARRIER(P_SWIGLU);
         }
-        matmul(J, ith, nth, 1, &L->w_down, s->gate, s->tmp, E, N);
+        matmul(J, ith, nth, 2, &L->w_down, s->gate, s->tmp, E, N);
         BARRIER(P_DOWN);
     }
     add_rows(s->x, s->tmp, E, r0, r1);
@@ -510,16 +567,16 @@ static sd_status scratch_reserve(sd_scratch *s, const sd_model *m, size_t N) {
     size_t W = E > QD ? E : QD;
     if (F > W) W = F;
     size_t cap = N < 8 ? 8 : N;
-    enum { NB = 14 };
-    const size_t widths[NB] = {E, W, W, W, W, W, QD, KVD, KVD, QD, E, F, F, (size_t)m->n_rot};
+    enum { NB = 16 };
+    const size_t widths[NB] = {E, W, W, W, W, W, W, W, QD, KVD, KVD, QD, E, F, F, (size_t)m->n_rot};
     float *bufs[NB];
     /* activation blocks: one more block than W needs covers W rounding */
     const size_t qbytes[3] = {cap * (W / SD_QK8_0 + 1) * sizeof(sd_block_q8_0),
                               cap * (W / SD_QK8_1 + 1) * sizeof(sd_block_q8_1),
                               cap * (W / SD_QK_K + 1) * sizeof(sd_block_q8_K)};
-    void *qb[2][3];
+    void *qb[3][3];
     bool ok = true;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) {
             qb[i][j] = malloc(qbytes[j]);
             ok = ok && qb[i][j];
@@ -529,18 +586,19 @@ static sd_status scratch_reserve(sd_scratch *s, const sd_model *m, size_t N) {
         ok = ok && bufs[i];
     }
     if (!ok) {
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
             for (int j = 0; j < 3; j++) free(qb[i][j]);
         for (int i = 0; i < NB; i++) free(bufs[i]);
         return SD_ERR_NOMEM;
     }
-    float **dst[NB] = {&s->x, &s->xn, &s->prep[0].xr, &s->prep[0].xb, &s->prep[1].xr, &s->prep[1].xb, &s->q,
+    float **dst[NB] = {&s->x, &s->xn, &s->prep[0].xr, &s->prep[0].xb, &s->prep[1].xr, &s->prep[1].xb,
+                       &s->prep[2].xr, &s->prep[2].xb, &s->q,
                        &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up, &s->rope};
     for (int i = 0; i < NB; i++) {
         free(*dst[i]);
         *dst[i] = bufs[i];
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         void **q[3] = {&s->prep[i].xq, &s->prep[i].xq1, &s->prep[i].xqk};
         for (int j = 0; j < 3; j++) {
             free(*q[j]);
@@ -686,6 +744,10 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
         /* kv heads split evenly over the threads; column ranges of whole
          * heads start at multiples of 16 (matmul's bit-identity rule) */
         J.grp_fused = nth <= m->n_head_kv && m->n_head_kv % nth == 0 && m->head_dim % 16 == 0;
+        /* enough rows per thread that reading every weight on every thread
+         * (from the shared cache) costs less than the column split's 6
+         * barriers a layer */
+        J.row_split = nth > 1 && N >= SD_ROW_SPLIT_MIN * nth;
         sd_threadpool_run(owner->pool, forward_worker, &J);
         for (int k = 0; k < n_seq; k++) {
             sd_ctx *ctx = seqs[k].ctx;
