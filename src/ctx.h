@@ -57,6 +57,8 @@ struct sd_ctx {
     sd_threadpool *pool;
     int n_ctx;
     bool attn_compat;      /* llama.cpp-compatible attention numerics        */
+    int split;             /* forward work split (bench and tests only; 0 after
+                              sd_ctx_new): 0 auto, 1 columns, 2 rows          */
     int *n_cells;          /* (n_layer) valid cells per layer                */
     uint16_t *k_cache;     /* (n_layer, n_ctx, Hkv*D) F16                    */
     uint16_t *v_cache;     /* (n_layer, n_ctx, Hkv*D) F16                    */

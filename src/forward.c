@@ -54,9 +54,13 @@ enum { P_INPUT, P_BARRIER, P_NORM1, P_QKV, P_ROPE, P_ATTN, P_PREP_O, P_WO, P_NOR
     } while (0)
 
 /* Rows per thread from which a forward splits its rows, not its columns,
- * over the threads. */
+ * over the threads. A row split meets once per layer instead of 6 times,
+ * but every thread reads every weight: when the shared L3 does not hold
+ * the model, that doubles the DRAM traffic, and below ~8 rows per thread
+ * (2 threads, F16 target, a loaded machine) the column split was faster
+ * (bench/bench_fwd_profile.c, splits 1,2). */
 #ifndef SD_ROW_SPLIT_MIN
-#define SD_ROW_SPLIT_MIN 3
+#define SD_ROW_SPLIT_MIN 8
 #endif
 
 typedef struct fwd_seq {
@@ -166,10 +170,11 @@ static int needs(const sd_weight *a, const sd_weight *b, const sd_weight *c) {
     return f;
 }
 
-/* Converts rows [r0, r1) of x (rows of K floats) into the formats the next
- * matmuls read: Q8_0 / Q8_1 / Q8_K blocks in xq / xq1 / xqk, F16- and
- * BF16-rounded floats in xr / xb of the scratch's prep[set]. (The model loader guarantees that K
- * is a multiple of the block of every format a weight of width K needs.) */
+/* Converts rows [r0, r1), columns [c0, c1) of x (rows of K floats) into
+ * the formats the next matmuls read: Q8_0 / Q8_1 / Q8_K blocks in xq / xq1
+ * / xqk, F16- and BF16-rounded floats in xr / xb of the scratch's
+ * prep[set]. (The model loader guarantees that K is a multiple of the block
+ * of every format a weight of width K needs; column ranges: need_block.) */
 static void prepare_range(const fwd_job *J, int set, const float *x, int K, int r0, int r1, int c0, int c1,
                           int need) {
     const struct sd_prep *s = &J->s->prep[set];
@@ -744,10 +749,9 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
         /* kv heads split evenly over the threads; column ranges of whole
          * heads start at multiples of 16 (matmul's bit-identity rule) */
         J.grp_fused = nth <= m->n_head_kv && m->n_head_kv % nth == 0 && m->head_dim % 16 == 0;
-        /* enough rows per thread that reading every weight on every thread
-         * (from the shared cache) costs less than the column split's 6
-         * barriers a layer */
-        J.row_split = nth > 1 && N >= SD_ROW_SPLIT_MIN * nth;
+        /* enough rows per thread that the weights' compute, not their
+         * traffic, bounds each thread (see SD_ROW_SPLIT_MIN) */
+        J.row_split = nth > 1 && (owner->split == 2 || (owner->split == 0 && N >= SD_ROW_SPLIT_MIN * nth));
         sd_threadpool_run(owner->pool, forward_worker, &J);
         for (int k = 0; k < n_seq; k++) {
             sd_ctx *ctx = seqs[k].ctx;
