@@ -18,6 +18,9 @@
  * split, SD_FWD_PROFILE builds print the time per phase of threads 0 and 1
  * (us; "barrier" is the time spent waiting in barriers).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* clock_gettime under -std=c11 */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
