@@ -123,8 +123,7 @@ int main(int argc, char **argv) {
             double t1 = 0;
             for (size_t in = 0; in < sizeof Ns / sizeof *Ns; in++) {
                 int N = Ns[in];
-                /* warm up, then the best of 5 rounds of >= 0.05 s (the
-                 * machine may be shared) */
+                /* warm up */
                 for (int c = 0; c < copies && c < 4; c++)
                     f(y, (size_t)M, x, xrow, w + (size_t)c * wbytes, wrow, K, N, 0, M);
                 /* the fastest single call over >= 0.2 s of calls: the
