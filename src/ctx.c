@@ -11,7 +11,11 @@ sd_ctx_params sd_ctx_default_params(void) {
 }
 
 static void scratch_free(sd_scratch *s) {
-    free(s->x); free(s->xn); free(s->xq); free(s->xq1); free(s->xqk); free(s->xr); free(s->xb); free(s->q); free(s->k); free(s->v);
+    free(s->x); free(s->xn);
+    for (int i = 0; i < 3; i++) {
+        free(s->prep[i].xq); free(s->prep[i].xq1); free(s->prep[i].xqk); free(s->prep[i].xr); free(s->prep[i].xb);
+    }
+    free(s->q); free(s->k); free(s->v);
     free(s->att); free(s->tmp); free(s->gate); free(s->up); free(s->rope);
     memset(s, 0, sizeof *s);
 }

@@ -21,15 +21,22 @@
 #include "model.h"
 #include "threadpool.h"
 
+#define SD_FWD_PROFILE_SLOTS 24
 typedef struct sd_scratch {
     size_t cap_rows;       /* rows the buffers below hold                   */
     float *x;              /* (N, E)  residual stream                        */
     float *xn;             /* (N, max(E, H*D, F))  normed input of a matmul  */
-    void *xq;              /* (N, blocks of max(E, H*D, F)) Q8_0 copy of a matmul input */
-    void *xq1;             /* (N, blocks of max(E, H*D, F)) Q8_1 copy (Q4_1, Q5_1 weights) */
-    void *xqk;             /* (N, blocks of max(E, H*D, F)) Q8_K copy (k-quant weights)  */
-    float *xr;             /* (N, max(E, H*D, F)) F16-rounded copy of a matmul input    */
-    float *xb;             /* (N, max(E, H*D, F)) BF16-rounded copy of a matmul input   */
+    /* A matmul input in the formats its weights read, one set per input
+     * width so that rows of one set never overlap whatever thread writes
+     * them: set 0 the inputs of q/k/v, gate/up and the head (from xn),
+     * set 1 that of wo (attention output), set 2 that of down (SwiGLU). */
+    struct sd_prep {
+        void *xq;          /* (N, blocks of max(E, H*D, F)) Q8_0 copy of a matmul input */
+        void *xq1;         /* (N, blocks of max(E, H*D, F)) Q8_1 copy (Q4_1, Q5_1 weights) */
+        void *xqk;         /* (N, blocks of max(E, H*D, F)) Q8_K copy (k-quant weights)  */
+        float *xr;         /* (N, max(E, H*D, F)) F16-rounded copy of a matmul input    */
+        float *xb;         /* (N, max(E, H*D, F)) BF16-rounded copy of a matmul input   */
+    } prep[3];
     float *q;              /* (N, H*D)                                      */
     float *k;              /* (N, Hkv*D)                                    */
     float *v;              /* (N, Hkv*D)                                    */
@@ -38,6 +45,11 @@ typedef struct sd_scratch {
     float *gate;           /* (N, F)                                        */
     float *up;             /* (N, F)                                        */
     float *rope;           /* (N, n_rot) cos/sin pairs per row              */
+#ifdef SD_FWD_PROFILE
+    /* Developer build only (make BUILD=build-prof EXTRA_CFLAGS=-DSD_FWD_PROFILE):
+     * seconds per forward phase and thread, accumulated (bench/bench_fwd_profile.c). */
+    double prof[2][SD_FWD_PROFILE_SLOTS];
+#endif
 } sd_scratch;
 
 struct sd_ctx {
@@ -45,6 +57,8 @@ struct sd_ctx {
     sd_threadpool *pool;
     int n_ctx;
     bool attn_compat;      /* llama.cpp-compatible attention numerics        */
+    int split;             /* forward work split (bench and tests only; 0 after
+                              sd_ctx_new): 0 auto, 1 columns, 2 rows          */
     int *n_cells;          /* (n_layer) valid cells per layer                */
     uint16_t *k_cache;     /* (n_layer, n_ctx, Hkv*D) F16                    */
     uint16_t *v_cache;     /* (n_layer, n_ctx, Hkv*D) F16                    */

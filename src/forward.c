@@ -21,6 +21,48 @@
 #include "kernels/attn.h"
 #include "kernels/quants.h"
 
+#ifdef SD_FWD_PROFILE
+#include <time.h>
+static double prof_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+/* PMARK(slot): the time since the previous mark goes to slot (thread ith). */
+#define PROF_START() double prof_t = prof_now()
+#define PMARK(slot)                                                            \
+    do {                                                                       \
+        if (ith < 2) {                                                         \
+            double prof_t1 = prof_now();                                       \
+            J->s->prof[ith][slot] += prof_t1 - prof_t;                         \
+            prof_t = prof_t1;                                                  \
+        }                                                                      \
+    } while (0)
+#else
+#define PROF_START() ((void)0)
+#define PMARK(slot) ((void)0)
+#endif
+/* Profile slots (SD_FWD_PROFILE builds): work of each phase, and the
+ * barriers' waits. */
+enum { P_INPUT, P_BARRIER, P_NORM1, P_QKV, P_ROPE, P_ATTN, P_PREP_O, P_WO, P_NORM2, P_GATEUP,
+       P_SWIGLU, P_DOWN, P_OUTNORM, P_HEAD, P_SCATTER };
+#define BARRIER(slot)                                                          \
+    do {                                                                       \
+        PMARK(slot);                                                           \
+        sd_threadpool_barrier(J->pool);                                        \
+        PMARK(P_BARRIER);                                                      \
+    } while (0)
+
+/* Rows per thread from which a forward splits its rows, not its columns,
+ * over the threads. A row split meets once per layer instead of 6 times,
+ * but every thread reads every weight: when the shared L3 does not hold
+ * the model, that doubles the DRAM traffic, and below ~8 rows per thread
+ * (2 threads, F16 target, a loaded machine) the column split was faster
+ * (bench/bench_fwd_profile.c, splits 1,2). */
+#ifndef SD_ROW_SPLIT_MIN
+#define SD_ROW_SPLIT_MIN 8
+#endif
+
 typedef struct fwd_seq {
     sd_ctx *ctx;
     const sd_batch *b;
@@ -52,6 +94,9 @@ typedef struct fwd_job {
     sd_attn_rows_fn attn_rows; /* the default (F32) attention kernel */
     int att_chunk;     /* rows per attention work item                  */
     int n_att_items;   /* attention work items per layer                */
+    bool grp_fused;    /* each thread owns whole kv heads: q, k, v, RoPE,
+                          cache and attention without barriers between   */
+    bool row_split;    /* each thread owns whole rows (enough rows)      */
 } fwd_job;
 
 /* Bytes of one activation row of K elements in the Q8_0 / Q8_1 / Q8_K
@@ -63,32 +108,46 @@ static size_t q8k_row_bytes(int K) { return (size_t)(K / SD_QK_K) * sizeof(sd_bl
 /* y (N, ld) columns [0, M) of w applied to x (N, K), or to the copy of x in
  * the weight type's activation format prepared by prepare_rows; this
  * thread's share of the columns. */
-static void matmul(const fwd_job *J, int ith, int nth, const sd_weight *w, const float *x,
-                   float *y, size_t ldy, int N) {
+static void matmul_cols(const fwd_job *J, int set, const sd_weight *w, const float *x, float *y, size_t ldy,
+                        int ra, int rb, int m0, int m1) {
     const sd_kernels *kn = J->kern;
-    const sd_scratch *s = J->s;
-    int m0, m1;
-    sd_split((int)w->rows, ith, nth, 16, &m0, &m1);
-    if (m0 >= m1 || N == 0) return;
+    const struct sd_prep *s = &J->s->prep[set];
+    const int N = rb - ra;
+    if (m0 >= m1 || N <= 0) return;
     const int K = (int)w->cols;
-    const size_t fs = (size_t)K * sizeof(float);
+    const size_t fs = (size_t)K * sizeof(float), r = (size_t)ra;
+    const size_t q8 = q8_row_bytes(K), q81 = q81_row_bytes(K), q8k = q8k_row_bytes(K);
     const void *wd = w->data;
     const size_t wb = w->row_bytes;
+    y += r * ldy;
+    const char *xq = (const char *)s->xq + r * q8, *xq1 = (const char *)s->xq1 + r * q81;
+    const char *xqk = (const char *)s->xqk + r * q8k;
     switch (w->type) {
-    case SD_TYPE_F32: kn->gemm_f32(y, ldy, x, fs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_F32: kn->gemm_f32(y, ldy, x + r * (size_t)K, fs, wd, wb, K, N, m0, m1); break;
     /* ggml feeds F16 (BF16) matmuls F16- (BF16-) rounded activations */
-    case SD_TYPE_F16: kn->gemm_f16(y, ldy, s->xr, fs, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_BF16: kn->gemm_bf16(y, ldy, s->xb, fs, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q8_0: kn->gemm_q8_0(y, ldy, s->xq, q8_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q4_0: kn->gemm_q4_0(y, ldy, s->xq, q8_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q5_0: kn->gemm_q5_0(y, ldy, s->xq, q8_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q4_1: kn->gemm_q4_1(y, ldy, s->xq1, q81_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q5_1: kn->gemm_q5_1(y, ldy, s->xq1, q81_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q4_K: kn->gemm_q4_K(y, ldy, s->xqk, q8k_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q5_K: kn->gemm_q5_K(y, ldy, s->xqk, q8k_row_bytes(K), wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q6_K: kn->gemm_q6_K(y, ldy, s->xqk, q8k_row_bytes(K), wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_F16: kn->gemm_f16(y, ldy, s->xr + r * (size_t)K, fs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_BF16: kn->gemm_bf16(y, ldy, s->xb + r * (size_t)K, fs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q8_0: kn->gemm_q8_0(y, ldy, xq, q8, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_0: kn->gemm_q4_0(y, ldy, xq, q8, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_0: kn->gemm_q5_0(y, ldy, xq, q8, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_1: kn->gemm_q4_1(y, ldy, xq1, q81, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_1: kn->gemm_q5_1(y, ldy, xq1, q81, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_K: kn->gemm_q4_K(y, ldy, xqk, q8k, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_K: kn->gemm_q5_K(y, ldy, xqk, q8k, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q6_K: kn->gemm_q6_K(y, ldy, xqk, q8k, wd, wb, K, N, m0, m1); break;
     default: break; /* rejected at load */
     }
+}
+
+/* matmul_cols over this thread's share of the columns. Every kernel's
+ * output column depends only on whether it falls in a complete group of 4
+ * counted from a multiple of 16 (kernels.h), so any split into ranges that
+ * start at multiples of 16 gives the same bits. */
+static void matmul(const fwd_job *J, int ith, int nth, int set, const sd_weight *w, const float *x,
+                   float *y, size_t ldy, int N) {
+    int m0, m1;
+    sd_split((int)w->rows, ith, nth, 16, &m0, &m1);
+    matmul_cols(J, set, w, x, y, ldy, 0, N, m0, m1);
 }
 
 /* Which input formats the weights reading one activation buffer need. */
@@ -111,28 +170,49 @@ static int needs(const sd_weight *a, const sd_weight *b, const sd_weight *c) {
     return f;
 }
 
-/* Converts rows [r0, r1) of x (rows of K floats) into the formats the next
- * matmuls read: Q8_0 / Q8_1 / Q8_K blocks in s->xq / xq1 / xqk, F16- and
- * BF16-rounded floats in s->xr / xb. (The model loader guarantees that K
- * is a multiple of the block of every format a weight of width K needs.) */
-static void prepare_rows(const fwd_job *J, const float *x, int K, int r0, int r1, int need) {
-    const sd_scratch *s = J->s;
+/* Converts rows [r0, r1), columns [c0, c1) of x (rows of K floats) into
+ * the formats the next matmuls read: Q8_0 / Q8_1 / Q8_K blocks in xq / xq1
+ * / xqk, F16- and BF16-rounded floats in xr / xb of the scratch's
+ * prep[set]. (The model loader guarantees that K is a multiple of the block
+ * of every format a weight of width K needs; column ranges: need_block.) */
+static void prepare_range(const fwd_job *J, int set, const float *x, int K, int r0, int r1, int c0, int c1,
+                          int need) {
+    const struct sd_prep *s = &J->s->prep[set];
+    const int nc = c1 - c0;
+    if (nc <= 0) return;
     for (int r = r0; r < r1; r++) {
-        const float *xr = x + (size_t)r * K;
-        if (need & NEED_Q8) J->kern->quantize_row_q8_0((char *)s->xq + (size_t)r * q8_row_bytes(K), xr, K);
-        if (need & NEED_Q8_1) sd_quantize_row_q8_1((char *)s->xq1 + (size_t)r * q81_row_bytes(K), xr, K);
-        if (need & NEED_Q8_K) sd_quantize_row_q8_K((char *)s->xqk + (size_t)r * q8k_row_bytes(K), xr, K);
+        const float *xr = x + (size_t)r * K + c0;
+        if (need & NEED_Q8)
+            J->kern->quantize_row_q8_0((char *)s->xq + (size_t)r * q8_row_bytes(K) + q8_row_bytes(c0), xr, nc);
+        if (need & NEED_Q8_1)
+            sd_quantize_row_q8_1((char *)s->xq1 + (size_t)r * q81_row_bytes(K) + q81_row_bytes(c0), xr, nc);
+        if (need & NEED_Q8_K)
+            sd_quantize_row_q8_K((char *)s->xqk + (size_t)r * q8k_row_bytes(K) + q8k_row_bytes(c0), xr, nc);
         if (need & NEED_F16) {
-            float *dst = s->xr + (size_t)r * K;
-            memcpy(dst, xr, (size_t)K * sizeof(float));
-            J->kern->round_f16_row(dst, (size_t)K);
+            float *dst = s->xr + (size_t)r * K + c0;
+            memcpy(dst, xr, (size_t)nc * sizeof(float));
+            J->kern->round_f16_row(dst, (size_t)nc);
         }
         if (need & NEED_BF16) {
-            float *dst = s->xb + (size_t)r * K;
-            memcpy(dst, xr, (size_t)K * sizeof(float));
-            J->kern->round_bf16_row(dst, (size_t)K);
+            float *dst = s->xb + (size_t)r * K + c0;
+            memcpy(dst, xr, (size_t)nc * sizeof(float));
+            J->kern->round_bf16_row(dst, (size_t)nc);
         }
     }
+}
+
+static void prepare_rows(const fwd_job *J, int set, const float *x, int K, int r0, int r1, int need) {
+    prepare_range(J, set, x, K, r0, r1, 0, K, need);
+}
+
+/* Columns a block of the formats in need spans: prepare_range converts
+ * column ranges that start (and end, or end at K) at multiples of it to the
+ * same bytes as whole rows (blocks and the F16 / BF16 roundings are
+ * independent of each other). */
+static int need_block(int need) {
+    if (need & NEED_Q8_K) return SD_QK_K;
+    if (need & (NEED_Q8 | NEED_Q8_1)) return SD_QK8_0;
+    return 1;
 }
 
 /* cos/sin table of row r at position pos (ggml's incremental theta). */
@@ -189,22 +269,14 @@ static void attn_plan(fwd_job *J, int nth) {
         J->n_att_items += Hkv * ((J->seqs[k].b->n_tokens + J->att_chunk - 1) / J->att_chunk);
 }
 
-static void attend_item(const fwd_job *J, int il, int item) {
+/* Attention of rows [i0, i1) of sequence k for kv head g. */
+static void attend_rows(const fwd_job *J, int il, int k, int g, int i0, int i1) {
     const sd_model *m = J->m;
     const int D = m->head_dim, Hkv = m->n_head_kv, KVD = Hkv * D, n_rep = m->n_head / Hkv;
     const int QD = m->n_head * D;
-    int k = 0;
-    for (;; k++) {
-        int n_items = Hkv * ((J->seqs[k].b->n_tokens + J->att_chunk - 1) / J->att_chunk);
-        if (item < n_items) break;
-        item -= n_items;
-    }
     const fwd_seq *q = &J->seqs[k];
     const sd_ctx *ctx = q->ctx;
     const sd_batch *b = q->b;
-    const int n_chunks = (b->n_tokens + J->att_chunk - 1) / J->att_chunk;
-    const int g = item / n_chunks, i0 = (item % n_chunks) * J->att_chunk;
-    const int i1 = i0 + J->att_chunk < b->n_tokens ? i0 + J->att_chunk : b->n_tokens;
     const size_t off = (size_t)il * (size_t)ctx->n_ctx * KVD + (size_t)g * D;
     const float scale = 1.0f / sqrtf((float)D);
     sd_attn_row rows[64];
@@ -229,6 +301,46 @@ static void attend_item(const fwd_job *J, int il, int item) {
     if (nr > 0)
         J->attn_rows(rows, nr, n_rep, D, scale, ctx->k_cache + off, ctx->v_cache + off, (size_t)KVD,
                      ctx->n_cells[il] - b->n_tail);
+}
+
+static void attend_item(const fwd_job *J, int il, int item) {
+    const int Hkv = J->m->n_head_kv;
+    int k = 0;
+    for (;; k++) {
+        int n_items = Hkv * ((J->seqs[k].b->n_tokens + J->att_chunk - 1) / J->att_chunk);
+        if (item < n_items) break;
+        item -= n_items;
+    }
+    const int n_tok = J->seqs[k].b->n_tokens;
+    const int n_chunks = (n_tok + J->att_chunk - 1) / J->att_chunk;
+    const int g = item / n_chunks, i0 = (item % n_chunks) * J->att_chunk;
+    attend_rows(J, il, k, g, i0, i0 + J->att_chunk < n_tok ? i0 + J->att_chunk : n_tok);
+}
+
+/* Biases, RoPE and the F16 cache append of q, k, v for rows [ra, rb) and
+ * the columns [qc0, qc1) of q and [kc0, kc1) of k and v (whole heads). */
+static void qkv_post(const fwd_job *J, int il, int ra, int rb, int qc0, int qc1, int kc0, int kc1) {
+    const sd_model *m = J->m;
+    const sd_layer *L = &m->layers[il];
+    const sd_scratch *s = J->s;
+    const int D = m->head_dim, QD = m->n_head * D, KVD = m->n_head_kv * D;
+    for (int r = ra; r < rb; r++) {
+        const fwd_seq *q = &J->seqs[J->row_seq[r]];
+        sd_ctx *ctx = q->ctx;
+        float *qr = s->q + (size_t)r * QD, *kr = s->k + (size_t)r * KVD, *vr = s->v + (size_t)r * KVD;
+        if (L->bq) {
+            for (int e = qc0; e < qc1; e++) qr[e] += L->bq[e];
+            for (int e = kc0; e < kc1; e++) kr[e] += L->bk[e];
+            for (int e = kc0; e < kc1; e++) vr[e] += L->bv[e];
+        }
+        const float *t = s->rope + (size_t)r * m->n_rot;
+        rope_apply(m, qr + qc0, (qc1 - qc0) / D, t);
+        rope_apply(m, kr + kc0, (kc1 - kc0) / D, t);
+        size_t cell = (size_t)ctx->n_cells[il] + (size_t)(r - q->row0);
+        size_t base = ((size_t)il * (size_t)ctx->n_ctx + cell) * (size_t)KVD + (size_t)kc0;
+        J->kern->fp32_to_fp16_row(ctx->k_cache + base, kr + kc0, (size_t)(kc1 - kc0));
+        J->kern->fp32_to_fp16_row(ctx->v_cache + base, vr + kc0, (size_t)(kc1 - kc0));
+    }
 }
 
 static void add_rows(float *x, const float *y, int E, int r0, int r1) {
@@ -273,9 +385,10 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
     const sd_kernels *kern = J->kern;
     sd_scratch *s = J->s;
     const int N = J->N, E = m->n_embd, D = m->head_dim, H = m->n_head, Hkv = m->n_head_kv;
-    const int QD = H * D, KVD = Hkv * D, F = m->n_ff;
+    const int QD = H * D, KVD = Hkv * D, F = m->n_ff, n_rep = H / Hkv;
     int r0, r1;
     sd_split(N, ith, nth, 1, &r0, &r1);
+    PROF_START();
 
     /* Inputs and RoPE tables for this thread's rows. */
     for (int r = r0; r < r1; r++) {
@@ -286,69 +399,135 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
         rope_table(m, s->rope + (size_t)r * m->n_rot, row_pos(q, i, q->ctx->n_cells[J->lb]));
     }
 
-    for (int il = J->lb; il < J->le; il++) {
+    /* Row split: each thread runs whole layers over its own rows, all
+     * columns of every matmul (a row's bits do not depend on the rows it
+     * is computed with), and the threads meet once per layer, when every
+     * row's k and v are in the cache and attention can start. */
+    for (int il = J->lb; J->row_split && il < J->le; il++) {
+        const sd_layer *L = &m->layers[il];
+        for (int r = r0; r < r1; r++) {
+            if (il > J->lb) add_rows(s->x, s->tmp, E, r, r + 1); /* previous layer's FFN */
+            kern->rmsnorm(s->xn + (size_t)r * E, s->x + (size_t)r * E, L->attn_norm, m->norm_eps, E);
+        }
+        prepare_rows(J, 0, s->xn, E, r0, r1, needs(&L->wq, &L->wk, &L->wv));
+        PMARK(P_NORM1);
+        matmul_cols(J, 0, &L->wq, s->xn, s->q, QD, r0, r1, 0, QD);
+        matmul_cols(J, 0, &L->wk, s->xn, s->k, KVD, r0, r1, 0, KVD);
+        matmul_cols(J, 0, &L->wv, s->xn, s->v, KVD, r0, r1, 0, KVD);
+        PMARK(P_QKV);
+        qkv_post(J, il, r0, r1, 0, QD, 0, KVD);
+        BARRIER(P_ROPE);
+        for (int k = 0; k < J->n_seq; k++) { /* this thread's rows of each sequence */
+            const int row0 = J->seqs[k].row0, n_tok = J->seqs[k].b->n_tokens;
+            const int i0 = r0 > row0 ? r0 - row0 : 0, i1 = r1 - row0 < n_tok ? r1 - row0 : n_tok;
+            for (int g = 0; g < Hkv; g++)
+                for (int a = i0; a < i1; a += J->att_chunk)
+                    attend_rows(J, il, k, g, a, a + J->att_chunk < i1 ? a + J->att_chunk : i1);
+        }
+        PMARK(P_ATTN);
+        prepare_rows(J, 1, s->att, QD, r0, r1, needs(&L->wo, NULL, NULL));
+        PMARK(P_PREP_O);
+        matmul_cols(J, 1, &L->wo, s->att, s->tmp, E, r0, r1, 0, E);
+        PMARK(P_WO);
+        add_rows(s->x, s->tmp, E, r0, r1);
+        for (int r = r0; r < r1; r++)
+            kern->rmsnorm(s->xn + (size_t)r * E, s->x + (size_t)r * E, L->ffn_norm, m->norm_eps, E);
+        prepare_rows(J, 0, s->xn, E, r0, r1, needs(&L->w_gate, &L->w_up, NULL));
+        PMARK(P_NORM2);
+        matmul_cols(J, 0, &L->w_gate, s->xn, s->gate, F, r0, r1, 0, F);
+        matmul_cols(J, 0, &L->w_up, s->xn, s->up, F, r0, r1, 0, F);
+        PMARK(P_GATEUP);
+        for (int r = r0; r < r1; r++) kern->swiglu(s->gate + (size_t)r * F, s->up + (size_t)r * F, F);
+        prepare_rows(J, 2, s->gate, F, r0, r1, needs(&L->w_down, NULL, NULL));
+        PMARK(P_SWIGLU);
+        matmul_cols(J, 2, &L->w_down, s->gate, s->tmp, E, r0, r1, 0, E);
+        PMARK(P_DOWN);
+    }
+
+    for (int il = J->lb; !J->row_split && il < J->le; il++) {
         const sd_layer *L = &m->layers[il];
         /* --- attention block: xn = rmsnorm(x); q, k, v */
         for (int r = r0; r < r1; r++) {
             if (il > J->lb) add_rows(s->x, s->tmp, E, r, r + 1); /* previous layer's FFN */
             kern->rmsnorm(s->xn + (size_t)r * E, s->x + (size_t)r * E, L->attn_norm, m->norm_eps, E);
         }
-        prepare_rows(J, s->xn, E, r0, r1, needs(&L->wq, &L->wk, &L->wv));
-        sd_threadpool_barrier(J->pool);
-        matmul(J, ith, nth, &L->wq, s->xn, s->q, QD, N);
-        matmul(J, ith, nth, &L->wk, s->xn, s->k, KVD, N);
-        matmul(J, ith, nth, &L->wv, s->xn, s->v, KVD, N);
-        sd_threadpool_barrier(J->pool);
-        /* biases, RoPE, append k and v to the cache as F16 */
-        for (int r = r0; r < r1; r++) {
-            const fwd_seq *q = &J->seqs[J->row_seq[r]];
-            sd_ctx *ctx = q->ctx;
-            float *qr = s->q + (size_t)r * QD, *kr = s->k + (size_t)r * KVD, *vr = s->v + (size_t)r * KVD;
-            if (L->bq) {
-                for (int e = 0; e < QD; e++) qr[e] += L->bq[e];
-                for (int e = 0; e < KVD; e++) kr[e] += L->bk[e];
-                for (int e = 0; e < KVD; e++) vr[e] += L->bv[e];
+        prepare_rows(J, 0, s->xn, E, r0, r1, needs(&L->wq, &L->wk, &L->wv));
+        BARRIER(P_NORM1);
+        if (J->grp_fused) {
+            /* this thread's kv heads: their q, k, v columns, RoPE, cache,
+             * attention and wo input, no barrier in between */
+            int g0, g1;
+            sd_split(Hkv, ith, nth, 1, &g0, &g1);
+            const int qc0 = g0 * n_rep * D, qc1 = g1 * n_rep * D, kc0 = g0 * D, kc1 = g1 * D;
+            matmul_cols(J, 0, &L->wq, s->xn, s->q, QD, 0, N, qc0, qc1);
+            matmul_cols(J, 0, &L->wk, s->xn, s->k, KVD, 0, N, kc0, kc1);
+            matmul_cols(J, 0, &L->wv, s->xn, s->v, KVD, 0, N, kc0, kc1);
+            PMARK(P_QKV);
+            qkv_post(J, il, 0, N, qc0, qc1, kc0, kc1);
+            PMARK(P_ROPE);
+            for (int k = 0; k < J->n_seq; k++)
+                for (int g = g0; g < g1; g++)
+                    for (int i0 = 0; i0 < J->seqs[k].b->n_tokens; i0 += J->att_chunk) {
+                        int i1 = i0 + J->att_chunk;
+                        attend_rows(J, il, k, g, i0, i1 < J->seqs[k].b->n_tokens ? i1 : J->seqs[k].b->n_tokens);
+                    }
+            PMARK(P_ATTN);
+            int need = needs(&L->wo, NULL, NULL);
+            if ((n_rep * D) % need_block(need) == 0) {
+                prepare_range(J, 1, s->att, QD, 0, N, qc0, qc1, need);
+                BARRIER(P_PREP_O);
+            } else {
+                BARRIER(P_ATTN);
+                prepare_rows(J, 1, s->att, QD, r0, r1, need);
+                BARRIER(P_PREP_O);
             }
-            const float *t = s->rope + (size_t)r * m->n_rot;
-            rope_apply(m, qr, H, t);
-            rope_apply(m, kr, Hkv, t);
-            size_t cell = (size_t)ctx->n_cells[il] + (size_t)(r - q->row0);
-            size_t base = ((size_t)il * (size_t)ctx->n_ctx + cell) * (size_t)KVD;
-            kern->fp32_to_fp16_row(ctx->k_cache + base, kr, (size_t)KVD);
-            kern->fp32_to_fp16_row(ctx->v_cache + base, vr, (size_t)KVD);
-        }
-        sd_threadpool_barrier(J->pool);
-        /* attention: work items (sequence, kv head, chunk of rows) */
-        {
+        } else {
+            matmul(J, ith, nth, 0, &L->wq, s->xn, s->q, QD, N);
+            matmul(J, ith, nth, 0, &L->wk, s->xn, s->k, KVD, N);
+            matmul(J, ith, nth, 0, &L->wv, s->xn, s->v, KVD, N);
+            BARRIER(P_QKV);
+            qkv_post(J, il, r0, r1, 0, QD, 0, KVD);
+            BARRIER(P_ROPE);
+            /* attention: work items (sequence, kv head, chunk of rows) */
             int a0, a1;
             sd_split(J->n_att_items, ith, nth, 1, &a0, &a1);
             for (int a = a0; a < a1; a++) attend_item(J, il, a);
+            BARRIER(P_ATTN);
+            int need = needs(&L->wo, NULL, NULL);
+            if (need) {
+                prepare_rows(J, 1, s->att, QD, r0, r1, need);
+                BARRIER(P_PREP_O);
+            }
         }
-        sd_threadpool_barrier(J->pool);
-        int need = needs(&L->wo, NULL, NULL);
-        if (need) {
-            prepare_rows(J, s->att, QD, r0, r1, need);
-            sd_threadpool_barrier(J->pool);
-        }
-        matmul(J, ith, nth, &L->wo, s->att, s->tmp, E, N);
-        sd_threadpool_barrier(J->pool);
+        matmul(J, ith, nth, 1, &L->wo, s->att, s->tmp, E, N);
+        BARRIER(P_WO);
         /* --- feed-forward block */
         add_rows(s->x, s->tmp, E, r0, r1);
         for (int r = r0; r < r1; r++)
             kern->rmsnorm(s->xn + (size_t)r * E, s->x + (size_t)r * E, L->ffn_norm, m->norm_eps, E);
-        prepare_rows(J, s->xn, E, r0, r1, needs(&L->w_gate, &L->w_up, NULL));
-        sd_threadpool_barrier(J->pool);
-        matmul(J, ith, nth, &L->w_gate, s->xn, s->gate, F, N);
-        matmul(J, ith, nth, &L->w_up, s->xn, s->up, F, N);
-        sd_threadpool_barrier(J->pool);
-        for (int r = r0; r < r1; r++) kern->swiglu(s->gate + (size_t)r * F, s->up + (size_t)r * F, F);
-        prepare_rows(J, s->gate, F, r0, r1, needs(&L->w_down, NULL, NULL));
-        sd_threadpool_barrier(J->pool);
-        matmul(J, ith, nth, &L->w_down, s->gate, s->tmp, E, N);
-        sd_threadpool_barrier(J->pool);
+        prepare_rows(J, 0, s->xn, E, r0, r1, needs(&L->w_gate, &L->w_up, NULL));
+        BARRIER(P_NORM2);
+        /* gate and up over this thread's columns, then SwiGLU and the down
+         * projection's input format on the same columns: the split is
+         * aligned to the format's blocks, and SwiGLU (every table) treats
+         * a range starting at a multiple of 16 as it treats whole rows */
+        {
+            int need = needs(&L->w_down, NULL, NULL), f0, f1;
+            sd_split(F, ith, nth, need_block(need) > 16 ? need_block(need) : 16, &f0, &f1);
+            matmul_cols(J, 0, &L->w_gate, s->xn, s->gate, F, 0, N, f0, f1);
+            matmul_cols(J, 0, &L->w_up, s->xn, s->up, F, 0, N, f0, f1);
+            PMARK(P_GATEUP);
+            if (f0 < f1)
+                for (int r = 0; r < N; r++)
+                    kern->swiglu(s->gate + (size_t)r * F + f0, s->up + (size_t)r * F + f0, f1 - f0);
+            prepare_range(J, 2, s->gate, F, 0, N, f0, f1, need);
+            BARRIER(P_SWIGLU);
+        }
+        matmul(J, ith, nth, 2, &L->w_down, s->gate, s->tmp, E, N);
+        BARRIER(P_DOWN);
     }
     add_rows(s->x, s->tmp, E, r0, r1);
-    sd_threadpool_barrier(J->pool);
+    BARRIER(P_INPUT);
 
     /* --- outputs: gather the rows asked for into (n_out, E) */
     int o0, o1;
@@ -359,23 +538,25 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
         if (J->flags & SD_OUTPUT_LOGITS) kern->rmsnorm(s->xn + (size_t)o * E, xr, m->output_norm, m->norm_eps, E);
     }
     if (!(J->flags & SD_OUTPUT_LOGITS)) return;
-    prepare_rows(J, s->xn, E, o0, o1, needs(&m->output, NULL, NULL));
-    sd_threadpool_barrier(J->pool);
+    prepare_rows(J, 0, s->xn, E, o0, o1, needs(&m->output, NULL, NULL));
+    BARRIER(P_OUTNORM);
     if (J->n_sub == 0) {
-        matmul(J, ith, nth, &m->output, s->xn, J->logits, (size_t)m->n_vocab, J->n_out);
+        matmul(J, ith, nth, 0, &m->output, s->xn, J->logits, (size_t)m->n_vocab, J->n_out);
+        PMARK(P_HEAD);
         return;
     }
     /* VocabTrim: the head over the S compact rows (same type and kernel as
      * the full head, so the same bits), then each thread scatters its output
      * rows; the other V - S entries of a row are already -inf (ctx.h). */
-    matmul(J, ith, nth, J->sub_head, s->xn, J->sub_logits, (size_t)J->n_sub, J->n_out);
-    sd_threadpool_barrier(J->pool);
+    matmul(J, ith, nth, 0, J->sub_head, s->xn, J->sub_logits, (size_t)J->n_sub, J->n_out);
+    BARRIER(P_HEAD);
     for (int o = o0; o < o1; o++) {
         float *dst = J->logits + (size_t)o * (size_t)m->n_vocab;
         const float *src = J->sub_logits + (size_t)o * (size_t)J->n_sub;
         for (int j = 0; j < J->n_sub; j++)
             if (J->sub_ids[j] >= 0) dst[J->sub_ids[j]] = src[j];
     }
+    PMARK(P_SCATTER);
 }
 
 /* Fills n floats with -INFINITY (logits outside a vocab subset). */
@@ -391,36 +572,44 @@ static sd_status scratch_reserve(sd_scratch *s, const sd_model *m, size_t N) {
     size_t W = E > QD ? E : QD;
     if (F > W) W = F;
     size_t cap = N < 8 ? 8 : N;
-    enum { NB = 12 };
-    const size_t widths[NB] = {E, W, W, W, QD, KVD, KVD, QD, E, F, F, (size_t)m->n_rot};
+    enum { NB = 16 };
+    const size_t widths[NB] = {E, W, W, W, W, W, W, W, QD, KVD, KVD, QD, E, F, F, (size_t)m->n_rot};
     float *bufs[NB];
     /* activation blocks: one more block than W needs covers W rounding */
-    void *xq = malloc(cap * (W / SD_QK8_0 + 1) * sizeof(sd_block_q8_0));
-    void *xq1 = malloc(cap * (W / SD_QK8_1 + 1) * sizeof(sd_block_q8_1));
-    void *xqk = malloc(cap * (W / SD_QK_K + 1) * sizeof(sd_block_q8_K));
-    bool ok = xq && xq1 && xqk;
+    const size_t qbytes[3] = {cap * (W / SD_QK8_0 + 1) * sizeof(sd_block_q8_0),
+                              cap * (W / SD_QK8_1 + 1) * sizeof(sd_block_q8_1),
+                              cap * (W / SD_QK_K + 1) * sizeof(sd_block_q8_K)};
+    void *qb[3][3];
+    bool ok = true;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            qb[i][j] = malloc(qbytes[j]);
+            ok = ok && qb[i][j];
+        }
     for (int i = 0; i < NB; i++) {
         bufs[i] = malloc(cap * widths[i] * sizeof(float) + 64);
         ok = ok && bufs[i];
     }
     if (!ok) {
-        free(xq);
-        free(xq1);
-        free(xqk);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) free(qb[i][j]);
         for (int i = 0; i < NB; i++) free(bufs[i]);
         return SD_ERR_NOMEM;
     }
-    float **dst[NB] = {&s->x, &s->xn, &s->xr, &s->xb, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up, &s->rope};
+    float **dst[NB] = {&s->x, &s->xn, &s->prep[0].xr, &s->prep[0].xb, &s->prep[1].xr, &s->prep[1].xb,
+                       &s->prep[2].xr, &s->prep[2].xb, &s->q,
+                       &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up, &s->rope};
     for (int i = 0; i < NB; i++) {
         free(*dst[i]);
         *dst[i] = bufs[i];
     }
-    free(s->xq);
-    free(s->xq1);
-    free(s->xqk);
-    s->xq = xq;
-    s->xq1 = xq1;
-    s->xqk = xqk;
+    for (int i = 0; i < 3; i++) {
+        void **q[3] = {&s->prep[i].xq, &s->prep[i].xq1, &s->prep[i].xqk};
+        for (int j = 0; j < 3; j++) {
+            free(*q[j]);
+            *q[j] = qb[i][j];
+        }
+    }
     s->cap_rows = cap;
     return SD_OK;
 }
@@ -555,7 +744,14 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
                      .sub_head = &owner->sub_output, .sub_ids = owner->sub_ids, .n_sub = owner->n_sub,
                      .sub_logits = owner->sub_logits,
                      .attn_rows = sd_attn_f32_rows_for(m->kern->name)};
-        attn_plan(&J, sd_threadpool_n_threads(owner->pool));
+        const int nth = sd_threadpool_n_threads(owner->pool);
+        attn_plan(&J, nth);
+        /* kv heads split evenly over the threads; column ranges of whole
+         * heads start at multiples of 16 (matmul's bit-identity rule) */
+        J.grp_fused = nth <= m->n_head_kv && m->n_head_kv % nth == 0 && m->head_dim % 16 == 0;
+        /* enough rows per thread that the weights' compute, not their
+         * traffic, bounds each thread (see SD_ROW_SPLIT_MIN) */
+        J.row_split = nth > 1 && (owner->split == 2 || (owner->split == 0 && N >= SD_ROW_SPLIT_MIN * nth));
         sd_threadpool_run(owner->pool, forward_worker, &J);
         for (int k = 0; k < n_seq; k++) {
             sd_ctx *ctx = seqs[k].ctx;

@@ -12,8 +12,14 @@
  *     states == the full forward; early-exit logits at the trained exits
  *     agree with the full model's argmax on real text;
  *  5. sd_decode_multi of two sequences == two separate decodes;
- *  6. bad batches are refused and leave the cache unchanged.
- * (1) must hold bit for bit (the kernels are batch-invariant); elsewhere the
+ *  6. bad batches are refused and leave the cache unchanged;
+ *  7. the forward's work splits (forward.c: columns split over the threads,
+ *     each thread owning whole kv heads, or rows split over the threads
+ *     from SD_ROW_SPLIT_MIN rows per thread on) give every row the bits of
+ *     that token decoded alone on one thread: batches of 1..33 rows on
+ *     pools of 1, 2 and 3 threads, F16 and Q8_0 weights, the shipped pair
+ *     and a llama.cpp Q4_K_M file (k-quant activation blocks).
+ * (1) and (7) must hold bit for bit (the kernels are batch-invariant); elsewhere the
  * tolerance is max |logit difference| <= 2e-2. (1) and (2) also run on the
  * llama.cpp-quantized files (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K tensors), with
  * every kernel table.
@@ -407,6 +413,55 @@ static void test_errors(const sd_model *m, sd_threadpool *pool, int n_vocab) {
     sd_ctx_free(c);
 }
 
+/* (7): the rows of one batch of n tokens after the prompt p (np tokens) on
+ * pool, against the same tokens decoded one at a time on one thread. */
+static void test_splits(const sd_model *m, const char *label, const int32_t *p, int np, int n_vocab) {
+    static const int ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 33};
+    enum { NMAX = 33 };
+    int32_t toks[NMAX];
+    uint8_t outs[NMAX];
+    for (int i = 0; i < NMAX; i++) {
+        toks[i] = p[(i * 7 + 3) % np];
+        outs[i] = 1;
+    }
+    /* one thread, one token at a time */
+    float *ref = malloc((size_t)NMAX * (size_t)n_vocab * sizeof *ref);
+    sd_ctx *c1 = new_ctx(m, NULL, 1024);
+    sd_batch pb = sd_batch_simple(p, np);
+    CHECK(sd_ctx_decode(c1, &pb) == SD_OK, "prefill");
+    for (int i = 0; i < NMAX; i++) {
+        sd_batch b = sd_batch_simple(&toks[i], 1);
+        CHECK(sd_ctx_decode(c1, &b) == SD_OK, "single decode");
+        memcpy(ref + (size_t)i * n_vocab, sd_ctx_logits(c1, 0), (size_t)n_vocab * sizeof *ref);
+    }
+    sd_ctx_free(c1);
+    for (int nth = 1; nth <= 3; nth++) {
+        sd_threadpool *pool = NULL;
+        CHECK(sd_threadpool_new(nth, &pool) == SD_OK, "pool");
+        sd_ctx *c = new_ctx(m, pool, 1024);
+        CHECK(sd_ctx_decode(c, &pb) == SD_OK, "prefill");
+        float worst = 0;
+        for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+            int n = ns[k];
+            sd_ctx_kv_truncate(c, np);
+            sd_batch b = sd_batch_simple(toks, n);
+            b.output = outs;
+            CHECK(sd_ctx_decode(c, &b) == SD_OK, "batch of %d", n);
+            for (int i = 0; i < n; i++) {
+                float d = max_diff(sd_ctx_logits(c, i), ref + (size_t)i * n_vocab, n_vocab);
+                if (!(d <= worst)) worst = d;
+            }
+        }
+        fprintf(stderr, "%s, %d threads: batches of 1..33 vs single decodes on 1 thread: max |dlogit| %g\n",
+                label, nth, worst);
+        CHECK(worst == 0.0f, "%s, %d threads: batch rows differ from single decodes by %g (must be bit-identical)",
+              label, nth, worst);
+        sd_ctx_free(c);
+        sd_threadpool_free(pool);
+    }
+    free(ref);
+}
+
 int main(void) {
     sd_threadpool *pool = NULL;
     sd_threadpool_new(2, &pool);
@@ -463,6 +518,24 @@ int main(void) {
             test_batch_vs_single(c, p, np, n_vocab);
             test_rollback(c, p, np, n_vocab);
             sd_ctx_free(c);
+            sd_model_free(m);
+        }
+    /* (7) the work splits, bit for bit */
+    const char *sfiles[3] = {"kernel-c-target.gguf", "kernel-c-draft.gguf", "quant/kernel-c-target-Q4_K_M.gguf"};
+    for (int fi = 0; fi < 3; fi++)
+        for (int q = 0; q < (fi == 2 ? 1 : 2); q++) {
+            char path[1024], label[256];
+            snprintf(path, sizeof path, "%s/%s", test_model_dir(), sfiles[fi]);
+            snprintf(label, sizeof label, "%s%s", sfiles[fi], q ? " as q8_0" : "");
+            sd_model_params mp = sd_model_default_params();
+            mp.quantize = q ? SD_TYPE_Q8_0 : SD_TYPE_NONE;
+            sd_model *m = NULL;
+            char err[256];
+            CHECK(sd_model_load(path, &mp, &m, err, sizeof err) == SD_OK, "load %s: %s", path, err);
+            if (!m) continue;
+            int32_t p[512];
+            int np = tokenize(m, text, p, 512);
+            test_splits(m, label, p, np, sd_vocab_n_tokens(sd_model_vocab(m)));
             sd_model_free(m);
         }
     sd_threadpool_free(pool);
