@@ -690,7 +690,7 @@ int main(void) {
             test_features(h, ctx, pool, &refs[3], methods[m], true, 0.8f);
         }
     }
-    if (n_refs > 0) test_vocab_trim(h, ctx, pool, refs, n_refs);
+    if (n_refs > 0) test_vocab_trim(h, ctx, pool, refs, quick && n_refs > 6 ? 6 : n_refs); /* quick: 6 prompts */
     sd_model *draft = NULL;
     snprintf(path, sizeof path, "%s/kernel-c-draft.gguf", test_model_dir());
     CHECK(sd_model_load(path, NULL, &draft, err, sizeof err) == SD_OK, "load draft: %s", err);

@@ -23,15 +23,16 @@ typedef struct prompt {
     int n, max_tokens;
 } prompt;
 
-/* Budgets (index into kmax): the chain methods of the speculative core
- * (draft, lookup, ngram-cache: drafters 0..2) run 1, 2, 4, 8 and 16, the
- * draft model also auto and feedback; the later methods 8 and auto (pearl,
- * whose thread oversubscribes the cores, auto only; the trained heads'
- * chains 8 only, and under SD_TEST_QUICK the heads' trees too). */
+/* Budgets (index into kmax): the draft model runs 1, 2, 4, 8, 16, auto
+ * and feedback, lookup and ngram-cache 1, 4 and 16; the later methods 8 and auto (pearl,
+ * whose thread oversubscribes the cores, auto only); the trained heads'
+ * trees auto (8 under SD_TEST_QUICK), their chains 8 (none under quick). */
 static bool budget_tested(int drafter, int k, bool quick) {
-    if (drafter < 3) return k < 5 || drafter == 0;
+    if (drafter == 0) return true;
+    if (drafter < 3) return k == 0 || k == 2 || k == 4; /* lookup, ngram-cache: 1, 4, 16 */
     if (drafter == 7) return k == 5;
-    if (drafter >= 13 || (drafter >= 10 && quick)) return k == 3; /* heads chains; heads under quick */
+    if (drafter >= 13) return !quick && k == 3; /* heads chains: 8, not under quick */
+    if (drafter >= 10) return quick ? k == 3 : k == 5; /* heads trees: auto (quick: 8) */
     return k == 3 || k == 5;
 }
 
