@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "spec/draft_heads.h"
+#include "spec/topk.h"
 
 static double now_ms(void) {
     struct timespec ts;
@@ -64,26 +65,6 @@ sd_status hd_logits(hd_drafter *d, const float *z, int N, float *logits) {
 
 /* ------------------------------------------------------------ helpers */
 
-/* The k best (token, log-prob) of logits l, best first (k <= 16). */
-static int top_k(const sd_kernels *kern, const float *l, int V, int k, int32_t *tok, double *lp) {
-    int n = 0;
-    for (int t = 0; t < V; t++) {
-        float x = l[t];
-        if (n == k && !(x > l[tok[n - 1]])) continue;
-        int i = n < k ? n++ : k - 1;
-        while (i > 0 && x > l[tok[i - 1]]) {
-            tok[i] = tok[i - 1];
-            i--;
-        }
-        tok[i] = t;
-    }
-    if (n == 0) return 0;
-    float mx = l[tok[0]];
-    double lse = (double)mx + log((double)kern->sum_exp(l, V, mx));
-    for (int i = 0; i < n; i++) lp[i] = (double)l[tok[i]] - lse;
-    return n;
-}
-
 static int add_cand(hd_drafter *d, int32_t tok, int parent, int depth, double score) {
     if (d->n_cand >= HD_CAND_MAX) return -1;
     d->cand[d->n_cand] = (hd_node){.tok = tok, .parent = parent, .depth = depth, .slot = -1, .score = score};
@@ -94,7 +75,7 @@ static int add_cand(hd_drafter *d, int32_t tok, int parent, int depth, double sc
 static void add_children(hd_drafter *d, const float *l, int parent, double base, int depth) {
     int32_t tok[16];
     double lp[16];
-    int k = top_k(d->h->target->kern, l, d->V, d->p.tree_params.topk, tok, lp);
+    int k = sd_draft_top_k(d->h->target->kern, l, d->V, d->p.tree_params.topk, tok, lp);
     for (int i = 0; i < k; i++) add_cand(d, tok[i], parent, depth, base + lp[i]);
 }
 
@@ -222,7 +203,7 @@ static sd_status tree_cartesian(hd_drafter *d, const float *root, int max, int m
             d->n_cand--;
             if (st != SD_OK) return st;
         }
-        nk[dd] = top_k(d->h->target->kern, l, d->V, tp->topk, tok[dd], lp[dd]);
+        nk[dd] = sd_draft_top_k(d->h->target->kern, l, d->V, tp->topk, tok[dd], lp[dd]);
     }
     d->n_cand = 0;
     uint8_t sel[HD_CAND_MAX] = {0};

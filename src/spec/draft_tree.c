@@ -29,6 +29,7 @@
 
 #include "model.h"
 #include "spec/draft_tree.h"
+#include "spec/topk.h"
 
 enum { CAND_MAX = SD_TREE_MAX_CAND };
 
@@ -65,32 +66,11 @@ static sd_status dt_begin(void *self, const int32_t *ids, int n) {
     return st;
 }
 
-/* The k best (token, log-prob) of logits l, best first (k <= 16). */
-static int top_k(const sd_kernels *kern, const float *l, int V, int k, int32_t *tok, double *lp) {
-    int n = 0;
-    for (int t = 0; t < V; t++) {
-        float x = l[t];
-        if (!(x > -INFINITY)) continue; /* never propose a -inf (VocabTrim) or NaN logit */
-        if (n == k && !(x > l[tok[n - 1]])) continue;
-        int i = n < k ? n++ : k - 1;
-        while (i > 0 && x > l[tok[i - 1]]) {
-            tok[i] = tok[i - 1];
-            i--;
-        }
-        tok[i] = t;
-    }
-    if (n == 0) return 0;
-    float mx = l[tok[0]];
-    double lse = (double)mx + log((double)kern->sum_exp(l, V, mx));
-    for (int i = 0; i < n; i++) lp[i] = (double)l[tok[i]] - lse;
-    return n;
-}
-
 /* Adds candidate children of node `parent` from its logits. */
 static void add_children(dt_state *d, const float *l, int parent, double base, int depth) {
     int32_t tok[16];
     double lp[16];
-    int k = top_k(d->model->kern, l, d->V, d->tp.topk, tok, lp);
+    int k = sd_draft_top_k(d->model->kern, l, d->V, d->tp.topk, tok, lp);
     for (int i = 0; i < k && d->n_cand < CAND_MAX; i++)
         d->cand[d->n_cand++] = (tnode){.tok = tok[i], .parent = parent, .depth = depth, .cell = -1,
                                        .score = base + lp[i]};
