@@ -85,9 +85,10 @@ run: all
 test: all $(TEST_BIN)
 	BUILD=$(BUILD) BIN=$(BIN) sh tests/run.sh
 
-# Sanitizer runs use a subset of the long end-to-end tests (SD_TEST_QUICK).
+# Sanitizer runs use a subset of the long end-to-end tests (SD_TEST_QUICK), at
+# -O2: 27% faster than -O1 under ASan + UBSan (test_reference, test_quant_models).
 test-san:
-	SD_TEST_QUICK=1 $(MAKE) BUILD=build-san BINDIR=build-san/bin SAN=1 O=-O1 test
+	SD_TEST_QUICK=1 $(MAKE) BUILD=build-san BINDIR=build-san/bin SAN=1 O=-O2 test
 
 FUZZ_SRC := $(sort $(wildcard tests/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/%.c=build-fuzz/%)

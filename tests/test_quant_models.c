@@ -55,7 +55,8 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         if (only && strcmp(only, pairs[i].file) != 0) continue;
         char ref[64], file[128];
-        snprintf(ref, sizeof ref, "kernel-c-target-%s", pairs[i].ref);
+        const char *ref_over = getenv("SD_QUANT_REF"); /* debugging: another reference label */
+        snprintf(ref, sizeof ref, "kernel-c-target-%s", ref_over ? ref_over : pairs[i].ref);
         snprintf(file, sizeof file, "quant/kernel-c-target-%s.gguf", pairs[i].file);
         fprintf(stderr, "file %s against reference %s\n", file, ref);
         rc_model spec = {.ref = ref, .file = file, .quantize = SD_TYPE_NONE, .compat = true,
