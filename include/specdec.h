@@ -548,6 +548,8 @@ typedef struct sd_aded_params {
                             history observations (default 0.5), 0..1e6               */
     bool adapt;          /* scale c_puct by 1.5 - the recent accepted / drafted depth
                             (default true)                                            */
+    float p_min;         /* draft only nodes whose path probability under the tri-gram
+                            model is at least this (default 0.4), 0..1               */
 } sd_aded_params;
 
 SD_API sd_aded_params sd_aded_default_params(void);

@@ -40,9 +40,19 @@ static uint32_t rnd(void) {
     return (uint32_t)(g_rng >> 11);
 }
 
+/* The defaults with p_min = 0: the tests of the search itself see every
+ * visited node (test_p_min checks the pruning). */
+static sd_aded_params search_params(void) {
+    sd_aded_params p = sd_aded_default_params();
+    p.p_min = 0.0f;
+    return p;
+}
+
+/* p NULL: search_params(). */
 static sd_drafter *new_aded(const sd_aded_params *p, const int32_t *corpus, size_t n) {
     sd_drafter *d = NULL;
-    sd_status st = sd_drafter_new_aded(p, corpus, n, &d);
+    sd_aded_params sp = search_params();
+    sd_status st = sd_drafter_new_aded(p ? p : &sp, corpus, n, &d);
     CHECK(st == SD_OK && d, "new aded: %s", sd_status_str(st));
     return d;
 }
@@ -128,7 +138,7 @@ static void test_pattern(void) {
     sd_drafter_free(d);
 
     /* max_depth 4 and 20 */
-    sd_aded_params p = sd_aded_default_params();
+    sd_aded_params p = search_params();
     p.max_depth = 4;
     d = new_aded(&p, NULL, 0);
     if (!d) return;
@@ -176,6 +186,44 @@ static void test_branching(void) {
     CHECK(draft(d, h, N(h), 1, &t) == SD_OK && t.n == 1 && t.tok[0] == 3, "budget 1");
     if (draft(d, h, N(h), 12, &t) == SD_OK) print_tree("branching, budget 12", &t);
     sd_drafter_free(d);
+}
+
+/* p_min: a node is drafted only if its path probability (product of the
+ * tri-gram priors from the root) is at least p_min. */
+static void test_p_min(void) {
+    /* (1, 2) -> 3 three times, -> 4 once: P(3) = 0.75, P(4) = 0.25; the
+     * rest deterministic (P = 1) */
+    const int32_t h[] = {1, 2, 3, 1, 2, 3, 1, 2, 4, 1, 2, 3, 1, 2};
+    const float pm[4] = {0.0f, 0.2f, 0.6f, 1.0f};
+    int n_four[4] = {0}, n_nodes[4] = {0};
+    for (int c = 0; c < 4; c++) {
+        sd_aded_params p = search_params();
+        p.p_min = pm[c];
+        sd_drafter *d = new_aded(&p, NULL, 0);
+        if (!d) return;
+        sd_draft t;
+        CHECK(d->ops->begin(d->self, h, N(h)) == SD_OK && draft(d, h, N(h), 32, &t) == SD_OK, "draft");
+        CHECK(!tree_problem(&t, 32, 8), "p_min %g valid: %s", pm[c], tree_problem(&t, 32, 8));
+        n_nodes[c] = t.n;
+        for (int i = 0; i < t.n; i++) n_four[c] += t.tok[i] == 4;
+        /* path probabilities: the chain 3 1 2 3 1 2 ... has 0.75 at every
+         * third token: 0.75, 0.75, 0.75, 0.56, ... */
+        int depth = 0;
+        float pp = 1.0f;
+        for (int i = 0; i < t.n && t.parent[i] == i - 1; i++) {
+            if (t.tok[i] == 3 || t.tok[i] == 4) pp *= t.tok[i] == 3 ? 0.75f : 0.25f;
+            CHECK(pp >= pm[c] - 1e-6f, "p_min %g: chain node %d has path probability %g", pm[c], i, pp);
+            depth++;
+        }
+        if (c == 3) CHECK(t.n == 0, "p_min 1: nothing certain after (1, 2): %d nodes", t.n);
+        if (c == 2) CHECK(t.n == 3 && depth == 3 && t.tok[0] == 3 && t.tok[1] == 1 && t.tok[2] == 2,
+                          "p_min 0.6: the chain 3 1 2 only (the next 3 has 0.56): depth %d, %d nodes", depth, t.n);
+        sd_drafter_free(d);
+    }
+    CHECK(n_four[0] >= 1 && n_four[1] >= 1, "p_min 0 and 0.2 draft the 0.25 branch (%d, %d)", n_four[0], n_four[1]);
+    CHECK(n_four[2] == 0 && n_four[3] == 0, "p_min 0.6 and 1 do not (%d, %d)", n_four[2], n_four[3]);
+    CHECK(n_nodes[0] >= n_nodes[1] && n_nodes[1] >= n_nodes[2] && n_nodes[2] >= n_nodes[3],
+          "higher p_min, fewer nodes: %d %d %d %d", n_nodes[0], n_nodes[1], n_nodes[2], n_nodes[3]);
 }
 
 /* ------------------------------------------------------------ 2. accept */
@@ -232,7 +280,7 @@ static void test_fading(void) {
     const int32_t tail[] = {1, 2, 4, 9, 1, 2};
     memcpy(h + n, tail, sizeof tail);
     n += N(tail);
-    sd_aded_params p = sd_aded_default_params();
+    sd_aded_params p = search_params();
     int32_t first[2] = {-1, -1};
     for (int v = 0; v < 2; v++) {
         p.half_life = v ? 0 : 256;
@@ -254,7 +302,7 @@ static void test_fading(void) {
         for (int i = 0; i < LL; i++) g[i] = v ? (i % 2 ? 2 : 1) : (int32_t)(rnd() % 40);
         const int32_t pat[] = {7, 8, 9, 7, 8};
         memcpy(g + LL - N(pat), pat, sizeof pat);
-        p = sd_aded_default_params();
+        p = search_params();
         p.half_life = v ? 0 : 64;
         sd_drafter *d = new_aded(&p, NULL, 0);
         if (!d) break;
@@ -300,7 +348,7 @@ static void test_corpus(void) {
     sd_drafter_free(d);
 
     /* corpus_weight 0: the corpus is ignored */
-    sd_aded_params p = sd_aded_default_params();
+    sd_aded_params p = search_params();
     p.corpus_weight = 0.0f;
     d = new_aded(&p, corpus, N(corpus));
     if (!d) return;
@@ -314,7 +362,7 @@ static void test_corpus(void) {
     sd_drafter_free(d);
     int32_t big[5000];
     for (int i = 0; i < N(big); i++) big[i] = (int32_t)(rnd() % 3000);
-    p = sd_aded_default_params();
+    p = search_params();
     p.max_contexts = 64;
     d = new_aded(&p, big, N(big));
     if (!d) return;
@@ -333,6 +381,7 @@ static void test_invalid(void) {
     CHECK(def.n_sims == 128 && def.max_depth == 8 && def.c_puct == 4.0f && def.topk_children == 4 &&
               def.max_succ == 12 && def.max_contexts == (1 << 18) && def.half_life == 256 && def.corpus_weight == 0.5f && def.adapt,
           "defaults");
+    CHECK(def.p_min == 0.4f, "default p_min %g", def.p_min);
     struct {
         const char *what;
         sd_aded_params p;
@@ -362,6 +411,9 @@ static void test_invalid(void) {
     BAD(half_life, (1 << 20) + 1);
     BAD(corpus_weight, -0.5f);
     BAD(corpus_weight, NAN);
+    BAD(p_min, -0.1f);
+    BAD(p_min, 1.5f);
+    BAD(p_min, NAN);
 #undef BAD
     for (int i = 0; i < nb; i++) {
         d = (sd_drafter *)1;
@@ -451,7 +503,7 @@ static bool edges_valid(const sd_draft *t, const int32_t *h, int n) {
 static void test_random_trees(bool quick) {
     int trials = quick ? 40 : 200, drafts = 0, invalid = 0, bad_edges = 0, nonempty = 0, trees = 0;
     for (int trial = 0; trial < trials; trial++) {
-        sd_aded_params p = sd_aded_default_params();
+        sd_aded_params p = search_params();
         p.n_sims = 1 + (int)(rnd() % 300);
         p.max_depth = 1 + (int)(rnd() % 12);
         p.topk_children = 1 + (int)(rnd() % 16);
@@ -509,7 +561,7 @@ static void test_random_trees(bool quick) {
 /* ------------------------------------------------------------ 7. memory, hostile ids */
 
 static void test_bounded(void) {
-    sd_aded_params p = sd_aded_default_params();
+    sd_aded_params p = search_params();
     p.max_contexts = 64;
     sd_drafter *d = new_aded(&p, NULL, 0);
     if (!d) return;
@@ -670,6 +722,7 @@ int main(void) {
     bool quick = getenv("SD_TEST_QUICK") != NULL;
     test_pattern();
     test_branching();
+    test_p_min();
     test_accept();
     test_fading();
     test_corpus();
