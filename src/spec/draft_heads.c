@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "spec/draft_heads.h"
+#include "spec/draw.h"
 #include "spec/topk.h"
 
 static double now_ms(void) {
@@ -224,26 +225,6 @@ static sd_status tree_cartesian(hd_drafter *d, const float *root, int max, int m
     return SD_OK;
 }
 
-/* Draws from q without the tokens taken[0..nt); -1 if nothing is left. */
-static int32_t draw_without(const float *q, int V, const int32_t *taken, int nt, sd_rng *rng) {
-    double sum = 0.0;
-    for (int t = 0; t < V; t++) sum += q[t] > 0.0f ? q[t] : 0.0f;
-    for (int i = 0; i < nt; i++) sum -= q[taken[i]] > 0.0f ? q[taken[i]] : 0.0f;
-    if (!(sum > 1e-12)) return -1;
-    double u = sd_rng_uniform(rng) * sum, c = 0.0;
-    int32_t last = -1;
-    for (int t = 0; t < V; t++) {
-        if (!(q[t] > 0.0f)) continue;
-        bool skip = false;
-        for (int i = 0; i < nt; i++) skip |= taken[i] == t;
-        if (skip) continue;
-        c += q[t];
-        last = t;
-        if (u < c) return t;
-    }
-    return last;
-}
-
 /* Sampling: a spine of branch[d] children per depth (1 for chains). */
 static sd_status spine_sample(hd_drafter *d, const float *l, int max, int max_depth, const sd_draft_env *env,
                               sd_draft *out) {
@@ -262,7 +243,7 @@ static sd_status spine_sample(hd_drafter *d, const float *l, int max, int max_de
         int32_t taken[16];
         int first = -1;
         for (int i = 0; i < b && i < 16 && out->n < max; i++) {
-            int32_t t = draw_without(q, d->V, taken, i, env->rng);
+            int32_t t = sd_draw_without(q, d->V, taken, i, env->rng);
             if (t < 0) break;
             taken[i] = t;
             if (i > 0) memcpy(out->q + (size_t)out->n * d->V, q, (size_t)d->V * sizeof(float));

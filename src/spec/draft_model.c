@@ -158,25 +158,34 @@ sd_status sd_drafter_new_model(const sd_model *draft, const sd_model *target, sd
     return sd_drafter_new_model_ex(draft, target, pool, n_ctx, p_min, NULL, 0, out, err, err_size);
 }
 
-sd_status sd_drafter_new_model_ex(const sd_model *draft, const sd_model *target, sd_threadpool *pool,
-                                  int n_ctx, float p_min, const int32_t *vocab_subset, int n_subset,
-                                  sd_drafter **out, char *err, size_t err_size) {
-    if (!draft || !target || !out || !(p_min >= 0.0f && p_min <= 1.0f)) return SD_ERR_INVALID_ARG;
+sd_status sd_draft_ctx_new(const sd_model *draft, const sd_model *target, sd_threadpool *pool, int n_ctx,
+                           const int32_t *vocab_subset, int n_subset, sd_ctx **out, char *err, size_t err_size) {
+    if (!draft || !target || !out) return SD_ERR_INVALID_ARG;
     *out = NULL;
     sd_status st = sd_check_same_vocab(target, draft, err, err_size);
     if (st != SD_OK) return st;
-    dm_state *d = calloc(1, sizeof *d);
-    if (!d) return SD_ERR_NOMEM;
-    d->model = draft;
-    d->p_min = p_min;
-    d->V = sd_vocab_n_tokens(sd_model_vocab(draft));
     sd_ctx_params cp = sd_ctx_default_params();
     cp.n_ctx = n_ctx;
     cp.pool = pool;
     cp.vocab_subset = vocab_subset;
     cp.n_vocab_subset = n_subset;
-    if ((st = sd_ctx_new(draft, &cp, &d->ctx)) != SD_OK) {
-        if (st == SD_ERR_INVALID_ARG && err && err_size) snprintf(err, err_size, "invalid draft context (n_ctx or vocab subset)");
+    st = sd_ctx_new(draft, &cp, out);
+    if (st == SD_ERR_INVALID_ARG && err && err_size) snprintf(err, err_size, "invalid draft context (n_ctx or vocab subset)");
+    return st;
+}
+
+sd_status sd_drafter_new_model_ex(const sd_model *draft, const sd_model *target, sd_threadpool *pool,
+                                  int n_ctx, float p_min, const int32_t *vocab_subset, int n_subset,
+                                  sd_drafter **out, char *err, size_t err_size) {
+    if (!draft || !target || !out || !(p_min >= 0.0f && p_min <= 1.0f)) return SD_ERR_INVALID_ARG;
+    *out = NULL;
+    dm_state *d = calloc(1, sizeof *d);
+    if (!d) return SD_ERR_NOMEM;
+    d->model = draft;
+    d->p_min = p_min;
+    d->V = sd_vocab_n_tokens(sd_model_vocab(draft));
+    sd_status st = sd_draft_ctx_new(draft, target, pool, n_ctx, vocab_subset, n_subset, &d->ctx, err, err_size);
+    if (st != SD_OK) {
         dm_free(d);
         return st;
     }

@@ -205,8 +205,6 @@ sd_status sd_drafter_new_pearl(const sd_model *draft, const sd_model *target, in
     if (!draft || !target || !out || !(p_min >= 0.0f && p_min <= 1.0f) || ahead < 1 || ahead > AHEAD_MAX)
         return SD_ERR_INVALID_ARG;
     *out = NULL;
-    sd_status st = sd_check_same_vocab(target, draft, err, err_size);
-    if (st != SD_OK) return st;
     pearl_state *s = calloc(1, sizeof *s);
     if (!s) return SD_ERR_NOMEM;
     pthread_mutex_init(&s->mu, NULL);
@@ -215,10 +213,9 @@ sd_status sd_drafter_new_pearl(const sd_model *draft, const sd_model *target, in
     s->V = sd_vocab_n_tokens(sd_model_vocab(draft));
     s->p_min = p_min;
     s->ahead = ahead;
-    sd_ctx_params cp = sd_ctx_default_params();
-    cp.n_ctx = n_ctx;
-    cp.pool = NULL; /* single-threaded: the thread below is its core */
-    if ((st = sd_ctx_new(draft, &cp, &s->ctx)) != SD_OK) {
+    /* single-threaded (no pool): the thread below is its core */
+    sd_status st = sd_draft_ctx_new(draft, target, NULL, n_ctx, NULL, 0, &s->ctx, err, err_size);
+    if (st != SD_OK) {
         pearl_free(s);
         return st;
     }

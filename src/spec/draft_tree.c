@@ -29,6 +29,7 @@
 
 #include "model.h"
 #include "spec/draft_tree.h"
+#include "spec/draw.h"
 #include "spec/topk.h"
 
 enum { CAND_MAX = SD_TREE_MAX_CAND };
@@ -168,26 +169,6 @@ static sd_status draft_greedy(dt_state *d, int n_hist, int max, sd_draft *out) {
     return SD_OK;
 }
 
-/* Draws from q without the tokens in taken[0..nt); -1 if nothing is left. */
-static int32_t draw_without(const float *q, int V, const int32_t *taken, int nt, sd_rng *rng) {
-    double sum = 0.0;
-    for (int t = 0; t < V; t++) sum += q[t];
-    for (int i = 0; i < nt; i++) sum -= q[taken[i]];
-    if (!(sum > 1e-12)) return -1;
-    double u = sd_rng_uniform(rng) * sum, c = 0.0;
-    int32_t last = -1;
-    for (int t = 0; t < V; t++) {
-        if (!(q[t] > 0.0f)) continue;
-        bool skip = false;
-        for (int i = 0; i < nt; i++) skip |= taken[i] == t;
-        if (skip) continue;
-        c += q[t];
-        last = t;
-        if (u < c) return t;
-    }
-    return last;
-}
-
 static sd_status draft_sample(dt_state *d, int n_hist, int max, const sd_draft_env *env, sd_draft *out) {
     sd_status st;
     if (!d->smp && (st = sd_sampler_new(env->sp, d->V, &d->smp)) != SD_OK) return st;
@@ -205,7 +186,7 @@ static sd_status draft_sample(dt_state *d, int n_hist, int max, const sd_draft_e
         int32_t taken[16];
         int first = -1;
         for (int i = 0; i < b && i < 16 && out->n < max; i++) {
-            int32_t t = draw_without(q, d->V, taken, i, env->rng);
+            int32_t t = sd_draw_without(q, d->V, taken, i, env->rng);
             if (t < 0) break;
             taken[i] = t;
             if (i > 0) memcpy(out->q + (size_t)out->n * d->V, q, (size_t)d->V * sizeof(float));
@@ -324,20 +305,13 @@ sd_status sd_drafter_new_model_tree_ex(const sd_model *draft, const sd_model *ta
         return SD_ERR_INVALID_ARG;
     for (int i = 0; i < SD_TREE_MAX_DEPTH; i++)
         if (p.branch[i] < 0 || p.branch[i] > 16) return SD_ERR_INVALID_ARG;
-    sd_status st = sd_check_same_vocab(target, draft, err, err_size);
-    if (st != SD_OK) return st;
     dt_state *d = calloc(1, sizeof *d);
     if (!d) return SD_ERR_NOMEM;
     d->model = draft;
     d->tp = p;
     d->V = sd_vocab_n_tokens(sd_model_vocab(draft));
-    sd_ctx_params cp = sd_ctx_default_params();
-    cp.n_ctx = n_ctx;
-    cp.pool = pool;
-    cp.vocab_subset = vocab_subset;
-    cp.n_vocab_subset = n_subset;
-    if ((st = sd_ctx_new(draft, &cp, &d->ctx)) != SD_OK) {
-        if (st == SD_ERR_INVALID_ARG && err && err_size) snprintf(err, err_size, "invalid draft context (n_ctx or vocab subset)");
+    sd_status st = sd_draft_ctx_new(draft, target, pool, n_ctx, vocab_subset, n_subset, &d->ctx, err, err_size);
+    if (st != SD_OK) {
         dt_free(d);
         return st;
     }

@@ -89,6 +89,15 @@ struct sd_drafter {
  * text); else SD_ERR_MISMATCH with the first difference in err. */
 sd_status sd_check_same_vocab(const sd_model *a, const sd_model *b, char *err, size_t err_size);
 
+/* The KV context of a draft model that drafts for target: checks that the
+ * two share one vocabulary (sd_check_same_vocab), then makes a context of
+ * n_ctx cells on pool (NULL: single-threaded) whose output head is limited
+ * to vocab_subset[0..n_subset) when n_subset > 0 (VocabTrim). *out is the
+ * caller's (sd_ctx_free). Errors: SD_ERR_MISMATCH, SD_ERR_INVALID_ARG
+ * (n_ctx or the subset; err says which), SD_ERR_NOMEM. */
+sd_status sd_draft_ctx_new(const sd_model *draft, const sd_model *target, sd_threadpool *pool, int n_ctx,
+                           const int32_t *vocab_subset, int n_subset, sd_ctx **out, char *err, size_t err_size);
+
 /* Wraps an implementation; NULL on NOMEM (self is then freed with ops). */
 sd_drafter *sd_drafter_make(const char *name, const sd_drafter_ops *ops, void *self);
 
