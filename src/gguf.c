@@ -917,6 +917,54 @@ sd_status sd_gguf_get_f32(const sd_gguf *g, const char *key, float *out, char *e
     return SD_OK;
 }
 
+/* SD_ERR_FORMAT with "<file>: <message>" in err (a hyper-parameter's
+ * value, not a place in the file, is what is wrong). */
+static sd_status hp_err(const sd_gguf *g, char *err, size_t err_size, const char *fmt, ...) {
+    if (err && err_size > 0) {
+        int n = snprintf(err, err_size, "%s: ", g->name ? g->name : "gguf");
+        if (n >= 0 && (size_t)n < err_size) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(err + n, err_size - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return SD_ERR_FORMAT;
+}
+
+sd_status sd_gguf_get_int_in(const sd_gguf *g, const char *key, bool required, int def, int lo, int hi, int *out,
+                             char *err, size_t err_size) {
+    if (!g || !key || !out) return SD_ERR_INVALID_ARG;
+    int64_t v;
+    sd_status st = sd_gguf_get_i64(g, key, &v, err, err_size);
+    if (st == SD_ERR_NOT_FOUND) {
+        if (required) return hp_err(g, err, err_size, "missing key %s", key);
+        *out = def;
+        return SD_OK;
+    }
+    if (st != SD_OK) return st;
+    if (v < lo || v > hi)
+        return hp_err(g, err, err_size, "%s = %lld out of range [%d, %d]", key, (long long)v, lo, hi);
+    *out = (int)v;
+    return SD_OK;
+}
+
+sd_status sd_gguf_get_f32_in(const sd_gguf *g, const char *key, float def, float lo, float hi, float *out, char *err,
+                             size_t err_size) {
+    if (!g || !key || !out) return SD_ERR_INVALID_ARG;
+    float v;
+    sd_status st = sd_gguf_get_f32(g, key, &v, err, err_size);
+    if (st == SD_ERR_NOT_FOUND) {
+        *out = def;
+        return SD_OK;
+    }
+    if (st != SD_OK) return st;
+    if (!(v >= lo && v <= hi))
+        return hp_err(g, err, err_size, "%s = %g out of range [%g, %g]", key, (double)v, (double)lo, (double)hi);
+    *out = v;
+    return SD_OK;
+}
+
 sd_status sd_gguf_get_bool(const sd_gguf *g, const char *key, bool *out, char *err,
                            size_t err_size) {
     const kv_rec *kv;

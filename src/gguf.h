@@ -92,6 +92,16 @@ sd_status sd_gguf_get_f32(const sd_gguf *g, const char *key, float *out, char *e
 sd_status sd_gguf_get_bool(const sd_gguf *g, const char *key, bool *out, char *err, size_t err_size);
 sd_status sd_gguf_get_str(const sd_gguf *g, const char *key, sd_gguf_str *out, char *err, size_t err_size);
 
+/* A hyper-parameter: an integer key whose value must lie in [lo, hi].
+ * Absent: *out = def and SD_OK, or SD_ERR_FORMAT ("missing key") when
+ * required. A value out of [lo, hi] or of the wrong type: SD_ERR_FORMAT
+ * with the key and the value in err. */
+sd_status sd_gguf_get_int_in(const sd_gguf *g, const char *key, bool required, int def, int lo, int hi, int *out,
+                             char *err, size_t err_size);
+/* The same for a float key (never required); NaN is out of range. */
+sd_status sd_gguf_get_f32_in(const sd_gguf *g, const char *key, float def, float lo, float hi, float *out, char *err,
+                             size_t err_size);
+
 /* Arrays by key. *n receives the element count.
  * get_arr_str: array of strings, element i via sd_gguf_arr_str().
  * get_arr_f32 / get_arr_i32: numeric arrays converted into a caller buffer of

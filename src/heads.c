@@ -38,45 +38,6 @@ void sd_heads_free(sd_heads *h) {
 
 /* ------------------------------------------------------------ loading */
 
-/* Integer key in [lo, hi]; absent: def, or an error when required. */
-static sd_status get_int(const sd_heads *h, const char *key, bool required, int def, int lo, int hi, int *out,
-                         char *err, size_t n) {
-    int64_t v;
-    sd_status st = sd_gguf_get_i64(h->gguf, key, &v, err, n);
-    if (st == SD_ERR_NOT_FOUND) {
-        if (required) {
-            set_err(err, n, "%s: missing key %s", sd_gguf_name(h->gguf), key);
-            return SD_ERR_FORMAT;
-        }
-        *out = def;
-        return SD_OK;
-    }
-    if (st != SD_OK) return st;
-    if (v < lo || v > hi) {
-        set_err(err, n, "%s: %s = %lld out of range [%d, %d]", sd_gguf_name(h->gguf), key, (long long)v, lo, hi);
-        return SD_ERR_FORMAT;
-    }
-    *out = (int)v;
-    return SD_OK;
-}
-
-static sd_status get_float(const sd_heads *h, const char *key, float def, float lo, float hi, float *out, char *err,
-                           size_t n) {
-    float v;
-    sd_status st = sd_gguf_get_f32(h->gguf, key, &v, err, n);
-    if (st == SD_ERR_NOT_FOUND) {
-        *out = def;
-        return SD_OK;
-    }
-    if (st != SD_OK) return st;
-    if (!(v >= lo && v <= hi)) {
-        set_err(err, n, "%s: %s = %g out of range", sd_gguf_name(h->gguf), key, (double)v);
-        return SD_ERR_FORMAT;
-    }
-    *out = v;
-    return SD_OK;
-}
-
 /* The tensor `name` with exactly ne = {cols, rows} (rows 0: a vector of
  * cols) and a type the kernels support (F32, F16, Q8_0). */
 static sd_status find(sd_heads *h, const char *name, int64_t cols, int64_t rows, const sd_gguf_tensor **out,
@@ -196,11 +157,11 @@ static sd_status load_eagle(sd_heads *h, char *err, size_t n) {
     int H, Hkv, F;
     float eps, base;
     sd_status st;
-    if ((st = get_int(h, "eagle.attention.head_count", true, 0, 1, 1024, &H, err, n)) ||
-        (st = get_int(h, "eagle.attention.head_count_kv", false, H, 1, 1024, &Hkv, err, n)) ||
-        (st = get_int(h, "eagle.feed_forward_length", true, 0, 1, 1 << 20, &F, err, n)) ||
-        (st = get_float(h, "eagle.attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &eps, err, n)) ||
-        (st = get_float(h, "eagle.rope.freq_base", 10000.0f, 1.0f, 1e12f, &base, err, n)))
+    if ((st = sd_gguf_get_int_in(h->gguf, "eagle.attention.head_count", true, 0, 1, 1024, &H, err, n)) ||
+        (st = sd_gguf_get_int_in(h->gguf, "eagle.attention.head_count_kv", false, H, 1, 1024, &Hkv, err, n)) ||
+        (st = sd_gguf_get_int_in(h->gguf, "eagle.feed_forward_length", true, 0, 1, 1 << 20, &F, err, n)) ||
+        (st = sd_gguf_get_f32_in(h->gguf, "eagle.attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &eps, err, n)) ||
+        (st = sd_gguf_get_f32_in(h->gguf, "eagle.rope.freq_base", 10000.0f, 1.0f, 1e12f, &base, err, n)))
         return st;
     if (E % H != 0 || H % Hkv != 0 || (E / H) % 2 != 0 || E / H > SD_ATTN_MAX_D || H / Hkv > SD_ATTN_MAX_REP) {
         set_err(err, n, "%s: EAGLE heads %d / KV heads %d do not fit the width %d", sd_gguf_name(h->gguf), H, Hkv, E);
@@ -264,15 +225,15 @@ static sd_status load(sd_heads *h, const char *path, char *err, size_t n) {
         memcpy(h->target_name, s.ptr, len);
     }
     int E;
-    if ((st = get_int(h, "specdec-heads.embedding_length", true, 0, 1, 1 << 16, &E, err, n))) return st;
+    if ((st = sd_gguf_get_int_in(h->gguf, "specdec-heads.embedding_length", true, 0, 1, 1 << 16, &E, err, n))) return st;
     if (E != h->target->n_embd) {
         set_err(err, n, "%s: heads of width %d do not fit the target's width %d", path, E, h->target->n_embd);
         return SD_ERR_MISMATCH;
     }
     h->n_embd = E;
     h->n_vocab = h->target->n_vocab;
-    if ((st = get_int(h, "medusa.head_count", false, 0, 0, SD_HEADS_MAX, &h->n_medusa, err, n)) ||
-        (st = get_int(h, "hydra.head_count", false, 0, 0, SD_HEADS_MAX, &h->n_hydra, err, n)))
+    if ((st = sd_gguf_get_int_in(h->gguf, "medusa.head_count", false, 0, 0, SD_HEADS_MAX, &h->n_medusa, err, n)) ||
+        (st = sd_gguf_get_int_in(h->gguf, "hydra.head_count", false, 0, 0, SD_HEADS_MAX, &h->n_hydra, err, n)))
         return st;
     char name[64];
     for (int k = 1; k <= h->n_medusa; k++) {

@@ -93,48 +93,20 @@ static sd_status check_type(const sd_model *m, const char *name, int type, int64
     return SD_OK;
 }
 
-/* Integer hyper-parameter "<arch>.<suffix>" in [lo, hi]. */
+/* Hyper-parameter "<arch>.<suffix>" in [lo, hi] (sd_gguf_get_int_in /
+ * sd_gguf_get_f32_in). */
 static sd_status get_hp(const sd_model *m, const char *suffix, bool required, int def, int lo,
                         int hi, int *out, char *err, size_t err_size) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", m->arch, suffix);
-    int64_t v;
-    sd_status st = sd_gguf_get_i64(m->gguf, key, &v, err, err_size);
-    if (st == SD_ERR_NOT_FOUND) {
-        if (required) {
-            set_err(err, err_size, "%s: missing key %s", sd_gguf_name(m->gguf), key);
-            return SD_ERR_FORMAT;
-        }
-        *out = def;
-        return SD_OK;
-    }
-    if (st != SD_OK) return st;
-    if (v < lo || v > hi) {
-        set_err(err, err_size, "%s: %s = %lld out of range [%d, %d]", sd_gguf_name(m->gguf), key,
-                (long long)v, lo, hi);
-        return SD_ERR_FORMAT;
-    }
-    *out = (int)v;
-    return SD_OK;
+    return sd_gguf_get_int_in(m->gguf, key, required, def, lo, hi, out, err, err_size);
 }
 
 static sd_status get_hp_f32(const sd_model *m, const char *suffix, float def, float lo, float hi,
                             float *out, char *err, size_t err_size) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", m->arch, suffix);
-    float v;
-    sd_status st = sd_gguf_get_f32(m->gguf, key, &v, err, err_size);
-    if (st == SD_ERR_NOT_FOUND) {
-        *out = def;
-        return SD_OK;
-    }
-    if (st != SD_OK) return st;
-    if (!(v >= lo && v <= hi)) {
-        set_err(err, err_size, "%s: %s = %g out of range", sd_gguf_name(m->gguf), key, (double)v);
-        return SD_ERR_FORMAT;
-    }
-    *out = v;
-    return SD_OK;
+    return sd_gguf_get_f32_in(m->gguf, key, def, lo, hi, out, err, err_size);
 }
 
 /* Binds a tensor of the expected shape {cols, rows} (rows = 0: 1-D). */
