@@ -456,6 +456,27 @@ static void test_synthetic_valid(void) {
     CHECK(sd_gguf_get_bool(g, "test.u32", &bl, err, sizeof err) == SD_ERR_FORMAT, "u32 as bool");
     CHECK(sd_gguf_get_i32(g, "tokenizer.ggml.tokens", &i32, NULL, 0) == SD_ERR_FORMAT, "arr as i32, no err buf");
 
+    /* hyper-parameters in a range: value, default, required, range, type */
+    int hp = 0;
+    CHECK(sd_gguf_get_int_in(g, "test.u32", true, 0, 1, 8, &hp, err, sizeof err) == SD_OK && hp == 7, "int_in 7");
+    CHECK(sd_gguf_get_int_in(g, "no.such", false, 42, 1, 8, &hp, err, sizeof err) == SD_OK && hp == 42,
+          "int_in default (not range-checked)");
+    CHECK(sd_gguf_get_int_in(g, "no.such", true, 0, 1, 8, &hp, err, sizeof err) == SD_ERR_FORMAT &&
+              strstr(err, "missing key no.such"), "int_in required: %s", err);
+    CHECK(sd_gguf_get_int_in(g, "test.u32", true, 0, 8, 9, &hp, err, sizeof err) == SD_ERR_FORMAT &&
+              strstr(err, "test.u32 = 7 out of range [8, 9]"), "int_in below: %s", err);
+    CHECK(sd_gguf_get_int_in(g, "test.big", true, 0, 0, 1 << 30, &hp, err, sizeof err) == SD_ERR_FORMAT,
+          "int_in 2^40 above an int range");
+    CHECK(sd_gguf_get_int_in(g, "test.i64", true, 0, -5, -5, &hp, err, sizeof err) == SD_OK && hp == -5, "int_in -5");
+    CHECK(sd_gguf_get_int_in(g, "test.f32", true, 0, 0, 9, &hp, err, sizeof err) == SD_ERR_FORMAT, "int_in f32 type");
+    CHECK(sd_gguf_get_int_in(g, NULL, true, 0, 0, 9, &hp, err, sizeof err) == SD_ERR_INVALID_ARG, "int_in NULL key");
+    f = 0.0f;
+    CHECK(sd_gguf_get_f32_in(g, "test.f32", 0.0f, 1.0f, 2.0f, &f, err, sizeof err) == SD_OK && f == 1.5f, "f32_in");
+    CHECK(sd_gguf_get_f32_in(g, "no.such", 3.0f, 1.0f, 2.0f, &f, err, sizeof err) == SD_OK && f == 3.0f, "f32_in default");
+    CHECK(sd_gguf_get_f32_in(g, "test.f32", 0.0f, 2.0f, 3.0f, &f, err, sizeof err) == SD_ERR_FORMAT &&
+              strstr(err, "test.f32 = 1.5 out of range"), "f32_in range: %s", err);
+    CHECK(sd_gguf_get_f32_in(g, "test.u32", 0.0f, 0.0f, 9.0f, &f, err, sizeof err) == SD_ERR_FORMAT, "f32_in u32 type");
+
     /* missing keys: NOT_FOUND and *out untouched */
     u32 = 99;
     CHECK(sd_gguf_get_u32(g, "no.such", &u32, err, sizeof err) == SD_ERR_NOT_FOUND && u32 == 99, "missing u32");
