@@ -10,18 +10,12 @@
  * every method drafted and had drafts accepted (accepted > 0).
  * SD_TEST_QUICK=1 (set for sanitizer runs) uses every 12th prompt.
  */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "specdec.h"
 #include "util/check.h"
-
-typedef struct prompt {
-    char id[64];
-    int32_t *ids;
-    int n, max_tokens;
-} prompt;
+#include "util/prompts.h"
 
 /* Budgets (index into kmax): the draft model runs 1, 2, 4, 8, 16, auto
  * and feedback, lookup and ngram-cache 1, 4 and 16; the later methods 8 and auto (pearl,
@@ -37,31 +31,6 @@ static bool budget_tested(int drafter, int k, bool quick) {
     if (drafter >= 13) return !quick && k == 3; /* heads chains: 8, not under quick */
     if (drafter >= 10) return quick ? k == 3 : k == 5; /* heads trees: auto (quick: 8) */
     return k == 3 || k == 5;
-}
-
-static int load_prompts(const sd_vocab *v, prompt *out, int max) {
-    const char *files[2] = {"code-btrfs", "docs-filesystems"};
-    int n = 0;
-    for (int f = 0; f < 2; f++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/bench/%s.jsonl", test_shared_dir(), files[f]);
-        FILE *fp = fopen(path, "r");
-        CHECK(fp != NULL, "open %s", path);
-        if (!fp) continue;
-        json_error_t jerr;
-        json_t *j;
-        while (n < max && (j = json_loadf(fp, JSON_DISABLE_EOF_CHECK, &jerr)) != NULL) {
-            const char *text = json_string_value(json_object_get(j, "prompt"));
-            prompt *p = &out[n++];
-            snprintf(p->id, sizeof p->id, "%s", json_string_value(json_object_get(j, "id")));
-            p->max_tokens = (int)json_integer_value(json_object_get(j, "max_tokens"));
-            p->ids = malloc(4096 * sizeof *p->ids);
-            p->n = sd_tokenize(v, text, strlen(text), p->ids, 4096, true, false);
-            json_decref(j);
-        }
-        fclose(fp);
-    }
-    return n;
 }
 
 int main(void) {
@@ -86,8 +55,8 @@ int main(void) {
     sd_sampler *smp = NULL;
     CHECK(sd_sampler_new(&sp, sd_vocab_n_tokens(sd_model_vocab(target)), &smp) == SD_OK, "sampler");
 
-    prompt prompts[64];
-    int n_prompts = load_prompts(sd_model_vocab(target), prompts, 64);
+    test_prompt prompts[64];
+    int n_prompts = test_load_prompts(sd_model_vocab(target), prompts, 64, 1);
     CHECK(n_prompts == 36, "36 bench prompts, got %d", n_prompts);
     const bool quick = getenv("SD_TEST_QUICK") != NULL;
 
@@ -138,7 +107,7 @@ int main(void) {
     int32_t *ref = malloc(1024 * sizeof *ref), *got = malloc(1024 * sizeof *got);
     for (int i = 0; i < n_prompts; i++) {
         if (quick && i % 12 != 0) continue;
-        prompt *p = &prompts[i];
+        test_prompt *p = &prompts[i];
         sd_gen_params gp = sd_gen_default_params();
         gp.n_predict = p->max_tokens;
         gp.ignore_eos = true;
@@ -183,7 +152,7 @@ int main(void) {
     sd_cost_table_free(costs);
     free(ref);
     free(got);
-    for (int i = 0; i < n_prompts; i++) free(prompts[i].ids);
+    test_free_prompts(prompts, n_prompts);
     for (int d = 0; d < ND; d++) sd_drafter_free(drafters[d]);
     sd_sampler_free(smp);
     sd_ctx_free(ctx);

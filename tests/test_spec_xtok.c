@@ -26,47 +26,16 @@
  * original draft through the same path (its texts and function over texts
  * are the original's).
  */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "spec/drafter.h"
 #include "specdec.h"
 #include "util/check.h"
+#include "util/prompts.h"
 
 static bool vocab_differs(const sd_model *a, const sd_model *b) {
     return sd_check_same_vocab(a, b, NULL, 0) == SD_ERR_MISMATCH;
-}
-
-typedef struct prompt {
-    char id[64];
-    int32_t *ids;
-    int n, max_tokens;
-} prompt;
-
-static int load_prompts(const sd_vocab *v, prompt *out, int max) {
-    const char *files[2] = {"code-btrfs", "docs-filesystems"};
-    int n = 0;
-    for (int f = 0; f < 2; f++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/bench/%s.jsonl", test_shared_dir(), files[f]);
-        FILE *fp = fopen(path, "r");
-        CHECK(fp != NULL, "open %s", path);
-        if (!fp) continue;
-        json_error_t jerr;
-        json_t *j;
-        while (n < max && (j = json_loadf(fp, JSON_DISABLE_EOF_CHECK, &jerr)) != NULL) {
-            const char *text = json_string_value(json_object_get(j, "prompt"));
-            prompt *p = &out[n++];
-            snprintf(p->id, sizeof p->id, "%s", json_string_value(json_object_get(j, "id")));
-            p->max_tokens = (int)json_integer_value(json_object_get(j, "max_tokens"));
-            p->ids = malloc(4096 * sizeof *p->ids);
-            p->n = p->ids && text ? sd_tokenize(v, text, strlen(text), p->ids, 4096, true, false) : -1;
-            json_decref(j);
-        }
-        fclose(fp);
-    }
-    return n;
 }
 
 typedef struct totals {
@@ -163,8 +132,8 @@ int main(void) {
     sd_sampler *smp = NULL;
     const sd_vocab *tv = sd_model_vocab(target);
     CHECK(sd_sampler_new(&sp, sd_vocab_n_tokens(tv), &smp) == SD_OK, "sampler");
-    prompt prompts[64];
-    int n_prompts = load_prompts(tv, prompts, 64);
+    test_prompt prompts[64];
+    int n_prompts = test_load_prompts(tv, prompts, 64, 1);
     CHECK(n_prompts == 36, "36 bench prompts, got %d", n_prompts);
     int32_t *ref = malloc(1024 * sizeof *ref);
 
@@ -184,7 +153,7 @@ int main(void) {
         totals tp = {0}, t0 = {0};
         int stride = quick ? 12 : 6; /* 6: two prompts of each task */
         for (int i = 0; dp && d0 && i < n_prompts; i += stride) {
-            prompt *p = &prompts[i];
+            test_prompt *p = &prompts[i];
             sd_gen_params gp = sd_gen_default_params();
             gp.n_predict = p->max_tokens < 1024 ? p->max_tokens : 1024;
             gp.ignore_eos = true;
@@ -234,7 +203,7 @@ int main(void) {
         totals tq = {0}, t0 = {0}, tm = {0};
         int stride = quick ? 12 : 4;
         for (int i = 0; dq && d0 && i < n_prompts; i += stride) {
-            prompt *p = &prompts[i];
+            test_prompt *p = &prompts[i];
             sd_gen_params gp = sd_gen_default_params();
             gp.n_predict = p->max_tokens < 48 ? p->max_tokens : 48;
             gp.ignore_eos = true;
@@ -276,7 +245,7 @@ int main(void) {
     }
 
     free(ref);
-    for (int i = 0; i < n_prompts; i++) free(prompts[i].ids);
+    test_free_prompts(prompts, n_prompts);
     sd_sampler_free(smp);
     sd_ctx_free(ctx);
     sd_threadpool_free(pool);

@@ -43,13 +43,14 @@
 #include "specdec.h"
 #include "spec/verify.h"
 #include "util/check.h"
+#include "util/stats.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-enum { VMAX = 32, NPOS = 8, M = 3, NMAX = 16, NPREV = 4 };
+enum { VMAX = ST_VMAX, NPOS = ST_NPOS, M = 3, NMAX = 16, NPREV = 4 };
 
 static const long N_FULL = 100000;
 static long N = 100000; /* runs per case; main() lowers it for SD_TEST_QUICK */
@@ -59,179 +60,10 @@ static long N = 100000; /* runs per case; main() lowers it for SD_TEST_QUICK */
  * tests (this file runs 382; main() checks the count). The number of tests
  * that would be rejected at a per-test 1e-3 is printed for information. */
 static const double Z_ALPHA = 4.6;
-static const double Z_1E3 = 3.090232; /* upper 1e-3 normal quantile */
 
-/* ---------------------------------------------------------- statistics */
-
-/* Upper alpha quantile of chi-square (df) by Wilson-Hilferty; z the upper
- * alpha normal quantile (conservative for df <= 2). */
-static double chi2_crit(int df, double z) {
-    double a = 2.0 / (9.0 * df);
-    double t = 1.0 - a + z * sqrt(a);
-    return df * t * t * t;
-}
-
-/* Wilson-Hilferty z-score of a chi-square statistic (for reporting). */
-static double chi2_z(double chi, int df) {
-    double a = 2.0 / (9.0 * df);
-    return (cbrt(chi / df) - (1.0 - a)) / sqrt(a);
-}
-
-/* Pearson chi-square of counts against probabilities p (n bins); bins with
- * N p < 5 are pooled into one bin (if the pool's expected count is still
- * below 5 it is merged into the largest bin). Bins with p = 0 are left out
- * (they are checked to be empty separately). Writes the degrees of freedom. */
-static double chi2_stat(const long *cnt, const double *p, int n, long n_tot, int *df) {
-    double chi = 0.0, pool_e = 0.0, pool_o = 0.0;
-    int bins = 0, big = -1;
-    for (int i = 0; i < n; i++) {
-        if (p[i] == 0.0) continue;
-        double e = p[i] * (double)n_tot;
-        if (e < 5.0) {
-            pool_e += e;
-            pool_o += (double)cnt[i];
-            continue;
-        }
-        if (big < 0 || p[i] > p[big]) big = i;
-    }
-    for (int i = 0; i < n; i++) {
-        if (p[i] == 0.0) continue;
-        double e = p[i] * (double)n_tot, o = (double)cnt[i];
-        if (e < 5.0) continue;
-        if (i == big && pool_e > 0.0 && pool_e < 5.0) {
-            e += pool_e;
-            o += pool_o;
-        }
-        chi += (o - e) * (o - e) / e;
-        bins++;
-    }
-    if (pool_e >= 5.0 || (big < 0 && pool_e > 0.0)) {
-        chi += (pool_o - pool_e) * (pool_o - pool_e) / pool_e;
-        bins++;
-    }
-    *df = bins - 1;
-    return chi;
-}
-
-/* Total variation between the empirical law and p. */
-static double tv_dist(const long *cnt, const double *p, int n, long n_tot) {
-    double tv = 0.0;
-    for (int i = 0; i < n; i++) tv += fabs((double)cnt[i] / (double)n_tot - p[i]);
-    return 0.5 * tv;
-}
-
-/* A bound the empirical TV exceeds with probability < 1e-6 when the law is
- * p: E[TV] <= 1/2 sum_i sqrt(p_i (1 - p_i) / N) (Jensen), and TV moves by at
- * most 1/N when one of the N independent runs changes, so by McDiarmid
- * P(TV >= E[TV] + t) <= exp(-2 N t^2) = 1e-6 at t = sqrt(ln(1e6) / (2 N)). */
-static double tv_bound(const double *p, int n, long n_tot) {
-    double e = 0.0;
-    for (int i = 0; i < n; i++) e += sqrt(p[i] * (1.0 - p[i]) / (double)n_tot);
-    return 0.5 * e + sqrt(log(1e6) / (2.0 * (double)n_tot));
-}
-
-/* Running extremes for the summary line. */
-static double g_max_z = -1e9, g_max_tv_ratio = 0.0, g_max_acc_z = 0.0;
-static int g_n_chi = 0, g_n_rej_1e3 = 0;
-
-typedef struct {
-    double chi, crit, tv, tvb;
-    int df;
-} stat_res;
-
-/* Chi-square + TV of one histogram against p. */
-static stat_res eval_hist(const long *cnt, const double *p, int n, long n_tot) {
-    stat_res r;
-    r.chi = chi2_stat(cnt, p, n, n_tot, &r.df);
-    r.crit = r.df >= 1 ? chi2_crit(r.df, Z_ALPHA) : INFINITY;
-    r.tv = tv_dist(cnt, p, n, n_tot);
-    r.tvb = tv_bound(p, n, n_tot);
-    return r;
-}
-
-static void note_chi(double chi, int df) {
-    if (df < 1) return;
-    double z = chi2_z(chi, df);
-    if (z > g_max_z) g_max_z = z;
-    g_n_chi++;
-    if (chi >= chi2_crit(df, Z_1E3)) g_n_rej_1e3++;
-}
-
-static void check_stat(const char *what, const char *label, const stat_res *s) {
-    note_chi(s->chi, s->df);
-    if (s->tv / s->tvb > g_max_tv_ratio) g_max_tv_ratio = s->tv / s->tvb;
-    CHECK(s->df < 1 || s->chi < s->crit, "%s: %s chi2 %.1f >= crit %.1f (df %d)", label, what,
-          s->chi, s->crit, s->df);
-    CHECK(s->tv < s->tvb, "%s: %s TV %.4f >= bound %.4f", label, what, s->tv, s->tvb);
-}
-
-/* ------------------------------------------------------------ helpers */
-
-static double gauss(sd_rng *r) {
-    double u = 0.0;
-    for (int i = 0; i < 12; i++) u += sd_rng_uniform(r);
-    return u - 6.0;
-}
-
-/* Index drawn from w (n nonnegative doubles, sum > 0) with one uniform; the
- * test's own sampler (independent of the library's). -1 if no mass. */
-static int32_t draw_idx(const double *w, int n, sd_rng *r) {
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += w[i];
-    if (!(s > 0.0)) return -1;
-    double u = sd_rng_uniform(r) * s, c = 0.0;
-    int32_t last = -1;
-    for (int i = 0; i < n; i++) {
-        if (w[i] <= 0.0) continue;
-        c += w[i];
-        last = i;
-        if (u < c) return i;
-    }
-    return last;
-}
-
-/* Normalizes w (double) into a float row. */
-static void to_row(const double *w, int n, float *out) {
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += w[i];
-    for (int i = 0; i < n; i++) out[i] = (float)(w[i] / s);
-}
-
-/* A float row as a normalized double law. */
-static void to_law(const float *w, int n, double *out) {
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += w[i];
-    for (int i = 0; i < n; i++) out[i] = w[i] / s;
-}
-
-/* ------------------------------------------------- the target's rows */
-
-typedef struct {
-    int V;
-    float p[NPOS][VMAX];   /* target rows as verify sees them  */
-    double pd[NPOS][VMAX]; /* the same, renormalized in double */
-} target;
-
-/* Positional target rows (as test_verify.c): ~1/4 of the tokens have p = 0
- * (a different set per position), alternating peaked / flat / medium rows,
- * and one very rare token (weight 1e-4) on the medium rows. */
-static void make_target(target *tg, int V, sd_rng *r) {
-    tg->V = V;
-    for (int t = 0; t < NPOS; t++) {
-        double w[VMAX];
-        const double scale = t % 3 == 0 ? 2.5 : t % 3 == 1 ? 0.5 : 1.5;
-        for (int i = 0; i < V; i++) {
-            w[i] = exp(scale * gauss(r));
-            if ((i + 3 * t) % 4 == 0) w[i] = 0.0;
-        }
-        if (t % 3 == 2) {
-            int rare = (5 + t) % V;
-            if (w[rare] > 0.0) w[rare] = 1e-4;
-        }
-        to_row(w, V, tg->p[t]);
-        to_law(tg->p[t], V, tg->pd[t]);
-    }
-}
+/* Running extremes for the summary line (the statistics: util/stats.h). */
+static st_tally g_tally = ST_TALLY_INIT;
+static double g_max_acc_z = 0.0;
 
 /* ------------------------------------------------------ draft laws */
 
@@ -268,7 +100,14 @@ static int law_index(const drafter *d, int32_t parent_tok) {
     return d->kind == Q_PREFIX ? (int)((parent_tok + 1) % NPREV) : 0;
 }
 
-static void make_drafter(drafter *d, qkind kind, const target *tg, sd_rng *r) {
+/* Each kind's law family (util/stats.h); Q_PREFIX draws one random law per
+ * parent token, the q = NULL kinds draw from the uniform law when at all. */
+static const st_qlaw qkind_law[Q_COUNT] = {
+    ST_Q_EQ,     ST_Q_DISJOINT, ST_Q_PARTIAL, ST_Q_SHARP,   ST_Q_FLAT,
+    ST_Q_RANDOM, ST_Q_RANDOM,   ST_Q_UNIFORM, ST_Q_UNIFORM, ST_Q_UNIFORM,
+};
+
+static void make_drafter(drafter *d, qkind kind, const st_target *tg, sd_rng *r) {
     const int V = tg->V;
     d->kind = kind;
     d->report_q = kind < Q_NULL_TOP;
@@ -287,33 +126,8 @@ static void make_drafter(drafter *d, qkind kind, const target *tg, sd_rng *r) {
                         d->ord[t][k] = tmp;
                     }
         }
-        for (int h = 0; h < (kind == Q_PREFIX ? NPREV : 1); h++) {
-            double w[VMAX];
-            int n_supp = 0;
-            for (int i = 0; i < V; i++) {
-                double u = exp(1.5 * gauss(r));
-                switch (kind) {
-                case Q_EQ: w[i] = p[i]; break;
-                case Q_DISJOINT: w[i] = p[i] == 0.0f ? u : 0.0; break;
-                case Q_PARTIAL:
-                    if (p[i] > 0.0f) w[i] = (n_supp++ % 2) ? u : 0.0;
-                    else w[i] = u;
-                    break;
-                case Q_SHARP: w[i] = pow(p[i], 3.0); break;
-                case Q_FLAT: w[i] = pow(p[i], 0.3); break;
-                case Q_RANDOM:
-                case Q_PREFIX: w[i] = u; break;
-                default: w[i] = 1.0; break; /* uniform (only drawn for null uniform) */
-                }
-            }
-            if (kind == Q_FLAT) {
-                double s = 0.0;
-                for (int i = 0; i < V; i++) s += w[i];
-                for (int i = 0; i < V; i++) w[i] = 0.8 * w[i] / s + 0.2 / V;
-            }
-            if (kind == Q_EQ) memcpy(d->g[h][t], p, (size_t)V * sizeof(float)); /* bit-identical */
-            else to_row(w, V, d->g[h][t]);
-        }
+        for (int h = 0; h < (kind == Q_PREFIX ? NPREV : 1); h++)
+            st_draft_row(qkind_law[kind], p, V, -1, r, d->g[h][t]);
     }
 }
 
@@ -331,7 +145,7 @@ static int draft_siblings(const drafter *d, int V, int t, int32_t parent_tok, in
     for (int i = 0; i < V; i++) w[i] = g[i];
     int c = 0;
     while (c < m) {
-        int32_t x = draw_idx(w, V, r);
+        int32_t x = st_draw_idx(w, V, r);
         if (x < 0) break;
         out[c++] = x;
         w[x] = 0.0;
@@ -425,7 +239,7 @@ static double rej_all(const double *r, const double *s, int V, int m) {
 
 /* P(the first call of a run, at position 0 after no token, accepts a root
  * child). */
-static double first_acceptance(const drafter *d, const shape *sh, const target *tg) {
+static double first_acceptance(const drafter *d, const shape *sh, const st_target *tg) {
     const int V = tg->V, m = sh->chain > 0 ? 1 : sh->m0;
     if (d->fixed) {
         double a = 0.0;
@@ -466,7 +280,7 @@ static int tree_broken(const int32_t *tok, const int32_t *parent, int n, const f
     int cur = -1, j = 0;
     for (;;) {
         double pr[VMAX], r[VMAX], s[VMAX];
-        to_law(p + (size_t)(cur + 1) * V, V, pr);
+        st_to_law(p + (size_t)(cur + 1) * V, V, pr);
         memcpy(r, pr, sizeof pr);
         bool have_s = false;
         int acc = -1;
@@ -474,7 +288,7 @@ static int tree_broken(const int32_t *tok, const int32_t *parent, int n, const f
             if (parent[c] != cur) continue;
             const int32_t x = tok[c];
             if (q && !have_s) {
-                to_law(q + (size_t)c * V, V, s);
+                st_to_law(q + (size_t)c * V, V, s);
                 have_s = true;
             }
             const double sx = q ? s[x] : 1.0, rx = mode == B_NO_RESIDUAL ? pr[x] : r[x];
@@ -498,7 +312,7 @@ static int tree_broken(const int32_t *tok, const int32_t *parent, int n, const f
             }
         }
         if (acc < 0) {
-            *next = draw_idx(mode == B_RESAMPLE_P ? pr : r, V, rng);
+            *next = st_draw_idx(mode == B_RESAMPLE_P ? pr : r, V, rng);
             return j;
         }
         path[j++] = acc;
@@ -510,13 +324,13 @@ static int tree_broken(const int32_t *tok, const int32_t *parent, int n, const f
 
 typedef struct {
     long runs;
-    long c0[VMAX], c01[VMAX * VMAX], c2[VMAX];
+    st_hist3 h; /* the first three tokens of each run */
     long first_acc;                   /* first calls that accepted a child */
-    long zero_emitted, bad_ret, bad_path, eq_off_first, calls, nodes;
+    long bad_ret, bad_path, eq_off_first, calls, nodes;
 } sim_counts;
 
 /* n_runs runs of the miniature decode loop with tree shape sh. */
-static void simulate(const target *tg, const drafter *d, const shape *sh, tree_fn fn,
+static void simulate(const st_target *tg, const drafter *d, const shape *sh, tree_fn fn,
                      uint64_t seed, long n_runs, sim_counts *sc) {
     const int V = tg->V;
     memset(sc, 0, sizeof *sc);
@@ -574,28 +388,8 @@ static void simulate(const target *tg, const drafter *d, const shape *sh, tree_f
             prev = next;
         }
         if (n_em < M) continue;
-        for (int t = 0; t < M; t++)
-            if (tg->p[t][em[t]] == 0.0f) sc->zero_emitted++;
-        sc->c0[em[0]]++;
-        sc->c01[em[0] * V + em[1]]++;
-        sc->c2[em[2]]++;
+        st_hist3_add(&sc->h, tg, em);
     }
-}
-
-typedef struct {
-    stat_res m0, j01, m2;
-} case_res;
-
-static case_res evaluate(const target *tg, const sim_counts *sc) {
-    const int V = tg->V;
-    double pj[VMAX * VMAX];
-    for (int a = 0; a < V; a++)
-        for (int b = 0; b < V; b++) pj[a * V + b] = tg->pd[0][a] * tg->pd[1][b];
-    case_res r;
-    r.m0 = eval_hist(sc->c0, tg->pd[0], V, sc->runs);
-    r.j01 = eval_hist(sc->c01, pj, V * V, sc->runs);
-    r.m2 = eval_hist(sc->c2, tg->pd[2], V, sc->runs);
-    return r;
 }
 
 /* |z| of the observed first-call acceptance against its exact value, after
@@ -628,10 +422,10 @@ static void test_sampling_cases(void) {
     }
     for (int vi = 0; vi < 2; vi++) {
         const int V = Vs[vi];
-        target tg;
+        st_target tg;
         sd_rng r;
         sd_rng_seed(&r, 2000 + (uint64_t)V);
-        make_target(&tg, V, &r);
+        st_make_target(&tg, V, &r);
         for (int si = 0; si < N_SHAPES; si++) {
             const shape *sh = &g_shapes[si];
             for (int kind = 0; kind < Q_COUNT; kind++) {
@@ -642,14 +436,12 @@ static void test_sampling_cases(void) {
                 n_cases++;
                 CHECK(sc->bad_ret == 0, "%s: %ld invalid returns", label, sc->bad_ret);
                 CHECK(sc->bad_path == 0, "%s: %ld invalid paths", label, sc->bad_path);
-                CHECK(sc->zero_emitted == 0, "%s: %ld zero-probability tokens emitted", label,
-                      sc->zero_emitted);
+                CHECK(sc->h.zero_emitted == 0, "%s: %ld zero-probability tokens emitted", label,
+                      sc->h.zero_emitted);
                 CHECK(sc->eq_off_first == 0, "%s: q = p left the first child %ld times", label,
                       sc->eq_off_first);
-                case_res cr = evaluate(&tg, sc);
-                check_stat("first token", label, &cr.m0);
-                check_stat("(first, second)", label, &cr.j01);
-                check_stat("third token", label, &cr.m2);
+                st_res3 cr = st_eval3(&tg, &sc->h, sc->runs, Z_ALPHA);
+                st_check3(&g_tally, label, &cr);
                 const double alpha = first_acceptance(d, sh, &tg);
                 const double z = check_acceptance(label, sc->first_acc, sc->runs, alpha);
                 if (z > g_max_acc_z) g_max_acc_z = z;
@@ -675,10 +467,10 @@ static void test_chain_law(void) {
     static const qkind kinds[] = {Q_RANDOM, Q_SHARP, Q_PARTIAL, Q_NULL_TOP};
     for (size_t ci = 0; ci < sizeof kinds / sizeof kinds[0]; ci++) {
         const int V = 8;
-        target tg;
+        st_target tg;
         sd_rng r;
         sd_rng_seed(&r, 3000 + ci);
-        make_target(&tg, V, &r);
+        st_make_target(&tg, V, &r);
         drafter *d = malloc(sizeof *d);
         if (!d) {
             CHECK(0, "out of memory");
@@ -733,8 +525,8 @@ static void test_chain_law(void) {
             bins++;
         }
         const int df = bins - 1;
-        const double crit = chi2_crit(df, Z_ALPHA);
-        note_chi(chi, df);
+        const double crit = st_chi2_crit(df, Z_ALPHA);
+        st_note_chi(&g_tally, chi, df);
         printf("chain law V %d k %d %-14s tree vs chain (j, next): chi2 %.1f/%.1f (df %d)\n", V,
                K, qkind_name[kinds[ci]], chi, crit, df);
         CHECK(bad == 0, "chain %s: %ld bad returns", qkind_name[kinds[ci]], bad);
@@ -767,16 +559,15 @@ static void test_negative_controls(void) {
     }
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const shape *sh = &g_shapes[cases[c].shape];
-        target tg;
+        st_target tg;
         sd_rng r;
         sd_rng_seed(&r, 2000 + (uint64_t)cases[c].V);
-        make_target(&tg, cases[c].V, &r);
+        st_make_target(&tg, cases[c].V, &r);
         make_drafter(d, cases[c].kind, &tg, &r);
         g_broken_mode = cases[c].mode;
         simulate(&tg, d, sh, tree_broken, 9000 + c, N_FULL, sc);
-        case_res cr = evaluate(&tg, sc);
-        const double worst =
-            fmax(cr.m0.chi / cr.m0.crit, fmax(cr.j01.chi / cr.j01.crit, cr.m2.chi / cr.m2.crit));
+        st_res3 cr = st_eval3(&tg, &sc->h, sc->runs, Z_ALPHA);
+        const double worst = st_worst3(&cr);
         printf("negative control %-16s V %2d %-12s %-12s chi2/crit: first %.1f pair %.1f "
                "third %.1f  TV/bound %.2f %.2f\n",
                broken_name[cases[c].mode], cases[c].V, sh->name, qkind_name[cases[c].kind],
@@ -786,10 +577,8 @@ static void test_negative_controls(void) {
               broken_name[cases[c].mode], cases[c].V, sh->name, qkind_name[cases[c].kind]);
         /* the real verifier on the very same setting passes */
         simulate(&tg, d, sh, sd_verify_tree_sample, 9000 + c, N_FULL, sc);
-        cr = evaluate(&tg, sc);
-        check_stat("first token", "control twin", &cr.m0);
-        check_stat("(first, second)", "control twin", &cr.j01);
-        check_stat("third token", "control twin", &cr.m2);
+        cr = st_eval3(&tg, &sc->h, sc->runs, Z_ALPHA);
+        st_check3(&g_tally, "control twin", &cr);
     }
     free(d);
     free(sc);
@@ -1033,12 +822,13 @@ int main(void) {
     test_negative_controls();
     /* Bonferroni: the per-test level times the number of tests */
     const double alpha1 = 0.5 * erfc(Z_ALPHA / sqrt(2.0));
-    CHECK(g_n_chi * alpha1 <= 1e-3, "%d chi-square tests at %.2g: raise Z_ALPHA", g_n_chi, alpha1);
+    CHECK(g_tally.n_chi * alpha1 <= 1e-3, "%d chi-square tests at %.2g: raise Z_ALPHA",
+          g_tally.n_chi, alpha1);
     printf("%d chi-square tests at %.2g each (family-wise %.2g); largest Wilson-Hilferty z %.2f "
            "(reject at %.2f); %d would be rejected at a per-test 1e-3; largest TV/bound %.2f; "
            "largest acceptance |z| %.2f\n",
-           g_n_chi, alpha1, g_n_chi * alpha1, g_max_z, Z_ALPHA, g_n_rej_1e3, g_max_tv_ratio,
-           g_max_acc_z);
+           g_tally.n_chi, alpha1, g_tally.n_chi * alpha1, g_tally.max_z, Z_ALPHA,
+           g_tally.n_rej_1e3, g_tally.max_tv_ratio, g_max_acc_z);
     printf("cpu time %.1f s\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
     return check_report("test_tree_verify");
 }

@@ -16,7 +16,7 @@
  *    (bins with expected count < 5 pooled), not rejected at a family-wise
  *    alpha = 1e-3 (Bonferroni over the file's tests, see Z_ALPHA);
  *  - total variation below a bound that holds with probability 1 - 1e-6
- *    (tv_bound below);
+ *    (st_tv_bound, util/stats.h);
  *  - tokens with p = 0 are never emitted; j and next are in range;
  *  - the acceptance rate at each position matches sum_x g(x) min(1, p/r)
  *    (g: the law the draft was drawn from, r: the q passed to verify, a
@@ -34,13 +34,14 @@
 #include "specdec.h"
 #include "spec/verify.h"
 #include "util/check.h"
+#include "util/stats.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-enum { VMAX = 32, NPOS = 8, M = 3, KMAX = 4, NPREV = 4 };
+enum { VMAX = ST_VMAX, NPOS = ST_NPOS, M = 3, KMAX = 4, NPREV = 4 };
 
 static const long N = 100000;
 /* Family-wise alpha = 1e-3 over all chi-square tests of this file
@@ -50,165 +51,22 @@ static const long N = 100000;
  * fail by chance in ~23% of seed choices; the count of tests that would be
  * rejected at a per-test 1e-3 is printed for information (expected ~0.26). */
 static const double Z_ALPHA = 4.5;
-static const double Z_1E3 = 3.090232; /* upper 1e-3 normal quantile */
 enum { MAX_CHI_TESTS = 294 };
-
-/* ---------------------------------------------------------- statistics */
-
-/* Upper alpha quantile of chi-square (df) by Wilson-Hilferty; z the upper
- * alpha normal quantile. At alpha = 1e-3: df 1 -> 11.2 (exact 10.83), df 7
- * -> 24.4 (24.32), df 31 -> 61.1 (61.10), df 63 -> 103.5 (103.44). For
- * df <= 2 it is slightly above the exact value (conservative). At z = 4.5
- * (alpha 3.4e-6): df 4 -> 32.2, df 5 -> 34.5, df 21 -> 64.3, df 31 -> 80.4,
- * df 317 -> 443.5. */
-static double chi2_crit(int df, double z) {
-    double a = 2.0 / (9.0 * df);
-    double t = 1.0 - a + z * sqrt(a);
-    return df * t * t * t;
-}
-
-/* Wilson-Hilferty z-score of a chi-square statistic (for reporting). */
-static double chi2_z(double chi, int df) {
-    double a = 2.0 / (9.0 * df);
-    return (cbrt(chi / df) - (1.0 - a)) / sqrt(a);
-}
-
-/* Pearson chi-square of counts against probabilities p (n bins); bins with
- * N p < 5 are pooled into one bin (if the pool's expected count is still
- * below 5 it is merged into the largest bin). Bins with p = 0 are left out
- * (they are checked to be empty separately). Writes the degrees of
- * freedom (bins - 1). */
-static double chi2_stat(const long *cnt, const double *p, int n, long n_tot, int *df) {
-    double chi = 0.0, pool_e = 0.0, pool_o = 0.0;
-    int bins = 0, big = -1;
-    for (int i = 0; i < n; i++) {
-        if (p[i] == 0.0) continue;
-        double e = p[i] * (double)n_tot;
-        if (e < 5.0) {
-            pool_e += e;
-            pool_o += (double)cnt[i];
-            continue;
-        }
-        if (big < 0 || p[i] > p[big]) big = i;
-    }
-    for (int i = 0; i < n; i++) {
-        if (p[i] == 0.0) continue;
-        double e = p[i] * (double)n_tot, o = (double)cnt[i];
-        if (e < 5.0) continue;
-        if (i == big && pool_e > 0.0 && pool_e < 5.0) {
-            e += pool_e;
-            o += pool_o;
-        }
-        chi += (o - e) * (o - e) / e;
-        bins++;
-    }
-    if (pool_e >= 5.0 || (big < 0 && pool_e > 0.0)) {
-        chi += (pool_o - pool_e) * (pool_o - pool_e) / pool_e;
-        bins++;
-    }
-    *df = bins - 1;
-    return chi;
-}
-
-/* Total variation between the empirical law and p. */
-static double tv_dist(const long *cnt, const double *p, int n, long n_tot) {
-    double tv = 0.0;
-    for (int i = 0; i < n; i++) tv += fabs((double)cnt[i] / (double)n_tot - p[i]);
-    return 0.5 * tv;
-}
-
-/* A bound the empirical TV exceeds with probability < 1e-6 when the law is
- * p: E[TV] <= 1/2 sum_i sqrt(p_i (1 - p_i) / N) (Jensen), and TV changes
- * by at most 1/N when one of the N independent draws changes, so by
- * McDiarmid P(TV >= E[TV] + t) <= exp(-2 N t^2) = 1e-6 at
- * t = sqrt(ln(1e6) / (2 N)) (0.0083 at N = 1e5). For V = 32 this gives at
- * most 0.0089 + 0.0083 = 0.017; typical first-token bounds are 0.012-0.015
- * and observed TVs are 0.001-0.004. */
-static double tv_bound(const double *p, int n, long n_tot) {
-    double e = 0.0;
-    for (int i = 0; i < n; i++) e += sqrt(p[i] * (1.0 - p[i]) / (double)n_tot);
-    return 0.5 * e + sqrt(log(1e6) / (2.0 * (double)n_tot));
-}
-
-/* Running extremes for the summary line. */
-static double g_max_z = -1e9, g_max_tv_ratio = 0.0, g_max_acc_z = 0.0;
-static int g_n_chi = 0, g_n_rej_1e3 = 0;
-
-typedef struct {
-    double chi, crit, tv, tvb;
-    int df;
-} stat_res;
-
-/* Chi-square + TV of one histogram against p. */
-static stat_res eval_hist(const long *cnt, const double *p, int n, long n_tot) {
-    stat_res r;
-    r.chi = chi2_stat(cnt, p, n, n_tot, &r.df);
-    r.crit = r.df >= 1 ? chi2_crit(r.df, Z_ALPHA) : INFINITY;
-    r.tv = tv_dist(cnt, p, n, n_tot);
-    r.tvb = tv_bound(p, n, n_tot);
-    return r;
-}
 
 /* ------------------------------------------------------------ helpers */
 
-static double gauss(sd_rng *r) {
-    double u = 0.0;
-    for (int i = 0; i < 12; i++) u += sd_rng_uniform(r);
-    return u - 6.0;
-}
+/* Running extremes for the summary line (the statistics: util/stats.h). */
+static st_tally g_tally = ST_TALLY_INIT;
+static double g_max_acc_z = 0.0;
 
-/* Index drawn from w (n entries, nonnegative, sum > 0) with one uniform;
- * the drafter's own sampler (independent of verify.c's). */
-static int32_t draw_idx(const float *w, int n, sd_rng *r) {
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += w[i];
-    double u = sd_rng_uniform(r) * s, c = 0.0;
-    int32_t last = -1;
-    for (int i = 0; i < n; i++) {
-        if (w[i] <= 0.0f) continue;
-        c += w[i];
-        last = i;
-        if (u < c) return i;
-    }
-    return last;
-}
-
-/* Normalizes w (double) into a float row. */
-static void to_row(const double *w, int n, float *out) {
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += w[i];
-    for (int i = 0; i < n; i++) out[i] = (float)(w[i] / s);
-}
-
-/* ------------------------------------------------- the target's rows */
-
-typedef struct {
-    int V;
-    float p[NPOS][VMAX];   /* target rows as verify sees them         */
-    double pd[NPOS][VMAX]; /* the same, renormalized in double        */
-} target;
-
-/* Positional target rows: ~1/4 of the tokens have p = 0 (a different set
- * per position), alternating peaked / flat / medium rows, and one very rare
- * token (weight 1e-4) on the medium rows. */
-static void make_target(target *tg, int V, sd_rng *r) {
-    tg->V = V;
-    for (int t = 0; t < NPOS; t++) {
-        double w[VMAX];
-        const double scale = t % 3 == 0 ? 2.5 : t % 3 == 1 ? 0.5 : 1.5;
-        for (int i = 0; i < V; i++) {
-            w[i] = exp(scale * gauss(r));
-            if ((i + 3 * t) % 4 == 0) w[i] = 0.0;
-        }
-        if (t % 3 == 2) {
-            int rare = (5 + t) % V;
-            if (w[rare] > 0.0) w[rare] = 1e-4;
-        }
-        to_row(w, V, tg->p[t]);
-        double s = 0.0;
-        for (int i = 0; i < V; i++) s += tg->p[t][i];
-        for (int i = 0; i < V; i++) tg->pd[t][i] = tg->p[t][i] / s;
-    }
+/* Index drawn from the float row w (n entries, nonnegative, sum > 0) with
+ * one uniform: the drafter's own sampler (independent of verify.c's). The
+ * float weights widen exactly to double, so the draws are those of a float
+ * loop. */
+static int32_t draw_p(const float *w, int n, sd_rng *r) {
+    double wd[VMAX];
+    for (int i = 0; i < n; i++) wd[i] = w[i];
+    return st_draw_idx(wd, n, r);
 }
 
 /* ------------------------------------------------------ draft laws */
@@ -240,7 +98,14 @@ typedef struct {
     double alpha[NPOS];        /* expected acceptance (not Q_PREFIX)  */
 } drafter;
 
-static void make_drafter(drafter *d, qkind kind, const target *tg, sd_rng *r) {
+/* Each kind's law family (util/stats.h); Q_PREFIX draws one random law per
+ * previous token. */
+static const st_qlaw qkind_law[Q_COUNT] = {
+    ST_Q_EQ,      ST_Q_DISJOINT, ST_Q_ONEHOT, ST_Q_ONEHOT,  ST_Q_UNIFORM,
+    ST_Q_PARTIAL, ST_Q_SHARP,    ST_Q_FLAT,   ST_Q_RANDOM, ST_Q_RANDOM,
+};
+
+static void make_drafter(drafter *d, qkind kind, const st_target *tg, sd_rng *r) {
     const int V = tg->V;
     d->kind = kind;
     d->report_q = !(kind == Q_ONEHOT_ZERO || kind == Q_ONEHOT_ARGMAX || kind == Q_ONEHOT_RANDOM);
@@ -248,41 +113,12 @@ static void make_drafter(drafter *d, qkind kind, const target *tg, sd_rng *r) {
     for (int h = 0; h < (kind == Q_PREFIX ? NPREV : 1); h++) {
         for (int t = 0; t < NPOS; t++) {
             const float *p = tg->p[t];
-            double w[VMAX];
-            int am = 0, zero = -1, n_supp = 0;
+            int am = 0, zero = -1;
             for (int i = 0; i < V; i++) {
                 if (p[i] > p[am]) am = i;
                 if (p[i] == 0.0f && zero < 0) zero = i;
             }
-            for (int i = 0; i < V; i++) {
-                double u = exp(1.5 * gauss(r));
-                switch (kind) {
-                case Q_EQ: w[i] = p[i]; break;
-                case Q_DISJOINT: w[i] = p[i] == 0.0f ? u : 0.0; break;
-                case Q_ONEHOT_ZERO: w[i] = i == zero; break;
-                case Q_ONEHOT_ARGMAX: w[i] = i == am; break;
-                case Q_ONEHOT_RANDOM: w[i] = 1.0; break;
-                case Q_PARTIAL:
-                    if (p[i] > 0.0f) w[i] = (n_supp++ % 2) ? u : 0.0;
-                    else w[i] = u;
-                    break;
-                case Q_SHARP: w[i] = pow(p[i], 3.0); break;
-                case Q_FLAT: w[i] = pow(p[i], 0.3); break;
-                case Q_RANDOM:
-                case Q_PREFIX: w[i] = u; break;
-                default: w[i] = 1.0; break;
-                }
-            }
-            if (kind == Q_FLAT) {
-                double s = 0.0;
-                for (int i = 0; i < V; i++) s += w[i];
-                for (int i = 0; i < V; i++) w[i] = 0.8 * w[i] / s + 0.2 / V;
-            }
-            if (kind == Q_EQ) {
-                memcpy(d->g[h][t], p, (size_t)V * sizeof(float)); /* bit-identical */
-            } else {
-                to_row(w, V, d->g[h][t]);
-            }
+            st_draft_row(qkind_law[kind], p, V, kind == Q_ONEHOT_ZERO ? zero : am, r, d->g[h][t]);
         }
     }
     /* alpha_t = sum_x g(x) min(1, p(x) / r(x)), r = g or one-hot at x */
@@ -302,8 +138,6 @@ static void make_drafter(drafter *d, qkind kind, const target *tg, sd_rng *r) {
 
 typedef int (*verify_fn)(const int32_t *draft, int k, const float *p, const float *q, int V,
                          sd_rng *rng, float *scratch, int32_t *next);
-
-static int32_t draw_p(const float *w, int n, sd_rng *r) { return draw_idx(w, n, r); }
 
 /* Broken variants of the rule, all with verify_sample's signature:
  * 0: accept with probability p(x) (ignores q); 1: on rejection resample
@@ -343,13 +177,13 @@ static int verify_broken(const int32_t *draft, int k, const float *p, const floa
 /* ------------------------------------------------------ simulation */
 
 typedef struct {
-    long c0[VMAX], c01[VMAX * VMAX], c2[VMAX];
+    st_hist3 h; /* the first three tokens of each run */
     long reached[NPOS], accepted[NPOS];
-    long zero_emitted, bad_ret, calls;
+    long bad_ret, calls;
 } sim_counts;
 
 /* N runs of the miniature decode loop with draft length k. */
-static void simulate(const target *tg, const drafter *d, int k, verify_fn fn, uint64_t seed,
+static void simulate(const st_target *tg, const drafter *d, int k, verify_fn fn, uint64_t seed,
                      sim_counts *sc) {
     const int V = tg->V;
     memset(sc, 0, sizeof *sc);
@@ -368,7 +202,7 @@ static void simulate(const target *tg, const drafter *d, int k, verify_fn fn, ui
             for (int i = 0; i < k; i++) {
                 const float *g = d->g[d->kind == Q_PREFIX ? (int)((dp + 1) % NPREV) : 0][pos + i];
                 memcpy(q + (size_t)i * V, g, (size_t)V * sizeof(float));
-                draft[i] = draw_idx(g, V, &drng);
+                draft[i] = draw_p(g, V, &drng);
                 dp = draft[i];
             }
             int32_t next = -1;
@@ -389,45 +223,8 @@ static void simulate(const target *tg, const drafter *d, int k, verify_fn fn, ui
             prev = next;
         }
         if (n_em < M) continue;
-        for (int t = 0; t < M; t++)
-            if (tg->p[t][em[t]] == 0.0f) sc->zero_emitted++;
-        sc->c0[em[0]]++;
-        sc->c01[em[0] * V + em[1]]++;
-        sc->c2[em[2]]++;
+        st_hist3_add(&sc->h, tg, em);
     }
-}
-
-typedef struct {
-    stat_res m0, j01, m2;
-} case_res;
-
-static case_res evaluate(const target *tg, const sim_counts *sc) {
-    const int V = tg->V;
-    double pj[VMAX * VMAX];
-    for (int a = 0; a < V; a++)
-        for (int b = 0; b < V; b++) pj[a * V + b] = tg->pd[0][a] * tg->pd[1][b];
-    case_res r;
-    r.m0 = eval_hist(sc->c0, tg->pd[0], V, N);
-    r.j01 = eval_hist(sc->c01, pj, V * V, N);
-    r.m2 = eval_hist(sc->c2, tg->pd[2], V, N);
-    return r;
-}
-
-static void note(const stat_res *s) {
-    if (s->df >= 1) {
-        double z = chi2_z(s->chi, s->df);
-        if (z > g_max_z) g_max_z = z;
-        g_n_chi++;
-        if (s->chi >= chi2_crit(s->df, Z_1E3)) g_n_rej_1e3++;
-    }
-    if (s->tv / s->tvb > g_max_tv_ratio) g_max_tv_ratio = s->tv / s->tvb;
-}
-
-static void check_stat(const char *what, const char *label, const stat_res *s) {
-    note(s);
-    CHECK(s->df < 1 || s->chi < s->crit, "%s: %s chi2 %.1f >= crit %.1f (df %d)", label, what,
-          s->chi, s->crit, s->df);
-    CHECK(s->tv < s->tvb, "%s: %s TV %.4f >= bound %.4f", label, what, s->tv, s->tvb);
 }
 
 static void test_sampling_cases(void) {
@@ -435,10 +232,10 @@ static void test_sampling_cases(void) {
     int n_cases = 0;
     for (int vi = 0; vi < 2; vi++) {
         const int V = Vs[vi];
-        target tg;
+        st_target tg;
         sd_rng r;
         sd_rng_seed(&r, 1000 + (uint64_t)V);
-        make_target(&tg, V, &r);
+        st_make_target(&tg, V, &r);
         for (int k = 0; k <= KMAX; k++) {
             for (int kind = 0; kind < Q_COUNT; kind++) {
                 if (k == 0 && kind != Q_EQ) continue; /* no drafts: q unused */
@@ -456,12 +253,10 @@ static void test_sampling_cases(void) {
                 simulate(&tg, d, k, sd_verify_sample, 77 + (uint64_t)n_cases, sc);
                 n_cases++;
                 CHECK(sc->bad_ret == 0, "%s: %ld out-of-range returns", label, sc->bad_ret);
-                CHECK(sc->zero_emitted == 0, "%s: %ld zero-probability tokens emitted", label,
-                      sc->zero_emitted);
-                case_res cr = evaluate(&tg, sc);
-                check_stat("first token", label, &cr.m0);
-                check_stat("(first, second)", label, &cr.j01);
-                check_stat("third token", label, &cr.m2);
+                CHECK(sc->h.zero_emitted == 0, "%s: %ld zero-probability tokens emitted", label,
+                      sc->h.zero_emitted);
+                st_res3 cr = st_eval3(&tg, &sc->h, N, Z_ALPHA);
+                st_check3(&g_tally, label, &cr);
                 /* acceptance per position */
                 double worst = 0.0;
                 if (k > 0 && kind != Q_PREFIX) {
@@ -497,7 +292,8 @@ static void test_sampling_cases(void) {
     printf("%d cases x %ld runs; %d chi-square tests, largest Wilson-Hilferty z %.2f "
            "(reject at %.2f); %d would be rejected at a per-test 1e-3; largest TV/bound %.2f; "
            "largest acceptance |z| %.2f\n",
-           n_cases, N, g_n_chi, g_max_z, Z_ALPHA, g_n_rej_1e3, g_max_tv_ratio, g_max_acc_z);
+           n_cases, N, g_tally.n_chi, g_tally.max_z, Z_ALPHA, g_tally.n_rej_1e3,
+           g_tally.max_tv_ratio, g_max_acc_z);
 }
 
 /* The same statistics must reject broken rules. */
@@ -511,10 +307,10 @@ static void test_negative_controls(void) {
         {1, 8, 3, Q_FLAT},    {2, 32, 1, Q_EQ},    {2, 8, 2, Q_SHARP},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        target tg;
+        st_target tg;
         sd_rng r;
         sd_rng_seed(&r, 1000 + (uint64_t)cases[c].V);
-        make_target(&tg, cases[c].V, &r);
+        st_make_target(&tg, cases[c].V, &r);
         drafter *d = malloc(sizeof *d);
         sim_counts *sc = malloc(sizeof *sc);
         if (!d || !sc) {
@@ -526,8 +322,8 @@ static void test_negative_controls(void) {
         make_drafter(d, cases[c].kind, &tg, &r);
         g_broken_mode = cases[c].mode;
         simulate(&tg, d, cases[c].k, verify_broken, 9000 + c, sc);
-        case_res cr = evaluate(&tg, sc);
-        double worst = fmax(cr.m0.chi / cr.m0.crit, fmax(cr.j01.chi / cr.j01.crit, cr.m2.chi / cr.m2.crit));
+        st_res3 cr = st_eval3(&tg, &sc->h, N, Z_ALPHA);
+        double worst = st_worst3(&cr);
         printf("negative control %-20s V %2d k %d %-12s chi2/crit: first %.1f pair %.1f third %.1f"
                "  TV/bound %.2f %.2f\n",
                names[cases[c].mode], cases[c].V, cases[c].k, qkind_name[cases[c].kind],
@@ -537,10 +333,8 @@ static void test_negative_controls(void) {
               cases[c].V, cases[c].k);
         /* the sound verifier on the very same setting passes */
         simulate(&tg, d, cases[c].k, sd_verify_sample, 9000 + c, sc);
-        cr = evaluate(&tg, sc);
-        check_stat("first token", "control twin", &cr.m0);
-        check_stat("(first, second)", "control twin", &cr.j01);
-        check_stat("third token", "control twin", &cr.m2);
+        cr = st_eval3(&tg, &sc->h, N, Z_ALPHA);
+        st_check3(&g_tally, "control twin", &cr);
         free(d);
         free(sc);
     }
@@ -589,7 +383,8 @@ int main(void) {
     test_greedy();
     test_sampling_cases();
     test_negative_controls();
-    CHECK(g_n_chi <= MAX_CHI_TESTS, "%d chi-square tests: raise the Bonferroni z", g_n_chi);
+    CHECK(g_tally.n_chi <= MAX_CHI_TESTS, "%d chi-square tests: raise the Bonferroni z",
+          g_tally.n_chi);
     printf("cpu time %.1f s\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
     return check_report("test_verify");
 }

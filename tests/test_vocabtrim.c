@@ -22,7 +22,6 @@
  *     drafts accepted; a subset of all V ids reproduces the untrimmed
  *     drafter's statistics exactly.
  */
-#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +31,7 @@
 #include "kernels/kernels.h"
 #include "specdec.h"
 #include "util/check.h"
+#include "util/prompts.h"
 
 static sd_model *load(const char *file, int quantize, sd_backend backend) {
     char path[1024], err[256] = "";
@@ -351,46 +351,13 @@ static void check_files(void) {
     CHECK(sd_vocab_subset_load(path, 0, &ids, &n, err, sizeof err) == SD_ERR_INVALID_ARG, "n_vocab 0");
 }
 
-/* Prompts of the bench, every `step`-th. */
-typedef struct prompt {
-    int32_t ids[4096];
-    int n, max_tokens;
-    char id[64];
-} prompt;
-
-static int load_prompts(const sd_vocab *v, prompt *out, int max, int step) {
-    const char *files[2] = {"code-btrfs", "docs-filesystems"};
-    int n = 0, k = 0;
-    for (int f = 0; f < 2; f++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/bench/%s.jsonl", test_shared_dir(), files[f]);
-        FILE *fp = fopen(path, "r");
-        CHECK(fp != NULL, "open %s", path);
-        if (!fp) continue;
-        json_error_t jerr;
-        json_t *j;
-        while (n < max && (j = json_loadf(fp, JSON_DISABLE_EOF_CHECK, &jerr)) != NULL) {
-            if (k++ % step == 0) {
-                const char *text = json_string_value(json_object_get(j, "prompt"));
-                prompt *p = &out[n++];
-                snprintf(p->id, sizeof p->id, "%s", json_string_value(json_object_get(j, "id")));
-                p->max_tokens = (int)json_integer_value(json_object_get(j, "max_tokens"));
-                p->n = sd_tokenize(v, text, strlen(text), p->ids, 4096, true, false);
-            }
-            json_decref(j);
-        }
-        fclose(fp);
-    }
-    return n;
-}
-
 static void check_lossless(sd_model *target, sd_model *draft, sd_threadpool *pool) {
     const int V = n_vocab(target);
     /* every 6th bench prompt (complete, edit and docs), 96 tokens each;
      * SD_TEST_QUICK (sanitizer runs): the first two of those */
     enum { MAXP = 6 };
-    prompt *ps = malloc(MAXP * sizeof *ps);
-    const int np = load_prompts(sd_model_vocab(target), ps, getenv("SD_TEST_QUICK") ? 2 : MAXP, 6);
+    test_prompt ps[MAXP];
+    const int np = test_load_prompts(sd_model_vocab(target), ps, getenv("SD_TEST_QUICK") ? 2 : MAXP, 6);
     CHECK(np == (getenv("SD_TEST_QUICK") ? 2 : 6), "bench prompts: %d", np);
     /* (a) the ids of the prompts' own tokens; (b) 3 ids; (c) all V ids */
     uint8_t *in = calloc((size_t)V, 1);
@@ -457,7 +424,7 @@ static void check_lossless(sd_model *target, sd_model *draft, sd_threadpool *poo
     free(sub_c);
     free(sub_a);
     free(in);
-    free(ps);
+    test_free_prompts(ps, np);
 }
 
 /* Prints how long the section since the previous call took. */
