@@ -106,29 +106,13 @@ static sd_status bind_vec(sd_heads *h, const char *name, int64_t len, const floa
     return SD_OK;
 }
 
-/* *q = a Q8_0 copy of w owned by h (w itself when it is Q8_0 already or
- * its rows are not whole Q8_0 blocks). */
+/* *q = a Q8_0 copy of w owned by h (sd_weight_q8_copy). */
 static sd_status quantize_copy(sd_heads *h, const sd_weight *w, sd_weight *q) {
-    *q = *w;
-    if (w->type == SD_TYPE_Q8_0 || w->cols % SD_QK8_0 != 0 || !w->data) return SD_OK;
     if (h->n_owned == (int)(sizeof h->owned / sizeof h->owned[0])) return SD_ERR_NOMEM;
-    const size_t rb = (size_t)(w->cols / SD_QK8_0) * sizeof(sd_block_q8_0);
-    char *data = malloc(rb * (size_t)w->rows);
-    float *row = malloc((size_t)w->cols * sizeof(float));
-    if (!data || !row) {
-        free(data);
-        free(row);
-        return SD_ERR_NOMEM;
-    }
-    h->owned[h->n_owned++] = data;
-    const sd_kernels *ref = sd_kernels_ref();
-    for (int64_t r = 0; r < w->rows; r++) {
-        sd_weight_get_row(w, r, row);
-        ref->quantize_row_q8_0(data + (size_t)r * rb, row, (int)w->cols);
-    }
-    free(row);
-    *q = (sd_weight){.data = data, .type = SD_TYPE_Q8_0, .rows = w->rows, .cols = w->cols, .row_bytes = rb};
-    return SD_OK;
+    void *owned = NULL;
+    sd_status st = sd_weight_q8_copy(w, q, &owned);
+    if (owned) h->owned[h->n_owned++] = owned;
+    return st;
 }
 
 /* The Q8_0 drafting copies (see heads.h). */
@@ -297,66 +281,14 @@ void sd_heads_get_info(const sd_heads *h, sd_heads_info *info) {
 
 /* ------------------------------------------------------------ numerics */
 
-typedef struct gemm_job {
-    const sd_kernels *kern;
-    const sd_weight *w;
-    const void *x;       /* F32 rows, or Q8_0 rows for a Q8_0 weight      */
-    size_t x_stride;
-    int N;
-    float *y;
-    size_t ldy;
-} gemm_job;
-
-/* This thread's share of the output columns. */
-static void gemm_worker(void *arg, int ith, int nth) {
-    const gemm_job *j = arg;
-    const sd_weight *w = j->w;
-    int m0, m1;
-    sd_split((int)w->rows, ith, nth, 16, &m0, &m1);
-    if (m0 >= m1) return;
-    const int K = (int)w->cols;
-    switch (w->type) {
-    case SD_TYPE_F32: j->kern->gemm_f32(j->y, j->ldy, j->x, j->x_stride, w->data, w->row_bytes, K, j->N, m0, m1); break;
-    case SD_TYPE_F16: j->kern->gemm_f16(j->y, j->ldy, j->x, j->x_stride, w->data, w->row_bytes, K, j->N, m0, m1); break;
-    case SD_TYPE_Q8_0: j->kern->gemm_q8_0(j->y, j->ldy, j->x, j->x_stride, w->data, w->row_bytes, K, j->N, m0, m1); break;
-    default: break; /* refused at load */
-    }
-}
-
 sd_status sd_heads_gemm(const sd_heads *h, sd_threadpool *pool, const sd_weight *w, const float *x, int N, float *y,
                         size_t ldy) {
-    if (N <= 0) return SD_OK;
-    const sd_kernels *kern = h->target->kern;
-    const int K = (int)w->cols;
-    gemm_job j = {.kern = kern, .w = w, .x = x, .x_stride = (size_t)K * sizeof(float), .N = N, .y = y, .ldy = ldy};
-    void *xq = NULL;
-    if (w->type == SD_TYPE_Q8_0) { /* Q8_0 weights take Q8_0 activations */
-        size_t rb = (size_t)(K / SD_QK8_0) * sizeof(sd_block_q8_0);
-        if (!(xq = malloc(rb * (size_t)N))) return SD_ERR_NOMEM;
-        for (int r = 0; r < N; r++) kern->quantize_row_q8_0((char *)xq + rb * (size_t)r, x + (size_t)r * K, K);
-        j.x = xq;
-        j.x_stride = rb;
-    }
-    sd_threadpool_run(pool, gemm_worker, &j);
-    free(xq);
-    return SD_OK;
+    return sd_weight_gemm(h->target->kern, pool, w, x, N, y, ldy);
 }
 
 sd_status sd_heads_logits_w(const sd_heads *h, sd_threadpool *pool, const sd_weight *out, const float *z, int N,
                             float *logits, size_t ldl) {
-    const sd_model *T = h->target;
-    const int E = h->n_embd;
-    if (N <= 0) return SD_OK;
-    float *xn = malloc((size_t)N * (size_t)E * sizeof(float));
-    if (!xn) return SD_ERR_NOMEM;
-    /* as forward.c: rmsnorm, then F16-rounded activations for F16 weights */
-    for (int r = 0; r < N; r++) {
-        T->kern->rmsnorm(xn + (size_t)r * E, z + (size_t)r * E, T->output_norm, T->norm_eps, E);
-        if (out->type == SD_TYPE_F16) T->kern->round_f16_row(xn + (size_t)r * E, (size_t)E);
-    }
-    sd_status st = sd_heads_gemm(h, pool, out, xn, N, logits, ldl);
-    free(xn);
-    return st;
+    return sd_model_head_logits(h->target, pool, out, z, N, logits, ldl);
 }
 
 sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, bool q8, const float *z, int N, float *logits) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels/quants.h"
+#include "threadpool.h"
 
 static void set_err(char *err, size_t n, const char *fmt, ...) {
     if (!err || n == 0) return;
@@ -373,3 +374,92 @@ void sd_model_get_info(const sd_model *m, sd_model_info *info) {
 }
 
 const sd_vocab *sd_model_vocab(const sd_model *m) { return m ? m->vocab : NULL; }
+
+/* ------------------------------------------------------------ heads' gemm */
+
+sd_status sd_weight_q8_copy(const sd_weight *w, sd_weight *q, void **owned) {
+    *q = *w;
+    *owned = NULL;
+    if (w->type == SD_TYPE_Q8_0 || w->cols % SD_QK8_0 != 0 || !w->data) return SD_OK;
+    const size_t rb = (size_t)(w->cols / SD_QK8_0) * sizeof(sd_block_q8_0);
+    char *data = malloc(rb * (size_t)w->rows);
+    float *row = malloc((size_t)w->cols * sizeof(float));
+    if (!data || !row) {
+        free(data);
+        free(row);
+        return SD_ERR_NOMEM;
+    }
+    const sd_kernels *ref = sd_kernels_ref();
+    for (int64_t r = 0; r < w->rows; r++) {
+        sd_weight_get_row(w, r, row);
+        ref->quantize_row_q8_0(data + (size_t)r * rb, row, (int)w->cols);
+    }
+    free(row);
+    *q = (sd_weight){.data = data, .type = SD_TYPE_Q8_0, .rows = w->rows, .cols = w->cols, .row_bytes = rb};
+    *owned = data;
+    return SD_OK;
+}
+
+typedef struct gemm_job {
+    const sd_kernels *kern;
+    const sd_weight *w;
+    const void *x;       /* F32 rows, or Q8_0 rows for a Q8_0 weight      */
+    size_t x_stride;
+    int N;
+    float *y;
+    size_t ldy;
+} gemm_job;
+
+/* This thread's share of the output columns. */
+static void gemm_worker(void *arg, int ith, int nth) {
+    const gemm_job *j = arg;
+    const sd_weight *w = j->w;
+    int m0, m1;
+    sd_split((int)w->rows, ith, nth, 16, &m0, &m1);
+    if (m0 >= m1) return;
+    const int K = (int)w->cols;
+    switch (w->type) {
+    case SD_TYPE_F32: j->kern->gemm_f32(j->y, j->ldy, j->x, j->x_stride, w->data, w->row_bytes, K, j->N, m0, m1); break;
+    case SD_TYPE_F16: j->kern->gemm_f16(j->y, j->ldy, j->x, j->x_stride, w->data, w->row_bytes, K, j->N, m0, m1); break;
+    case SD_TYPE_Q8_0: j->kern->gemm_q8_0(j->y, j->ldy, j->x, j->x_stride, w->data, w->row_bytes, K, j->N, m0, m1); break;
+    default: break; /* refused by sd_weight_gemm */
+    }
+}
+
+sd_status sd_weight_gemm(const sd_kernels *kern, sd_threadpool *pool, const sd_weight *w, const float *x, int N,
+                         float *y, size_t ldy) {
+    if (N <= 0) return SD_OK;
+    if (w->type != SD_TYPE_F32 && w->type != SD_TYPE_F16 && w->type != SD_TYPE_Q8_0) return SD_ERR_UNSUPPORTED;
+    const int K = (int)w->cols;
+    gemm_job j = {.kern = kern, .w = w, .x = x, .x_stride = (size_t)K * sizeof(float), .N = N, .y = y, .ldy = ldy};
+    void *xq = NULL;
+    if (w->type == SD_TYPE_Q8_0) { /* Q8_0 weights take Q8_0 activations */
+        size_t rb = (size_t)(K / SD_QK8_0) * sizeof(sd_block_q8_0);
+        if (!(xq = malloc(rb * (size_t)N))) return SD_ERR_NOMEM;
+        for (int r = 0; r < N; r++) kern->quantize_row_q8_0((char *)xq + rb * (size_t)r, x + (size_t)r * K, K);
+        j.x = xq;
+        j.x_stride = rb;
+    }
+    if (pool)
+        sd_threadpool_run(pool, gemm_worker, &j);
+    else
+        gemm_worker(&j, 0, 1);
+    free(xq);
+    return SD_OK;
+}
+
+sd_status sd_model_head_logits(const sd_model *m, sd_threadpool *pool, const sd_weight *out, const float *z, int N,
+                               float *logits, size_t ldl) {
+    const int E = m->n_embd;
+    if (N <= 0) return SD_OK;
+    float *xn = malloc((size_t)N * (size_t)E * sizeof(float));
+    if (!xn) return SD_ERR_NOMEM;
+    /* as forward.c: rmsnorm, then F16-rounded activations for F16 weights */
+    for (int r = 0; r < N; r++) {
+        m->kern->rmsnorm(xn + (size_t)r * E, z + (size_t)r * E, m->output_norm, m->norm_eps, E);
+        if (out->type == SD_TYPE_F16) m->kern->round_f16_row(xn + (size_t)r * E, (size_t)E);
+    }
+    sd_status st = sd_weight_gemm(m->kern, pool, out, xn, N, logits, ldl);
+    free(xn);
+    return st;
+}

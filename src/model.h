@@ -66,4 +66,24 @@ struct sd_model {
 /* Dequantizes/converts row `row` of w into out (cols floats). */
 void sd_weight_get_row(const sd_weight *w, int64_t row, float *out);
 
+/* *q = a Q8_0 copy of w whose data the caller owns (*owned, free()); w
+ * itself (and *owned NULL) when w is Q8_0 already or its rows are not
+ * whole Q8_0 blocks. For drafting heads, which need not be exact. */
+sd_status sd_weight_q8_copy(const sd_weight *w, sd_weight *q, void **owned);
+
+/* y (N, ldy) = x (N, K) W^T for w (M, K) of type F32, F16 or Q8_0 on the
+ * pool's threads (pool NULL: this thread); x is F32 (converted to Q8_0
+ * inside for a Q8_0 weight). SD_ERR_UNSUPPORTED for other types,
+ * SD_ERR_NOMEM. */
+sd_status sd_weight_gemm(const sd_kernels *kern, sd_threadpool *pool, const sd_weight *w, const float *x, int N,
+                         float *y, size_t ldy);
+
+/* logits (N, ldl >= out->rows) = out(output_norm(z)) for states z (N, E):
+ * m's final norm, then the output matrix `out` (m->output, or a copy of
+ * it or of a subset of its rows), computed as the forward pass computes
+ * its logits (F16 weights take F16-rounded activations), so with
+ * m->output the logits are bit-identical to the forward's. */
+sd_status sd_model_head_logits(const sd_model *m, sd_threadpool *pool, const sd_weight *out, const float *z,
+                               int N, float *logits, size_t ldl);
+
 #endif

@@ -44,7 +44,11 @@
  * SPECDEC_SPEC_DRAFTER=draft-xtok: the cross-tokenizer drafter over the
  * draft model (one-hot proposals without q, drafted through text); the
  * same checks except the first-draft acceptance rate
- * (tests/test_spec_sampling_xtok.sh). */
+ * (tests/test_spec_sampling_xtok.sh).
+ * SPECDEC_SPEC_DRAFTER=self: self-speculation from the target's early
+ * exits (its q from the exits' Q8_0 drafting head; verification continues
+ * from the exit layer); the same checks except the first-draft acceptance
+ * rate (tests/test_spec_sampling_self.sh). */
 #include "specdec.h"
 #include "util/check.h"
 
@@ -271,8 +275,13 @@ int main(void) {
     /* trained heads: their own q, so no draft-model acceptance rate */
     const bool heads_m = which && (!strncmp(which, "eagle", 5) || !strncmp(which, "hydra", 5) ||
                                    !strncmp(which, "medusa", 6));
+    /* SPECDEC_SPEC_DRAFTER=self: the target's own early exits (DEL), q
+     * from their Q8_0 drafting head */
+    const bool self_m = which && !strcmp(which, "self");
     sd_heads *heads = NULL;
-    if (heads_m) {
+    if (self_m) {
+        CHECK(sd_drafter_new_self(tctx, 0, 0.0f, &drafter) == SD_OK, "self drafter");
+    } else if (heads_m) {
         char path_h[1024];
         snprintf(path_h, sizeof path_h, "%s/kernel-c-target-heads.gguf", test_model_dir());
         CHECK(sd_heads_load(path_h, tm, &heads, err, sizeof err) == SD_OK, "heads: %s", err);
@@ -302,7 +311,7 @@ int main(void) {
         CHECK(sd_drafter_new_model(dm, tm, pool, N_CTX, 0.0f, &drafter, err, sizeof err) == SD_OK,
               "drafter: %s", err);
     }
-    printf("drafter: %s\n", heads_m || xtok ? which : tree ? "tree-draft (spine tree, multi-draft)" : "draft (chain)");
+    printf("drafter: %s\n", heads_m || xtok || self_m ? which : tree ? "tree-draft (spine tree, multi-draft)" : "draft (chain)");
     const sd_vocab *vocab = sd_model_vocab(tm);
     const int V = sd_vocab_n_tokens(vocab);
     int32_t prompt[N_CTX];
@@ -514,7 +523,7 @@ int main(void) {
     CHECK(drafted > 0 && accepted > 0 && accepted < drafted, "drafted %ld accepted %ld", drafted,
           accepted);
     /* the expected rate is the chain's (one draft at the first position) */
-    if (!tree && !heads_m && !xtok)
+    if (!tree && !heads_m && !xtok && !self_m)
         CHECK(fabs(rate - alpha_exp) < 5.0 * se + 1e-9, "first-draft acceptance %.4f vs %.4f",
               rate, alpha_exp);
     {

@@ -13,6 +13,14 @@
  * first L layers plus the head per token and verification the remaining
  * N - L layers: the shared layers are computed once.
  *
+ * The early exit's logits come from a Q8_0 copy of the output matrix
+ * (made at construction): a draft token only has to be likely, not exact
+ * (the verifier decides), and on the shipped target the F16 head was half
+ * of a draft step's weight traffic (2 layers + head, 6.3 MB each). Under
+ * sampling q is that head's distribution, from which the token is drawn,
+ * so the speculative sampling rule stays exact. The states after layer L,
+ * which verification continues from, are the exact ones.
+ *
  * Kangaroo's stop: drafting stops when the early exit's top probability
  * falls below p_min. DEL: with exit_layer = 0 the exit is chosen per step
  * among the model's trained exits, maximizing expected tokens per ms:
@@ -45,6 +53,10 @@ typedef struct self_state {
     int steps;
     float p_min;
     float *embd;                 /* (SD_MAX_DRAFT + 1, E)                  */
+    sd_weight head;              /* the drafting head: a Q8_0 copy of the
+                                    target's output matrix (see below)     */
+    void *head_owned;
+    float *logits;               /* (V) early-exit logits                  */
     sd_sampler *smp;
 } self_state;
 
@@ -114,12 +126,15 @@ static sd_status self_draft(void *self, const int32_t *ids, int n, int max, cons
         const bool last = i == max; /* only the state: no head */
         sd_batch b = sd_batch_simple(&x, 1);
         b.layer_end = L;
-        b.out_flags = SD_OUTPUT_HIDDEN | (last ? 0u : SD_OUTPUT_LOGITS);
+        b.out_flags = SD_OUTPUT_HIDDEN;
         if ((st = sd_ctx_decode(s->ctx, &b)) != SD_OK) return st;
-        memcpy(s->embd + (size_t)i * s->E, sd_ctx_hidden(s->ctx, 0), (size_t)s->E * sizeof(float));
+        float *h = s->embd + (size_t)i * s->E;
+        memcpy(h, sd_ctx_hidden(s->ctx, 0), (size_t)s->E * sizeof(float));
         rows++;
         if (last) break;
-        const float *l = sd_ctx_logits(s->ctx, 0);
+        if ((st = sd_model_head_logits(s->model, s->ctx->pool, &s->head, h, 1, s->logits, (size_t)s->V)) != SD_OK)
+            return st;
+        const float *l = s->logits;
         int32_t tok;
         if (greedy) {
             tok = sd_argmax(l, s->V);
@@ -173,6 +188,8 @@ static void self_free(void *self) {
     self_state *s = self;
     if (!s) return;
     free(s->embd);
+    free(s->head_owned);
+    free(s->logits);
     sd_sampler_free(s->smp);
     free(s);
 }
@@ -207,9 +224,11 @@ sd_status sd_drafter_new_self(sd_ctx *target_ctx, int exit_layer, float p_min, s
         return SD_ERR_UNSUPPORTED;
     }
     s->embd = malloc(((size_t)SD_MAX_DRAFT + 1) * (size_t)s->E * sizeof(float));
-    if (!s->embd) {
-        free(s);
-        return SD_ERR_NOMEM;
+    s->logits = malloc((size_t)s->V * sizeof(float));
+    sd_status st = s->embd && s->logits ? sd_weight_q8_copy(&m->output, &s->head, &s->head_owned) : SD_ERR_NOMEM;
+    if (st != SD_OK) {
+        self_free(s);
+        return st;
     }
     *out = sd_drafter_make("self", &self_ops, s);
     return *out ? SD_OK : SD_ERR_NOMEM;
