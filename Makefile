@@ -95,11 +95,13 @@ FUZZ_BIN := $(FUZZ_SRC:tests/%.c=build-fuzz/%)
 # Each fuzz target links only the sources it exercises (FUZZ_DEPS_<name>).
 FUZZ_DEPS_fuzz_gguf := src/gguf.c src/gguf_write.c src/status.c src/vocab.c src/tokenizer.c src/tokenizer_bpe.c src/unicode_data.c
 FUZZ_DEPS_fuzz_vocab_subset := src/vocab_subset.c src/status.c
+FUZZ_DEPS_fuzz_request := src/server/request.c src/server/buf.c $(FUZZ_DEPS_fuzz_gguf)
+FUZZ_LIBS_fuzz_request := -ljansson -pthread
 .SECONDEXPANSION:
 build-fuzz/%: tests/%.c $$(FUZZ_DEPS_$$*) $(HDRS)
 	@mkdir -p build-fuzz
 	clang -std=c11 -O1 -g -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_DEPS_$*) -lm
+	    -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_DEPS_$*) $(FUZZ_LIBS_$*) -lm
 fuzz: $(FUZZ_BIN)
 	sh tests/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 

@@ -17,17 +17,6 @@
 
 #include "server/srv.h"
 
-const char *const srv_methods[SRV_N_METHODS] = {
-    "none", "draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self",
-    "pearl", "rasd", "eagle", "hydra", "medusa", "eagle-chain", "hydra-chain", "medusa-chain"};
-
-int srv_method_index(const char *name) {
-    if (!strcmp(name, "ngram")) name = "ngram-cache";
-    for (int i = 0; i < SRV_N_METHODS; i++)
-        if (!strcmp(srv_methods[i], name)) return i;
-    return -1;
-}
-
 double srv_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
