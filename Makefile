@@ -97,6 +97,7 @@ FUZZ_DEPS_fuzz_gguf := src/gguf.c src/gguf_write.c src/status.c src/vocab.c src/
 FUZZ_DEPS_fuzz_vocab_subset := src/vocab_subset.c src/status.c
 FUZZ_DEPS_fuzz_request := src/server/request.c src/server/buf.c $(FUZZ_DEPS_fuzz_gguf)
 FUZZ_LIBS_fuzz_request := -ljansson -pthread
+FUZZ_DEPS_fuzz_tokenizer := $(FUZZ_DEPS_fuzz_gguf)
 .SECONDEXPANSION:
 build-fuzz/%: tests/%.c $$(FUZZ_DEPS_$$*) $(HDRS)
 	@mkdir -p build-fuzz
