@@ -3,13 +3,8 @@
 # perplexity against the reference values, tokenize/generate output against
 # the reference ids, and clear errors (non-zero exit, no crash) on bad input.
 set -u
-BIN=${BIN:-bin/specdec}
-SHARED=${SHARED:-../shared}
+. "$(dirname "$0")/util/check.sh"
 export SPECDEC_MODEL_DIR=${SPECDEC_MODEL_DIR:-$SHARED/models}
-fails=0; checks=0
-ok()   { checks=$((checks+1)); echo "ok   $1"; }
-bad()  { checks=$((checks+1)); fails=$((fails+1)); echo "FAIL $1"; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # within VALUE REF TOL_PERCENT
 within() { awk -v v="$1" -v r="$2" -v t="$3" 'BEGIN { d = (v - r) / r * 100; if (d < 0) d = -d; exit !(d <= t) }'; }
@@ -115,5 +110,4 @@ expect_error "missing heads" "$BIN" generate -p x -n 4 --spec eagle -mh /nonexis
 expect_error "a model file as heads" "$BIN" heads-probe -p x -mh "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf"
 expect_error "heads of another target" "$BIN" heads-probe -p x -m "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf"
 
-echo "test_cli.sh: $checks checks, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+report test_cli.sh

@@ -5,13 +5,8 @@
 # greedy generation gives the permutation of the original's ids (3 prompts).
 # Also: the same seed gives the same file, and bad usage fails cleanly.
 set -u
-BIN=${BIN:-bin/specdec}
-SHARED=${SHARED:-../shared}
+. "$(dirname "$0")/util/check.sh"
 MODELS=${SPECDEC_MODEL_DIR:-$SHARED/models}
-fails=0; checks=0
-ok()   { checks=$((checks+1)); echo "ok   $1"; }
-bad()  { checks=$((checks+1)); fails=$((fails+1)); echo "FAIL $1"; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 draft="$MODELS/kernel-c-draft.gguf"
 
 if "$BIN" permute-vocab "$draft" "$tmp/p.gguf" --seed 11 --map "$tmp/p.map" 2> "$tmp/err"; then
@@ -63,17 +58,10 @@ assert len(a) > 5 and [perm[i] for i in a] == b, (a, b)
 PY
 
 # bad usage
-expect_error() { # name cmd...
-    name=$1; shift
-    "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
-    if [ $rc -eq 1 ] && grep -qi "error\|usage" "$tmp/err"; then ok "$name: exit $rc, $(head -n 1 "$tmp/err")"
-    else bad "$name: exit $rc, stderr: $(head -c 200 "$tmp/err")"; fi
-}
-expect_error "no seed" "$BIN" permute-vocab "$draft" "$tmp/x.gguf"
-expect_error "missing input" "$BIN" permute-vocab /nonexistent.gguf "$tmp/x.gguf" --seed 1
-expect_error "unwritable output" "$BIN" permute-vocab "$draft" /nonexistent-dir/x.gguf --seed 1
-expect_error "no vocabulary" "$BIN" permute-vocab "$MODELS/kernel-c-target-heads.gguf" "$tmp/x.gguf" --seed 1
+expect_usage_error "no seed" "$BIN" permute-vocab "$draft" "$tmp/x.gguf"
+expect_usage_error "missing input" "$BIN" permute-vocab /nonexistent.gguf "$tmp/x.gguf" --seed 1
+expect_usage_error "unwritable output" "$BIN" permute-vocab "$draft" /nonexistent-dir/x.gguf --seed 1
+expect_usage_error "no vocabulary" "$BIN" permute-vocab "$MODELS/kernel-c-target-heads.gguf" "$tmp/x.gguf" --seed 1
 [ ! -e /nonexistent-dir/x.gguf ] && [ ! -e "$tmp/x.gguf" ] && ok "no output file after errors" || bad "output left behind"
 
-echo "test_permute_vocab: $checks checks, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+report test_permute_vocab

@@ -15,13 +15,8 @@
 #    unwritable output, missing arguments: error message, exit 1, no file.
 # SD_TEST_QUICK=1 (sanitizer runs): 4 chunks, Q8_0 and Q4_0 only, 1 prompt.
 set -u
-BIN=${BIN:-bin/specdec}
-SHARED=${SHARED:-../shared}
+. "$(dirname "$0")/util/check.sh"
 MODELS=${SPECDEC_MODEL_DIR:-$SHARED/models}
-fails=0; checks=0
-ok()   { checks=$((checks+1)); echo "ok   $1"; }
-bad()  { checks=$((checks+1)); fails=$((fails+1)); echo "FAIL $1"; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 target="$MODELS/kernel-c-target.gguf"
 draft="$MODELS/kernel-c-draft.gguf"
 if [ -n "${SD_TEST_QUICK:-}" ]; then bytes=5200; types="q8_0:0.5 q4_0:8"; n_prompts=1
@@ -78,20 +73,13 @@ PY
     done
 done
 
-expect_error() { # name cmd...
-    name=$1; shift
-    "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
-    if [ $rc -eq 1 ] && grep -qi "error\|usage" "$tmp/err"; then ok "$name: exit $rc, $(head -n 1 "$tmp/err")"
-    else bad "$name: exit $rc, stderr: $(head -c 200 "$tmp/err")"; fi
-}
-expect_error "unknown type" "$BIN" quantize "$target" "$tmp/x.gguf" q3_k
-expect_error "missing input" "$BIN" quantize /nonexistent.gguf "$tmp/x.gguf" q8_0
-expect_error "vocabulary-only input" "$BIN" quantize "$SHARED/vocab/ggml-vocab-llama-spm.gguf" "$tmp/x.gguf" q8_0
-expect_error "unwritable output" "$BIN" quantize "$target" /nonexistent-dir/x.gguf q8_0
-expect_error "missing arguments" "$BIN" quantize "$target" "$tmp/x.gguf"
+expect_usage_error "unknown type" "$BIN" quantize "$target" "$tmp/x.gguf" q3_k
+expect_usage_error "missing input" "$BIN" quantize /nonexistent.gguf "$tmp/x.gguf" q8_0
+expect_usage_error "vocabulary-only input" "$BIN" quantize "$SHARED/vocab/ggml-vocab-llama-spm.gguf" "$tmp/x.gguf" q8_0
+expect_usage_error "unwritable output" "$BIN" quantize "$target" /nonexistent-dir/x.gguf q8_0
+expect_usage_error "missing arguments" "$BIN" quantize "$target" "$tmp/x.gguf"
 head -c 100000 "$target" > "$tmp/trunc.gguf"
-expect_error "truncated input" "$BIN" quantize "$tmp/trunc.gguf" "$tmp/x.gguf" q8_0
+expect_usage_error "truncated input" "$BIN" quantize "$tmp/trunc.gguf" "$tmp/x.gguf" q8_0
 [ ! -e "$tmp/x.gguf" ] && ! ls "$tmp" | grep -q tmp- && ok "no output or temporary file after errors" || bad "files left behind: $(ls "$tmp")"
 
-echo "test_quantize_cli: $checks checks, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+report test_quantize_cli
