@@ -14,6 +14,7 @@
  *
  * Every error message reads "<name>: offset <N>: <what was wrong>".
  */
+#include "err.h"
 #include "gguf.h"
 
 #include <errno.h>
@@ -201,8 +202,7 @@ static sd_status rd_str(cursor *c, sd_gguf_str *s, uint64_t max_len, const char 
     return SD_OK;
 }
 
-/* Bytes of one scalar value of type t; 0 for strings, arrays and unknown. */
-static uint64_t vtype_size(uint32_t t) {
+uint64_t sd_gguf_vtype_size(uint32_t t) {
     switch (t) {
     case SD_GGUF_UINT8: case SD_GGUF_INT8: case SD_GGUF_BOOL: return 1;
     case SD_GGUF_UINT16: case SD_GGUF_INT16: return 2;
@@ -224,18 +224,6 @@ static int str_eq(sd_gguf_str s, const char *lit) {
     return s.len == n && memcmp(s.ptr, lit, n) == 0;
 }
 
-/* Checked a*b and a+b on uint64; return 0 on overflow. */
-static int mul_u64(uint64_t a, uint64_t b, uint64_t *r) {
-    if (a != 0 && b > UINT64_MAX / a) return 0;
-    *r = a * b;
-    return 1;
-}
-
-static int add_u64(uint64_t a, uint64_t b, uint64_t *r) {
-    if (b > UINT64_MAX - a) return 0;
-    *r = a + b;
-    return 1;
-}
 
 /* ------------------------------------------------------------ metadata */
 
@@ -274,7 +262,7 @@ static sd_status parse_array(cursor *c, kv_rec *kv, sd_gguf_str key, uint64_t **
     at = c->pos;
     if ((st = rd_u64(c, &n, "array length"))) return st;
     /* Every element needs at least esize bytes (strings: their length). */
-    uint64_t esize = et == SD_GGUF_STRING ? 8 : vtype_size(et);
+    uint64_t esize = et == SD_GGUF_STRING ? 8 : sd_gguf_vtype_size(et);
     if (n > remaining(c) / esize)
         return CFAIL(c, at, SD_ERR_FORMAT,
                      "key '%.*s': array of %llu %s elements exceeds the %llu bytes left",
@@ -344,7 +332,7 @@ static sd_status parse_kv(cursor *c, kv_rec *kv, char **arena, uint64_t **idx, l
         sd_gguf_str s;
         return rd_str(c, &s, 0, "string value");
     }
-    uint64_t sz = vtype_size(type);
+    uint64_t sz = sd_gguf_vtype_size(type);
     if (remaining(c) < sz)
         return CFAIL(c, c->pos, SD_ERR_FORMAT, "truncated file: key '%.*s' value needs %llu bytes",
                      (int)key.len, key.ptr, (unsigned long long)sz);
@@ -377,7 +365,7 @@ static sd_status parse_tensor(cursor *c, tensor_rec *t, char **arena, layout *la
         if (v > (uint64_t)INT64_MAX)
             return CFAIL(c, ne_at, SD_ERR_FORMAT, "tensor '%.*s': negative dim ne[%u] = %lld", nl,
                          name.ptr, j, (long long)(int64_t)v);
-        if (!mul_u64(n_elem, v, &n_elem) || n_elem > (uint64_t)INT64_MAX)
+        if (!sd_mul_u64(n_elem, v, &n_elem) || n_elem > (uint64_t)INT64_MAX)
             return CFAIL(c, ne_at, SD_ERR_FORMAT, "tensor '%.*s': dims overflow", nl, name.ptr);
         ne[j] = (int64_t)v;
     }
@@ -393,8 +381,8 @@ static sd_status parse_tensor(cursor *c, tensor_rec *t, char **arena, layout *la
                      nl, name.ptr, (long long)ne[0], ti->name, (long long)ti->block_size);
     /* nbytes = (ne0 / block) * type_size * ne1 * ne2 * ne3, all checked. */
     uint64_t size = (uint64_t)(ne[0] / ti->block_size);
-    int ok = mul_u64(size, ti->type_size, &size);
-    for (int j = 1; j < SD_GGUF_MAX_DIMS && ok; j++) ok = mul_u64(size, (uint64_t)ne[j], &size);
+    int ok = sd_mul_u64(size, ti->type_size, &size);
+    for (int j = 1; j < SD_GGUF_MAX_DIMS && ok; j++) ok = sd_mul_u64(size, (uint64_t)ne[j], &size);
     if (!ok || size > (uint64_t)SIZE_MAX)
         return CFAIL(c, dims_at + 4, SD_ERR_FORMAT, "tensor '%.*s': byte size overflows", nl, name.ptr);
     uint64_t off_at = c->pos;
@@ -571,9 +559,9 @@ static sd_gguf *alloc_reader(uint64_t n_kv, uint64_t n_tensors, const layout *la
     uint64_t total = 0;
     for (int i = 0; i < 6; i++) {
         /* each part padded to 8 bytes; counts are bounded by the file size */
-        if (!add_u64(total, align_up(parts[i], 8), &total)) return NULL;
+        if (!sd_add_u64(total, align_up(parts[i], 8), &total)) return NULL;
     }
-    if (!add_u64(total, lay->arena_bytes, &total) || !add_u64(total, name_len, &total) ||
+    if (!sd_add_u64(total, lay->arena_bytes, &total) || !sd_add_u64(total, name_len, &total) ||
         total > SIZE_MAX)
         return NULL;
     uint8_t *mem = calloc(1, (size_t)total);
@@ -762,7 +750,7 @@ sd_status sd_gguf_kv_raw(const sd_gguf *g, int64_t i, const void **ptr, uint64_t
     } else if (kv->type == SD_GGUF_ARRAY) {
         start -= 12;  /* element type and count precede the elements */
         if (kv->arr_type != SD_GGUF_STRING)
-            end = kv->val_off + kv->arr_n * vtype_size(kv->arr_type);
+            end = kv->val_off + kv->arr_n * sd_gguf_vtype_size(kv->arr_type);
         else if (kv->arr_n == 0)
             end = kv->val_off;
         else {
@@ -770,7 +758,7 @@ sd_status sd_gguf_kv_raw(const sd_gguf *g, int64_t i, const void **ptr, uint64_t
             end = last + 8 + ld_u64(g->base + last);
         }
     } else {
-        end = start + vtype_size(kv->type);
+        end = start + sd_gguf_vtype_size(kv->type);
     }
     *ptr = g->base + start;
     *size = end - start;  /* all inside the mapping: checked on open */
@@ -917,20 +905,9 @@ sd_status sd_gguf_get_f32(const sd_gguf *g, const char *key, float *out, char *e
     return SD_OK;
 }
 
-/* SD_ERR_FORMAT with "<file>: <message>" in err (a hyper-parameter's
- * value, not a place in the file, is what is wrong). */
-static sd_status hp_err(const sd_gguf *g, char *err, size_t err_size, const char *fmt, ...) {
-    if (err && err_size > 0) {
-        int n = snprintf(err, err_size, "%s: ", g->name ? g->name : "gguf");
-        if (n >= 0 && (size_t)n < err_size) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + n, err_size - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return SD_ERR_FORMAT;
-}
+/* The file's name for messages (a hyper-parameter's value, not a place in
+ * the file, is what is wrong). */
+static const char *gguf_name(const sd_gguf *g) { return g->name ? g->name : "gguf"; }
 
 sd_status sd_gguf_get_int_in(const sd_gguf *g, const char *key, bool required, int def, int lo, int hi, int *out,
                              char *err, size_t err_size) {
@@ -938,13 +915,14 @@ sd_status sd_gguf_get_int_in(const sd_gguf *g, const char *key, bool required, i
     int64_t v;
     sd_status st = sd_gguf_get_i64(g, key, &v, err, err_size);
     if (st == SD_ERR_NOT_FOUND) {
-        if (required) return hp_err(g, err, err_size, "missing key %s", key);
+        if (required) return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: missing key %s", gguf_name(g), key);
         *out = def;
         return SD_OK;
     }
     if (st != SD_OK) return st;
     if (v < lo || v > hi)
-        return hp_err(g, err, err_size, "%s = %lld out of range [%d, %d]", key, (long long)v, lo, hi);
+        return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: %s = %lld out of range [%d, %d]", gguf_name(g), key,
+                       (long long)v, lo, hi);
     *out = (int)v;
     return SD_OK;
 }
@@ -960,7 +938,8 @@ sd_status sd_gguf_get_f32_in(const sd_gguf *g, const char *key, float def, float
     }
     if (st != SD_OK) return st;
     if (!(v >= lo && v <= hi))
-        return hp_err(g, err, err_size, "%s = %g out of range [%g, %g]", key, (double)v, (double)lo, (double)hi);
+        return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: %s = %g out of range [%g, %g]", gguf_name(g), key, (double)v,
+                       (double)lo, (double)hi);
     *out = v;
     return SD_OK;
 }
@@ -1005,7 +984,7 @@ static sd_status get_num_arr(const sd_gguf *g, const char *key, const void *out,
     const kv_rec *kv;
     if (!g || !key) return SD_ERR_INVALID_ARG;
     if (find_kv(g, key, &kv)) return SD_ERR_NOT_FOUND;
-    if (kv->type != SD_GGUF_ARRAY || vtype_size(kv->arr_type) == 0 ||
+    if (kv->type != SD_GGUF_ARRAY || sd_gguf_vtype_size(kv->arr_type) == 0 ||
         kv->arr_type == SD_GGUF_BOOL)
         return type_err(g, kv, want, err, err_size);
     if (n) *n = kv->arr_n;
@@ -1022,7 +1001,7 @@ sd_status sd_gguf_get_arr_f32(const sd_gguf *g, const char *key, float *out, uin
     const kv_rec *kv = NULL;
     sd_status st = get_num_arr(g, key, out, cap, n, "array of float32", &kv, err, err_size);
     if (st) return st;
-    uint64_t es = vtype_size(kv->arr_type);
+    uint64_t es = sd_gguf_vtype_size(kv->arr_type);
     for (uint64_t i = 0; i < kv->arr_n; i++) {
         num v = load_num(kv->arr_type, g->base + kv->val_off + i * es);
         float f;
@@ -1052,7 +1031,7 @@ sd_status sd_gguf_get_arr_i32(const sd_gguf *g, const char *key, int32_t *out, u
     if (st) return st;
     if (kv->arr_type == SD_GGUF_FLOAT32 || kv->arr_type == SD_GGUF_FLOAT64)
         return type_err(g, kv, "array of int32", err, err_size);
-    uint64_t es = vtype_size(kv->arr_type);
+    uint64_t es = sd_gguf_vtype_size(kv->arr_type);
     for (uint64_t i = 0; i < kv->arr_n; i++) {
         int64_t iv;
         num v = load_num(kv->arr_type, g->base + kv->val_off + i * es);

@@ -80,6 +80,22 @@ sd_gguf_vtype sd_gguf_kv_type(const sd_gguf *g, int64_t i);
 sd_gguf_vtype sd_gguf_arr_type(const sd_gguf *g, int64_t i);
 uint64_t sd_gguf_arr_n(const sd_gguf *g, int64_t i);
 
+/* Checked a*b and a+b on uint64 into *r; 0 on overflow (*r untouched). */
+static inline int sd_mul_u64(uint64_t a, uint64_t b, uint64_t *r) {
+    if (a != 0 && b > UINT64_MAX / a) return 0;
+    *r = a * b;
+    return 1;
+}
+static inline int sd_add_u64(uint64_t a, uint64_t b, uint64_t *r) {
+    if (b > UINT64_MAX - a) return 0;
+    *r = a + b;
+    return 1;
+}
+
+/* Bytes of one scalar value of type t (sd_gguf_vtype); 0 for strings,
+ * arrays and unknown ids. */
+uint64_t sd_gguf_vtype_size(uint32_t t);
+
 /* Typed getters by key. Return SD_OK, SD_ERR_NOT_FOUND (absent; *out
  * untouched), or SD_ERR_FORMAT (wrong type or value out of range for the
  * requested C type; message in err if err != NULL).

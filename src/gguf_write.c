@@ -53,28 +53,6 @@ static sd_status werr(sd_gguf_writer *w, sd_status st, const char *fmt, ...) {
     return st;
 }
 
-static int add_u64(uint64_t a, uint64_t b, uint64_t *r) {
-    if (b > UINT64_MAX - a) return 0;
-    *r = a + b;
-    return 1;
-}
-
-static int mul_u64(uint64_t a, uint64_t b, uint64_t *r) {
-    if (a != 0 && b > UINT64_MAX / a) return 0;
-    *r = a * b;
-    return 1;
-}
-
-/* Bytes of one scalar of type t; 0 for STRING, ARRAY and unknown ids. */
-static uint64_t scalar_size(uint32_t t) {
-    switch (t) {
-    case SD_GGUF_UINT8: case SD_GGUF_INT8: case SD_GGUF_BOOL: return 1;
-    case SD_GGUF_UINT16: case SD_GGUF_INT16: return 2;
-    case SD_GGUF_UINT32: case SD_GGUF_INT32: case SD_GGUF_FLOAT32: return 4;
-    case SD_GGUF_UINT64: case SD_GGUF_INT64: case SD_GGUF_FLOAT64: return 8;
-    default: return 0;
-    }
-}
 
 sd_status sd_gguf_writer_new(sd_gguf_writer **out) {
     if (!out) return SD_ERR_INVALID_ARG;
@@ -178,7 +156,7 @@ static void st_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 sd_status sd_gguf_writer_set_scalar(sd_gguf_writer *w, const char *key, sd_gguf_vtype t,
                                     const void *val) {
     if (!w) return SD_ERR_INVALID_ARG;
-    uint64_t sz = scalar_size((uint32_t)t);
+    uint64_t sz = sd_gguf_vtype_size((uint32_t)t);
     if (sz == 0) return werr(w, SD_ERR_INVALID_ARG, "key '%s': type %d is not a scalar type",
                              key ? key : "(null)", (int)t);
     if (!val) return werr(w, SD_ERR_INVALID_ARG, "NULL value");
@@ -207,7 +185,7 @@ sd_status sd_gguf_writer_set_str(sd_gguf_writer *w, const char *key, const char 
     if (!w) return SD_ERR_INVALID_ARG;
     if (!s && len) return werr(w, SD_ERR_INVALID_ARG, "NULL string");
     uint64_t sz;
-    if (!add_u64(8, len, &sz)) return werr(w, SD_ERR_INVALID_ARG, "string too long");
+    if (!sd_add_u64(8, len, &sz)) return werr(w, SD_ERR_INVALID_ARG, "string too long");
     uint8_t *v = alloc_bytes(sz);
     if (!v) return werr(w, SD_ERR_NOMEM, "out of memory");
     st_u64(v, len);
@@ -218,12 +196,12 @@ sd_status sd_gguf_writer_set_str(sd_gguf_writer *w, const char *key, const char 
 sd_status sd_gguf_writer_set_arr(sd_gguf_writer *w, const char *key, sd_gguf_vtype t,
                                  const void *data, uint64_t n) {
     if (!w) return SD_ERR_INVALID_ARG;
-    uint64_t es = scalar_size((uint32_t)t), bytes, sz;
+    uint64_t es = sd_gguf_vtype_size((uint32_t)t), bytes, sz;
     if (es == 0)
         return werr(w, SD_ERR_INVALID_ARG, "key '%s': array element type %d is not numeric",
                     key ? key : "(null)", (int)t);
     if (!data && n) return werr(w, SD_ERR_INVALID_ARG, "NULL array data");
-    if (!mul_u64(n, es, &bytes) || !add_u64(12, bytes, &sz))
+    if (!sd_mul_u64(n, es, &bytes) || !sd_add_u64(12, bytes, &sz))
         return werr(w, SD_ERR_INVALID_ARG, "key '%s': array too large", key ? key : "(null)");
     uint8_t *v = alloc_bytes(sz);
     if (!v) return werr(w, SD_ERR_NOMEM, "out of memory");
@@ -243,7 +221,7 @@ sd_status sd_gguf_writer_set_arr_str(sd_gguf_writer *w, const char *key, const c
     for (uint64_t i = 0; i < n; i++) {
         if (!strs[i] && lens[i]) return werr(w, SD_ERR_INVALID_ARG, "NULL string %llu",
                                              (unsigned long long)i);
-        if (!add_u64(sz, 8, &sz) || !add_u64(sz, lens[i], &sz))
+        if (!sd_add_u64(sz, 8, &sz) || !sd_add_u64(sz, lens[i], &sz))
             return werr(w, SD_ERR_INVALID_ARG, "key '%s': array too large", key ? key : "(null)");
     }
     uint8_t *v = alloc_bytes(sz);
@@ -312,7 +290,7 @@ sd_status sd_gguf_writer_add_tensor(sd_gguf_writer *w, const char *name, int typ
     }
     uint64_t n_elem = 1, bytes;
     for (uint32_t j = 0; j < n_dims; j++) {
-        if (ne[j] < 0 || !mul_u64(n_elem, (uint64_t)ne[j], &n_elem) || n_elem > (uint64_t)INT64_MAX) {
+        if (ne[j] < 0 || !sd_mul_u64(n_elem, (uint64_t)ne[j], &n_elem) || n_elem > (uint64_t)INT64_MAX) {
             st = werr(w, SD_ERR_INVALID_ARG, "tensor '%s': bad dims (ne[%u] = %lld)", name, j,
                       (long long)ne[j]);
             goto fail;
@@ -325,8 +303,8 @@ sd_status sd_gguf_writer_add_tensor(sd_gguf_writer *w, const char *name, int typ
         goto fail;
     }
     bytes = (uint64_t)(ne[0] / ti->block_size);
-    int ok = mul_u64(bytes, ti->type_size, &bytes);
-    for (uint32_t j = 1; j < n_dims && ok; j++) ok = mul_u64(bytes, (uint64_t)ne[j], &bytes);
+    int ok = sd_mul_u64(bytes, ti->type_size, &bytes);
+    for (uint32_t j = 1; j < n_dims && ok; j++) ok = sd_mul_u64(bytes, (uint64_t)ne[j], &bytes);
     if (!ok || bytes > SIZE_MAX) {
         st = werr(w, SD_ERR_INVALID_ARG, "tensor '%s': byte size overflows", name);
         goto fail;
@@ -416,21 +394,21 @@ static uint64_t pad_to(uint64_t v, uint64_t a) { return (a - (v & (a - 1))) & (a
 static int layout_sizes(const sd_gguf_writer *w, uint64_t *meta, uint64_t *total) {
     uint64_t a = writer_alignment(w), m = 24;
     for (int64_t i = 0; i < w->n_kv; i++) {
-        if (!add_u64(m, 8 + 4, &m) || !add_u64(m, strlen(w->kvs[i].key), &m) ||
-            !add_u64(m, w->kvs[i].val_size, &m))
+        if (!sd_add_u64(m, 8 + 4, &m) || !sd_add_u64(m, strlen(w->kvs[i].key), &m) ||
+            !sd_add_u64(m, w->kvs[i].val_size, &m))
             return 0;
     }
     for (int64_t i = 0; i < w->n_tensors; i++) {
         const wtensor *t = &w->tensors[i];
-        if (!add_u64(m, 8 + 4 + 8ull * t->n_dims + 4 + 8, &m) || !add_u64(m, strlen(t->name), &m))
+        if (!sd_add_u64(m, 8 + 4 + 8ull * t->n_dims + 4 + 8, &m) || !sd_add_u64(m, strlen(t->name), &m))
             return 0;
     }
     uint64_t tot = m;
     /* the data section starts aligned; a file without tensors ends at its
      * metadata (as the reader accepts: no padding to a huge alignment) */
-    if (w->n_tensors > 0 && !add_u64(tot, pad_to(tot, a), &tot)) return 0;
+    if (w->n_tensors > 0 && !sd_add_u64(tot, pad_to(tot, a), &tot)) return 0;
     for (int64_t i = 0; i < w->n_tensors; i++) {
-        if (!add_u64(tot, pad_to(tot, a), &tot) || !add_u64(tot, w->tensors[i].size, &tot)) return 0;
+        if (!sd_add_u64(tot, pad_to(tot, a), &tot) || !sd_add_u64(tot, w->tensors[i].size, &tot)) return 0;
     }
     *meta = m;
     *total = tot;

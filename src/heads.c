@@ -9,10 +9,10 @@
  * must be finite. A mismatch with the target is refused with a message that
  * names the tensor or key.
  */
+#include "err.h"
 #include "heads.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +20,6 @@
 #include "ctx.h"
 #include "kernels/attn.h"
 #include "threadpool.h"
-
-static void set_err(char *err, size_t n, const char *fmt, ...) {
-    if (!err || n == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 void sd_heads_free(sd_heads *h) {
     if (!h) return;
@@ -45,12 +37,12 @@ static sd_status find(sd_heads *h, const char *name, int64_t cols, int64_t rows,
     const sd_gguf_tensor *t = sd_gguf_find_tensor(h->gguf, name);
     *out = NULL;
     if (!t) {
-        set_err(err, n, "%s: missing tensor %s", sd_gguf_name(h->gguf), name);
+        sd_set_err(err, n, "%s: missing tensor %s", sd_gguf_name(h->gguf), name);
         return SD_ERR_FORMAT;
     }
     bool ok = t->ne[0] == cols && t->ne[1] == (rows ? rows : 1) && t->ne[2] == 1 && t->ne[3] == 1;
     if (!ok) {
-        set_err(err, n, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld] for the target's "
+        sd_set_err(err, n, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld] for the target's "
                         "width %d",
                 sd_gguf_name(h->gguf), name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                 (long long)t->ne[3], (long long)cols, (long long)(rows ? rows : 1), h->n_embd);
@@ -58,7 +50,7 @@ static sd_status find(sd_heads *h, const char *name, int64_t cols, int64_t rows,
     }
     if ((t->type != SD_TYPE_F32 && t->type != SD_TYPE_F16 && t->type != SD_TYPE_Q8_0) ||
         sd_type_row_size(t->type, cols) == 0) {
-        set_err(err, n, "%s: tensor %s: type %s is not supported (F32, F16, Q8_0)", sd_gguf_name(h->gguf), name,
+        sd_set_err(err, n, "%s: tensor %s: type %s is not supported (F32, F16, Q8_0)", sd_gguf_name(h->gguf), name,
                 sd_type_name(t->type) ? sd_type_name(t->type) : "?");
         return SD_ERR_UNSUPPORTED;
     }
@@ -86,7 +78,7 @@ static sd_status bind_vec(sd_heads *h, const char *name, int64_t len, const floa
     sd_status st = find(h, name, len, 0, &t, err, n);
     if (st != SD_OK) return st;
     if (h->n_owned == (int)(sizeof h->owned / sizeof h->owned[0])) {
-        set_err(err, n, "%s: too many vectors", sd_gguf_name(h->gguf));
+        sd_set_err(err, n, "%s: too many vectors", sd_gguf_name(h->gguf));
         return SD_ERR_FORMAT;
     }
     float *v = malloc((size_t)len * sizeof(float));
@@ -97,7 +89,7 @@ static sd_status bind_vec(sd_heads *h, const char *name, int64_t len, const floa
     sd_weight_get_row(&w, 0, v);
     for (int64_t i = 0; i < len; i++) {
         if (!isfinite(v[i])) {
-            set_err(err, n, "%s: tensor %s: non-finite value at %lld", sd_gguf_name(h->gguf), name, (long long)i);
+            sd_set_err(err, n, "%s: tensor %s: non-finite value at %lld", sd_gguf_name(h->gguf), name, (long long)i);
             return SD_ERR_FORMAT;
         }
     }
@@ -148,7 +140,7 @@ static sd_status load_eagle(sd_heads *h, char *err, size_t n) {
         (st = sd_gguf_get_f32_in(h->gguf, "eagle.rope.freq_base", 10000.0f, 1.0f, 1e12f, &base, err, n)))
         return st;
     if (E % H != 0 || H % Hkv != 0 || (E / H) % 2 != 0 || E / H > SD_ATTN_MAX_D || H / Hkv > SD_ATTN_MAX_REP) {
-        set_err(err, n, "%s: EAGLE heads %d / KV heads %d do not fit the width %d", sd_gguf_name(h->gguf), H, Hkv, E);
+        sd_set_err(err, n, "%s: EAGLE heads %d / KV heads %d do not fit the width %d", sd_gguf_name(h->gguf), H, Hkv, E);
         return SD_ERR_FORMAT;
     }
     const int D = E / H, QD = H * D, KVD = Hkv * D;
@@ -196,12 +188,12 @@ static sd_status load(sd_heads *h, const char *path, char *err, size_t n) {
     sd_gguf_str s;
     st = sd_gguf_get_str(h->gguf, "general.architecture", &s, err, n);
     if (st == SD_ERR_NOT_FOUND) {
-        set_err(err, n, "%s: no general.architecture (expected specdec-heads)", path);
+        sd_set_err(err, n, "%s: no general.architecture (expected specdec-heads)", path);
         return SD_ERR_FORMAT;
     }
     if (st != SD_OK) return st;
     if (s.len != strlen("specdec-heads") || memcmp(s.ptr, "specdec-heads", s.len) != 0) {
-        set_err(err, n, "%s: architecture '%.*s' is not specdec-heads", path, (int)(s.len < 64 ? s.len : 64), s.ptr);
+        sd_set_err(err, n, "%s: architecture '%.*s' is not specdec-heads", path, (int)(s.len < 64 ? s.len : 64), s.ptr);
         return SD_ERR_FORMAT;
     }
     if (sd_gguf_get_str(h->gguf, "specdec-heads.target", &s, NULL, 0) == SD_OK) {
@@ -211,7 +203,7 @@ static sd_status load(sd_heads *h, const char *path, char *err, size_t n) {
     int E;
     if ((st = sd_gguf_get_int_in(h->gguf, "specdec-heads.embedding_length", true, 0, 1, 1 << 16, &E, err, n))) return st;
     if (E != h->target->n_embd) {
-        set_err(err, n, "%s: heads of width %d do not fit the target's width %d", path, E, h->target->n_embd);
+        sd_set_err(err, n, "%s: heads of width %d do not fit the target's width %d", path, E, h->target->n_embd);
         return SD_ERR_MISMATCH;
     }
     h->n_embd = E;
@@ -235,7 +227,7 @@ static sd_status load(sd_heads *h, const char *path, char *err, size_t n) {
     if (sd_gguf_find_tensor(h->gguf, "eagle.fc.weight") || sd_gguf_find_key(h->gguf, "eagle.attention.head_count") >= 0)
         if ((st = load_eagle(h, err, n))) return st;
     if (h->n_medusa == 0 && h->n_hydra == 0 && !h->has_eagle) {
-        set_err(err, n, "%s: holds no heads (medusa.head_count, hydra.head_count, eagle.*)", path);
+        sd_set_err(err, n, "%s: holds no heads (medusa.head_count, hydra.head_count, eagle.*)", path);
         return SD_ERR_FORMAT;
     }
     return make_q8(h);
@@ -247,7 +239,7 @@ sd_status sd_heads_load(const char *path, const sd_model *target, sd_heads **out
     *out = NULL;
     if (!path || !target) return SD_ERR_INVALID_ARG;
     if (target->vocab_only) {
-        set_err(err, err_size, "%s: the target is a vocabulary-only model", path);
+        sd_set_err(err, err_size, "%s: the target is a vocabulary-only model", path);
         return SD_ERR_UNSUPPORTED;
     }
     sd_heads *h = calloc(1, sizeof *h);
@@ -255,7 +247,7 @@ sd_status sd_heads_load(const char *path, const sd_model *target, sd_heads **out
     h->target = target;
     sd_status st = load(h, path, err, err_size);
     if (st != SD_OK) {
-        if (st == SD_ERR_NOMEM && err && err_size && !err[0]) set_err(err, err_size, "%s: out of memory", path);
+        if (st == SD_ERR_NOMEM && err && err_size && !err[0]) sd_set_err(err, err_size, "%s: out of memory", path);
         sd_heads_free(h);
         return st;
     }
@@ -281,18 +273,8 @@ void sd_heads_get_info(const sd_heads *h, sd_heads_info *info) {
 
 /* ------------------------------------------------------------ numerics */
 
-sd_status sd_heads_gemm(const sd_heads *h, sd_threadpool *pool, const sd_weight *w, const float *x, int N, float *y,
-                        size_t ldy) {
-    return sd_weight_gemm(h->target->kern, pool, w, x, N, y, ldy);
-}
-
-sd_status sd_heads_logits_w(const sd_heads *h, sd_threadpool *pool, const sd_weight *out, const float *z, int N,
-                            float *logits, size_t ldl) {
-    return sd_model_head_logits(h->target, pool, out, z, N, logits, ldl);
-}
-
 sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, bool q8, const float *z, int N, float *logits) {
-    return sd_heads_logits_w(h, pool, q8 ? &h->output_q8 : &h->target->output, z, N, logits,
+    return sd_model_head_logits(h->target, pool, q8 ? &h->output_q8 : &h->target->output, z, N, logits,
                              (size_t)h->target->n_vocab);
 }
 
@@ -310,7 +292,7 @@ sd_status sd_heads_medusa(const sd_heads *h, sd_threadpool *pool, int k, const f
     const int E = h->n_embd;
     float *t = malloc((size_t)N * (size_t)E * sizeof(float));
     if (!t) return SD_ERR_NOMEM;
-    sd_status st = sd_heads_gemm(h, pool, &h->medusa_w[k - 1], f, N, t, (size_t)E);
+    sd_status st = sd_weight_gemm(h->target->kern, pool, &h->medusa_w[k - 1], f, N, t, (size_t)E);
     if (st == SD_OK) residual_silu(z, t, h->medusa_b[k - 1], f, (size_t)E, N, E);
     free(t);
     return st;
@@ -321,7 +303,7 @@ sd_status sd_heads_hydra(const sd_heads *h, sd_threadpool *pool, int k, const fl
     const int E = h->n_embd;
     float *t = malloc((size_t)N * (size_t)E * sizeof(float));
     if (!t) return SD_ERR_NOMEM;
-    sd_status st = sd_heads_gemm(h, pool, &h->hydra_w[k - 1], in, N, t, (size_t)E);
+    sd_status st = sd_weight_gemm(h->target->kern, pool, &h->hydra_w[k - 1], in, N, t, (size_t)E);
     if (st == SD_OK) residual_silu(z, t, h->hydra_b[k - 1], in, (size_t)(k + 1) * E, N, E);
     free(t);
     return st;
@@ -346,7 +328,7 @@ sd_status sd_heads_eagle_fc(const sd_heads *h, sd_threadpool *pool, bool q8, con
         memcpy(cat + (size_t)r * 2 * E, f + (size_t)r * E, (size_t)E * sizeof(float));
         sd_heads_embed(h, tok[r], cat + (size_t)r * 2 * E + E);
     }
-    sd_status st = sd_heads_gemm(h, pool, q8 ? &h->eagle_fc_q8 : &h->eagle_fc, cat, N, g, (size_t)E);
+    sd_status st = sd_weight_gemm(h->target->kern, pool, q8 ? &h->eagle_fc_q8 : &h->eagle_fc, cat, N, g, (size_t)E);
     if (st == SD_OK)
         for (int r = 0; r < N; r++)
             for (int e = 0; e < E; e++) g[(size_t)r * E + e] += h->eagle_fc_b[e];

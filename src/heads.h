@@ -50,22 +50,13 @@ struct sd_heads {
     int n_owned;
 };
 
-/* y (N, ldy) = x (N, K) W^T for w (M, K) on the pool's threads; x is F32
- * (converted to Q8_0 inside for Q8_0 weights; F16 weights take x as is).
- * SD_ERR_NOMEM possible. */
-sd_status sd_heads_gemm(const sd_heads *h, sd_threadpool *pool, const sd_weight *w, const float *x, int N, float *y,
-                        size_t ldy);
-
-/* logits (N, V) = output(output_norm(z)) for z (N, E), computed exactly as
+/* logits (N, V) = output(output_norm(z)) for z (N, E) (sd_model_head_logits
+ * with the target's output or its Q8_0 copy; for a trimmed head call that
+ * directly), computed exactly as
  * the target's forward pass computes its logits (so head(f) of a target
  * feature reproduces the target's logits bit for bit); q8: with the Q8_0
  * copy of the output matrix instead. */
 sd_status sd_heads_logits(const sd_heads *h, sd_threadpool *pool, bool q8, const float *z, int N, float *logits);
-
-/* The same with another output matrix w (rows: any subset of the output's
- * rows, as a VocabTrim head keeps) into logits (N, ldl >= w->rows). */
-sd_status sd_heads_logits_w(const sd_heads *h, sd_threadpool *pool, const sd_weight *w, const float *z, int N,
-                            float *logits, size_t ldl);
 
 /* z (N, E) of Medusa head k (1-based) for features f (N, E). */
 sd_status sd_heads_medusa(const sd_heads *h, sd_threadpool *pool, int k, const float *f, int N, float *z);

@@ -1,24 +1,16 @@
 /* model.c - GGUF -> sd_model: hyper-parameters, tensor binding, validation. */
+#include "err.h"
 #include "model.h"
 
 #include <stdint.h>
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/quants.h"
 #include "threadpool.h"
-
-static void set_err(char *err, size_t n, const char *fmt, ...) {
-    if (!err || n == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 sd_model_params sd_model_default_params(void) {
     sd_model_params p = {.quantize = SD_TYPE_NONE, .backend = SD_BACKEND_AUTO};
@@ -79,7 +71,7 @@ static sd_status check_type(const sd_model *m, const char *name, int type, int64
                             size_t err_size) {
     const char *tn = sd_type_name(type) ? sd_type_name(type) : "?";
     if (!weight_type_ok(type)) {
-        set_err(err, err_size,
+        sd_set_err(err, err_size,
                 "%s: tensor %s: weight type %s is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
                 "Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)",
                 sd_gguf_name(m->gguf), name, tn);
@@ -87,7 +79,7 @@ static sd_status check_type(const sd_model *m, const char *name, int type, int64
     }
     int bs = sd_quant_block_size(type);
     if (bs <= 0 || cols % bs != 0 || cols > INT32_MAX) {
-        set_err(err, err_size, "%s: tensor %s: row length %lld is not a multiple of the %s block size %d",
+        sd_set_err(err, err_size, "%s: tensor %s: row length %lld is not a multiple of the %s block size %d",
                 sd_gguf_name(m->gguf), name, (long long)cols, tn, bs);
         return SD_ERR_FORMAT;
     }
@@ -117,14 +109,14 @@ static sd_status bind(sd_model *m, const char *name, int64_t cols, int64_t rows,
     *out = t;
     if (!t) {
         if (!required) return SD_OK;
-        set_err(err, err_size, "%s: missing tensor %s", sd_gguf_name(m->gguf), name);
+        sd_set_err(err, err_size, "%s: missing tensor %s", sd_gguf_name(m->gguf), name);
         return SD_ERR_FORMAT;
     }
     int want_dims = rows ? 2 : 1;
     bool ok = t->ne[0] == cols && (rows ? t->ne[1] == rows : true);
     for (int d = want_dims; d < SD_GGUF_MAX_DIMS; d++) ok = ok && t->ne[d] == 1;
     if (!ok) {
-        set_err(err, err_size, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+        sd_set_err(err, err_size, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
                 sd_gguf_name(m->gguf), name, (long long)t->ne[0], (long long)t->ne[1],
                 (long long)t->ne[2], (long long)t->ne[3], (long long)cols, (long long)(rows ? rows : 1));
         return SD_ERR_FORMAT;
@@ -147,7 +139,7 @@ static sd_status bind_vec(sd_model *m, const char *name, int64_t n, bool require
     sd_weight_get_row(&w, 0, v);
     for (int64_t i = 0; i < n; i++) {
         if (!isfinite(v[i])) {
-            set_err(err, err_size, "%s: tensor %s: non-finite value at %lld", sd_gguf_name(m->gguf),
+            sd_set_err(err, err_size, "%s: tensor %s: non-finite value at %lld", sd_gguf_name(m->gguf),
                     name, (long long)i);
             return SD_ERR_FORMAT;
         }
@@ -210,7 +202,7 @@ static sd_status load_hparams(sd_model *m, char *err, size_t err_size) {
         (st = get_hp(m, "vocab_size", false, 0, 0, 1 << 24, &n_vocab_kv, err, err_size)))
         return st;
     if (m->n_embd % m->n_head != 0 || m->n_head % m->n_head_kv != 0) {
-        set_err(err, err_size, "%s: n_embd %d / n_head %d / n_head_kv %d are inconsistent",
+        sd_set_err(err, err_size, "%s: n_embd %d / n_head %d / n_head_kv %d are inconsistent",
                 sd_gguf_name(m->gguf), m->n_embd, m->n_head, m->n_head_kv);
         return SD_ERR_FORMAT;
     }
@@ -218,7 +210,7 @@ static sd_status load_hparams(sd_model *m, char *err, size_t err_size) {
     if ((st = get_hp(m, "rope.dimension_count", false, m->head_dim, 2, m->head_dim, &m->n_rot, err, err_size)))
         return st;
     if (m->n_rot % 2 != 0) {
-        set_err(err, err_size, "%s: rope.dimension_count %d is odd", sd_gguf_name(m->gguf), m->n_rot);
+        sd_set_err(err, err_size, "%s: rope.dimension_count %d is odd", sd_gguf_name(m->gguf), m->n_rot);
         return SD_ERR_FORMAT;
     }
     if ((st = get_hp_f32(m, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &m->rope_base, err, err_size)) ||
@@ -226,7 +218,7 @@ static sd_status load_hparams(sd_model *m, char *err, size_t err_size) {
         return st;
     m->n_vocab = sd_vocab_n_tokens(m->vocab);
     if (n_vocab_kv != 0 && n_vocab_kv != m->n_vocab) {
-        set_err(err, err_size, "%s: %s.vocab_size %d != %d tokens", sd_gguf_name(m->gguf), m->arch,
+        sd_set_err(err, err_size, "%s: %s.vocab_size %d != %d tokens", sd_gguf_name(m->gguf), m->arch,
                 n_vocab_kv, m->n_vocab);
         return SD_ERR_FORMAT;
     }
@@ -237,7 +229,7 @@ static sd_status load_hparams(sd_model *m, char *err, size_t err_size) {
     if (st == SD_OK) {
         for (uint64_t i = 0; i < n_ee; i++) {
             if (ee[i] < 1 || ee[i] >= m->n_layer) {
-                set_err(err, err_size, "%s: specdec.early_exit_layers[%llu] = %d out of range",
+                sd_set_err(err, err_size, "%s: specdec.early_exit_layers[%llu] = %d out of range",
                         sd_gguf_name(m->gguf), (unsigned long long)i, ee[i]);
                 return SD_ERR_FORMAT;
             }
@@ -297,7 +289,7 @@ sd_status sd_model_load(const char *path, const sd_model_params *params, sd_mode
     *out = NULL;
     sd_model_params p = params ? *params : sd_model_default_params();
     if (p.quantize != SD_TYPE_NONE && p.quantize != SD_TYPE_Q8_0) {
-        set_err(err, err_size, "quantize on load supports q8_0 only");
+        sd_set_err(err, err_size, "quantize on load supports q8_0 only");
         return SD_ERR_UNSUPPORTED;
     }
     sd_model *m = calloc(1, sizeof *m);
@@ -306,7 +298,7 @@ sd_status sd_model_load(const char *path, const sd_model_params *params, sd_mode
     if (st != SD_OK) goto fail;
     m->kern = sd_kernels_get(p.backend);
     if (!m->kern) {
-        set_err(err, err_size, "backend %d is not supported by this CPU", (int)p.backend);
+        sd_set_err(err, err_size, "backend %d is not supported by this CPU", (int)p.backend);
         st = SD_ERR_UNSUPPORTED;
         goto fail;
     }
@@ -314,7 +306,7 @@ sd_status sd_model_load(const char *path, const sd_model_params *params, sd_mode
     st = sd_gguf_get_str(m->gguf, "general.architecture", &s, err, err_size);
     if (st == SD_OK) {
         if (s.len == 0 || s.len >= sizeof m->arch) {
-            set_err(err, err_size, "%s: general.architecture has bad length", path);
+            sd_set_err(err, err_size, "%s: general.architecture has bad length", path);
             st = SD_ERR_FORMAT;
             goto fail;
         }
@@ -334,7 +326,7 @@ sd_status sd_model_load(const char *path, const sd_model_params *params, sd_mode
         return SD_OK;
     }
     if (strcmp(m->arch, "llama") != 0 && strcmp(m->arch, "qwen2") != 0) {
-        set_err(err, err_size, "%s: architecture '%s' is not supported (llama, qwen2)", path, m->arch);
+        sd_set_err(err, err_size, "%s: architecture '%s' is not supported (llama, qwen2)", path, m->arch);
         st = SD_ERR_UNSUPPORTED;
         goto fail;
     }
@@ -344,7 +336,7 @@ sd_status sd_model_load(const char *path, const sd_model_params *params, sd_mode
     *out = m;
     return SD_OK;
 fail:
-    if (st == SD_ERR_NOMEM && err && err_size && !err[0]) set_err(err, err_size, "%s: out of memory", path);
+    if (st == SD_ERR_NOMEM && err && err_size && !err[0]) sd_set_err(err, err_size, "%s: out of memory", path);
     sd_model_free(m);
     return st;
 }

@@ -5,6 +5,7 @@
  * (make_qkx2_quants for Q4_K/Q5_K, make_qx_quants for Q6_K); rounding is
  * to nearest, ties to even (ggml's nearest_int) unless stated.
  */
+#include "err.h"
 #include "quantize.h"
 
 #include "gguf.h"
@@ -15,7 +16,6 @@
 
 #include <ctype.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,16 +28,23 @@ static int imax(int a, int b) { return a > b ? a : b; }
 
 /* ------------------------------------------------------------ 32-blocks */
 
+/* The element of x[0..32) of largest magnitude, sign kept (the first of
+ * equal magnitudes). */
+static float signed_max32(const float *x) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; j++)
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    return max;
+}
+
 /* Q4_0 / Q5_0 (bits 4/5): x ~ d*(q - 2^(bits-1)), d = max / -2^(bits-1)
  * where max is the element of largest magnitude (sign kept). */
 static void quant_q4_0(const float *x, sd_block_q4_0 *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += 32) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < 32; j++)
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
+        const float max = signed_max32(x);
         const float d = max / -8, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = sd_fp32_to_fp16(d);
         for (int j = 0; j < 16; j++) {
@@ -49,12 +56,7 @@ static void quant_q4_0(const float *x, sd_block_q4_0 *y, int64_t nb) {
 
 static void quant_q5_0(const float *x, sd_block_q5_0 *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += 32) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < 32; j++)
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
+        const float max = signed_max32(x);
         const float d = max / -16, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = sd_fp32_to_fp16(d);
         uint32_t qh = 0;
@@ -407,17 +409,6 @@ int sd_quant_tensor_type(const sd_quant_mix *mix, const char *name, uint32_t n_d
     return t;
 }
 
-/* ------------------------------------------------------------ files */
-
-static sd_status qfail(char *err, size_t err_size, sd_status st, const char *fmt, ...) {
-    if (err && err_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 /* Layer index of "blk.N.<...>" or -1. */
 static int layer_of(const char *name) {
@@ -462,7 +453,7 @@ static void qjob_run(void *arg, int ith, int nth) {
 
 sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix *mix, int n_threads,
                             sd_quantize_stats *stats, char *err, size_t err_size) {
-    if (!in || !out || !mix) return qfail(err, err_size, SD_ERR_INVALID_ARG, "NULL argument");
+    if (!in || !out || !mix) return sd_fail(SD_ERR_INVALID_ARG, err, err_size, "NULL argument");
     if (n_threads < 1) n_threads = 1;
     if (n_threads > 64) n_threads = 64;
     sd_quantize_stats st_local;
@@ -476,7 +467,7 @@ sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix 
     if (st) return st;
     const int64_t n_t = sd_gguf_n_tensors(g);
     if (n_t == 0) {
-        st = qfail(err, err_size, SD_ERR_FORMAT, "%s: the file holds no tensors (a vocabulary-only file?)", in);
+        st = sd_fail(SD_ERR_FORMAT, err, err_size, "%s: the file holds no tensors (a vocabulary-only file?)", in);
         goto done;
     }
     /* model facts for the mix rules */
@@ -490,22 +481,22 @@ sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix 
         if (t->ne[0] > max_ne0) max_ne0 = t->ne[0];
     }
     if (max_ne0 > INT32_MAX || (uint64_t)max_ne0 * (uint64_t)n_threads > SIZE_MAX / sizeof(float)) {
-        st = qfail(err, err_size, SD_ERR_UNSUPPORTED, "%s: rows of %lld elements are too long", in,
+        st = sd_fail(SD_ERR_UNSUPPORTED, err, err_size, "%s: rows of %lld elements are too long", in,
                    (long long)max_ne0);
         goto done;
     }
     if ((st = sd_gguf_writer_new(&w)) || !(scratch = malloc((size_t)max_ne0 * (size_t)n_threads * sizeof(float)))) {
-        st = qfail(err, err_size, SD_ERR_NOMEM, "out of memory");
+        st = sd_fail(SD_ERR_NOMEM, err, err_size, "out of memory");
         goto done;
     }
     if (n_threads > 1 && (st = sd_threadpool_new(n_threads, &pool)) != SD_OK) {
-        st = qfail(err, err_size, st, "cannot start %d threads", n_threads);
+        st = sd_fail(st, err, err_size, "cannot start %d threads", n_threads);
         goto done;
     }
     if ((st = sd_gguf_writer_copy_kvs(w, g)) ||
         (st = sd_gguf_writer_set_u32(w, "general.quantization_version", 2)) ||
         (st = sd_gguf_writer_set_u32(w, "general.file_type", (uint32_t)mix->ftype))) {
-        st = qfail(err, err_size, st, "%s: %s", in, sd_gguf_writer_error(w));
+        st = sd_fail(st, err, err_size, "%s: %s", in, sd_gguf_writer_error(w));
         goto done;
     }
     for (int64_t i = 0; i < n_t; i++) {
@@ -517,7 +508,7 @@ sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix 
         int64_t n_rows = 0;
         if (t->ne[0] == 0 || __builtin_mul_overflow(t->ne[1], t->ne[2], &n_rows) ||
             __builtin_mul_overflow(n_rows, t->ne[3], &n_rows)) {
-            st = qfail(err, err_size, SD_ERR_FORMAT, "%s: tensor '%s' has an empty or oversized shape", in, t->name);
+            st = sd_fail(SD_ERR_FORMAT, err, err_size, "%s: tensor '%s' has an empty or oversized shape", in, t->name);
             goto done;
         }
         stats->bytes_in += t->size;
@@ -527,13 +518,13 @@ sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix 
             size_t out_rs = sd_type_row_size(ot, t->ne[0]);
             uint64_t out_size = (uint64_t)out_rs * (uint64_t)n_rows;
             if (sd_quant_block_size(t->type) == 0 && !is_float_type(t->type)) {
-                st = qfail(err, err_size, SD_ERR_UNSUPPORTED, "%s: tensor '%s': cannot convert type %s",
+                st = sd_fail(SD_ERR_UNSUPPORTED, err, err_size, "%s: tensor '%s': cannot convert type %s",
                            in, t->name, sd_type_get_info(t->type)->name);
                 goto done;
             }
             uint8_t *dst = malloc(out_size ? (size_t)out_size : 1);
             if (!dst) {
-                st = qfail(err, err_size, SD_ERR_NOMEM, "out of memory for tensor '%s'", t->name);
+                st = sd_fail(SD_ERR_NOMEM, err, err_size, "out of memory for tensor '%s'", t->name);
                 goto done;
             }
             qjob j = {t->data, dst, t->type, ot, t->ne[0], n_rows,
@@ -543,8 +534,8 @@ sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix 
             for (int k = 0; k < 64; k++) bad = bad > j.bad[k] ? bad : j.bad[k];
             if (bad) {
                 free(dst);
-                st = bad == 1 ? qfail(err, err_size, SD_ERR_FORMAT, "%s: tensor '%s' holds NaN or Inf values", in, t->name)
-                              : qfail(err, err_size, SD_ERR_UNSUPPORTED, "%s: tensor '%s': cannot convert %s to %s",
+                st = bad == 1 ? sd_fail(SD_ERR_FORMAT, err, err_size, "%s: tensor '%s' holds NaN or Inf values", in, t->name)
+                              : sd_fail(SD_ERR_UNSUPPORTED, err, err_size, "%s: tensor '%s': cannot convert %s to %s",
                                       in, t->name, sd_type_get_info(t->type)->name, sd_type_get_info(ot)->name);
                 goto done;
             }
@@ -553,7 +544,7 @@ sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix 
             st = sd_gguf_writer_add_tensor(w, t->name, ot, t->n_dims, t->ne, dst, out_size, true);
         }
         if (st) {
-            st = qfail(err, err_size, st, "%s", sd_gguf_writer_error(w));
+            st = sd_fail(st, err, err_size, "%s", sd_gguf_writer_error(w));
             goto done;
         }
         stats->n_tensors++;

@@ -8,27 +8,15 @@
  * Token texts are copied, so the vocabulary does not point into the GGUF
  * mapping.
  */
+#include "err.h"
 #include "vocab.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- helpers */
 
-/* Writes a formatted message into (err, err_size) and returns st. */
-static sd_status vfail(char *err, size_t err_size, sd_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static sd_status vfail(char *err, size_t err_size, sd_status st, const char *fmt, ...) {
-    if (err && err_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 /* FNV-1a over the bytes of a token text. */
 static uint32_t text_hash(const char *s, size_t n) {
@@ -77,19 +65,19 @@ static sd_status build_hash(sd_vocab *v) {
 static sd_status load_texts(const sd_gguf *g, sd_vocab *v, char *err, size_t err_size) {
     const char *key = "tokenizer.ggml.tokens";
     int64_t kv = sd_gguf_find_key(g, key);
-    if (kv < 0) return vfail(err, err_size, SD_ERR_FORMAT, "%s: missing key '%s'", sd_gguf_name(g), key);
+    if (kv < 0) return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: missing key '%s'", sd_gguf_name(g), key);
     if (sd_gguf_kv_type(g, kv) != SD_GGUF_ARRAY || sd_gguf_arr_type(g, kv) != SD_GGUF_STRING)
-        return vfail(err, err_size, SD_ERR_FORMAT, "%s: key '%s' is not an array of strings",
+        return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: key '%s' is not an array of strings",
                      sd_gguf_name(g), key);
     uint64_t n = sd_gguf_arr_n(g, kv);
     if (n == 0 || n > (uint64_t)INT32_MAX / 4)
-        return vfail(err, err_size, SD_ERR_FORMAT, "%s: key '%s': bad token count %llu",
+        return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: key '%s': bad token count %llu",
                      sd_gguf_name(g), key, (unsigned long long)n);
     uint64_t pool = 0;
     for (uint64_t i = 0; i < n; i++) {
         sd_gguf_str s = sd_gguf_arr_str(g, kv, i);
         if (!s.ptr || s.len >= UINT32_MAX)
-            return vfail(err, err_size, SD_ERR_FORMAT, "%s: token %llu: bad string",
+            return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: token %llu: bad string",
                          sd_gguf_name(g), (unsigned long long)i);
         pool += s.len + 1; /* bounded by the file size: no overflow */
     }
@@ -97,7 +85,7 @@ static sd_status load_texts(const sd_gguf *g, sd_vocab *v, char *err, size_t err
     v->n_tokens = (int32_t)n;
     v->tokens = calloc((size_t)n, sizeof *v->tokens);
     v->text_pool = malloc((size_t)pool);
-    if (!v->tokens || !v->text_pool) return vfail(err, err_size, SD_ERR_NOMEM, "out of memory");
+    if (!v->tokens || !v->text_pool) return sd_fail(SD_ERR_NOMEM, err, err_size, "out of memory");
     char *p = v->text_pool;
     for (uint64_t i = 0; i < n; i++) {
         sd_gguf_str s = sd_gguf_arr_str(g, kv, i);
@@ -122,11 +110,11 @@ static sd_status load_scores_types(const sd_gguf *g, sd_vocab *v, char *err, siz
     if (st != SD_ERR_NOT_FOUND) {
         if (st) return st;
         if (got != n)
-            return vfail(err, err_size, SD_ERR_FORMAT,
+            return sd_fail(SD_ERR_FORMAT, err, err_size,
                          "%s: tokenizer.ggml.scores has %llu elements, expected %llu (token count)",
                          sd_gguf_name(g), (unsigned long long)got, (unsigned long long)n);
         float *sc = malloc((size_t)n * sizeof *sc);
-        if (!sc) return vfail(err, err_size, SD_ERR_NOMEM, "out of memory");
+        if (!sc) return sd_fail(SD_ERR_NOMEM, err, err_size, "out of memory");
         st = sd_gguf_get_arr_f32(g, "tokenizer.ggml.scores", sc, n, &got, err, err_size);
         for (uint64_t i = 0; !st && i < n; i++) v->tokens[i].score = sc[i];
         free(sc);
@@ -136,11 +124,11 @@ static sd_status load_scores_types(const sd_gguf *g, sd_vocab *v, char *err, siz
     if (st != SD_ERR_NOT_FOUND) {
         if (st) return st;
         if (got != n)
-            return vfail(err, err_size, SD_ERR_FORMAT,
+            return sd_fail(SD_ERR_FORMAT, err, err_size,
                          "%s: tokenizer.ggml.token_type has %llu elements, expected %llu (token count)",
                          sd_gguf_name(g), (unsigned long long)got, (unsigned long long)n);
         int32_t *ty = malloc((size_t)n * sizeof *ty);
-        if (!ty) return vfail(err, err_size, SD_ERR_NOMEM, "out of memory");
+        if (!ty) return sd_fail(SD_ERR_NOMEM, err, err_size, "out of memory");
         st = sd_gguf_get_arr_i32(g, "tokenizer.ggml.token_type", ty, n, &got, err, err_size);
         for (uint64_t i = 0; !st && i < n; i++)
             v->tokens[i].type = (ty[i] >= SD_TOKEN_NORMAL && ty[i] <= SD_TOKEN_BYTE)
@@ -160,7 +148,7 @@ static sd_status load_special_id(const sd_gguf *g, const sd_vocab *v, const char
     if (st == SD_ERR_NOT_FOUND) return SD_OK;
     if (st) return st;
     if (x < 0 || x >= v->n_tokens)
-        return vfail(err, err_size, SD_ERR_FORMAT, "%s: %s = %lld is out of range (%d tokens)",
+        return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: %s = %lld is out of range (%d tokens)",
                      sd_gguf_name(g), key, (long long)x, v->n_tokens);
     *id = (int32_t)x;
     return SD_OK;
@@ -199,7 +187,7 @@ static sd_status load_specials(const sd_gguf *g, sd_vocab *v, bool add_bos_defau
         (st = load_bool(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix, err, err_size)))
         return st;
     if (v->add_bos && v->bos < 0)
-        return vfail(err, err_size, SD_ERR_FORMAT, "%s: add_bos_token is true but there is no BOS",
+        return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: add_bos_token is true but there is no BOS",
                      sd_gguf_name(g));
     return SD_OK;
 }
@@ -434,20 +422,20 @@ static sd_status load_merges(const sd_gguf *g, sd_vocab *v, char *err, size_t er
     const char *key = "tokenizer.ggml.merges";
     int64_t kv = sd_gguf_find_key(g, key);
     if (kv < 0)
-        return vfail(err, err_size, SD_ERR_FORMAT, "%s: missing key '%s' (a gpt2 vocabulary needs merges)",
+        return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: missing key '%s' (a gpt2 vocabulary needs merges)",
                      sd_gguf_name(g), key);
     if (sd_gguf_kv_type(g, kv) != SD_GGUF_ARRAY || sd_gguf_arr_type(g, kv) != SD_GGUF_STRING)
-        return vfail(err, err_size, SD_ERR_FORMAT, "%s: key '%s' is not an array of strings",
+        return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: key '%s' is not an array of strings",
                      sd_gguf_name(g), key);
     uint64_t n = sd_gguf_arr_n(g, kv);
     if (n > (uint64_t)INT32_MAX / 4)
-        return vfail(err, err_size, SD_ERR_FORMAT, "%s: key '%s': bad merge count %llu",
+        return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: key '%s': bad merge count %llu",
                      sd_gguf_name(g), key, (unsigned long long)n);
     uint64_t max_len = 0;
     for (uint64_t i = 0; i < n; i++) {
         sd_gguf_str s = sd_gguf_arr_str(g, kv, i);
         if (!s.ptr)
-            return vfail(err, err_size, SD_ERR_FORMAT, "%s: merge %llu: bad string", sd_gguf_name(g),
+            return sd_fail(SD_ERR_FORMAT, err, err_size, "%s: merge %llu: bad string", sd_gguf_name(g),
                          (unsigned long long)i);
         if (s.len > max_len) max_len = s.len; /* bounded by the file size */
     }
@@ -458,7 +446,7 @@ static sd_status load_merges(const sd_gguf *g, sd_vocab *v, char *err, size_t er
     v->merge_hash = malloc((size_t)cap * sizeof *v->merge_hash);
     if (!buf || !v->merges || !v->merge_hash) {
         free(buf);
-        return vfail(err, err_size, SD_ERR_NOMEM, "out of memory loading merges");
+        return sd_fail(SD_ERR_NOMEM, err, err_size, "out of memory loading merges");
     }
     memset(v->merge_hash, 0xff, (size_t)cap * sizeof *v->merge_hash); /* all -1 */
     v->merge_mask = cap - 1;
@@ -502,7 +490,7 @@ static sd_status load_model_type(const sd_gguf *g, sd_vocab *v, char *err, size_
     sd_gguf_str m;
     sd_status st = sd_gguf_get_str(g, "tokenizer.ggml.model", &m, err, err_size);
     if (st == SD_ERR_NOT_FOUND)
-        return vfail(err, err_size, SD_ERR_NOT_FOUND, "%s: no tokenizer.ggml.model (no vocabulary)",
+        return sd_fail(SD_ERR_NOT_FOUND, err, err_size, "%s: no tokenizer.ggml.model (no vocabulary)",
                      sd_gguf_name(g));
     if (st) return st;
     if (m.len == 5 && memcmp(m.ptr, "llama", 5) == 0) {
@@ -510,7 +498,7 @@ static sd_status load_model_type(const sd_gguf *g, sd_vocab *v, char *err, size_
     } else if (m.len == 4 && memcmp(m.ptr, "gpt2", 4) == 0) {
         v->type = SD_VOCAB_BPE;
     } else {
-        return vfail(err, err_size, SD_ERR_UNSUPPORTED, "%s: unsupported tokenizer.ggml.model '%.*s'",
+        return sd_fail(SD_ERR_UNSUPPORTED, err, err_size, "%s: unsupported tokenizer.ggml.model '%.*s'",
                      sd_gguf_name(g), (int)(m.len > 64 ? 64 : m.len), m.ptr);
     }
     return SD_OK;
@@ -518,10 +506,10 @@ static sd_status load_model_type(const sd_gguf *g, sd_vocab *v, char *err, size_
 
 sd_status sd_vocab_load(const sd_gguf *g, sd_vocab **out, char *err, size_t err_size) {
     if (err && err_size) err[0] = '\0';
-    if (!g || !out) return vfail(err, err_size, SD_ERR_INVALID_ARG, "sd_vocab_load: NULL argument");
+    if (!g || !out) return sd_fail(SD_ERR_INVALID_ARG, err, err_size, "sd_vocab_load: NULL argument");
     *out = NULL;
     sd_vocab *v = calloc(1, sizeof *v);
-    if (!v) return vfail(err, err_size, SD_ERR_NOMEM, "out of memory");
+    if (!v) return sd_fail(SD_ERR_NOMEM, err, err_size, "out of memory");
     sd_status st;
     if ((st = load_model_type(g, v, err, err_size)) || (st = load_texts(g, v, err, err_size)) ||
         (st = load_scores_types(g, v, err, err_size)))
@@ -541,7 +529,7 @@ sd_status sd_vocab_load(const sd_gguf *g, sd_vocab **out, char *err, size_t err_
     *out = v;
     return SD_OK;
 nomem:
-    vfail(err, err_size, st, "out of memory building the vocabulary");
+    sd_fail(st, err, err_size, "out of memory building the vocabulary");
 fail:
     sd_vocab_free(v);
     return st;

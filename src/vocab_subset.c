@@ -10,23 +10,15 @@
  * [0, n_vocab) with nothing but blanks after it, the count is at most
  * n_vocab, duplicates are rejected, and errors name the line.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "specdec.h"
 
 /* Largest n_vocab accepted (GGUF vocabularies are far smaller). */
 #define SUBSET_MAX_VOCAB (1 << 26)
-
-static void set_err(char *err, size_t size, const char *fmt, ...) {
-    if (!err || !size) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-}
 
 /* Bytes a file for n_vocab may have: 1 MiB of comments plus 32 bytes per
  * possible id line. */
@@ -40,7 +32,7 @@ sd_status sd_vocab_subset_parse(const char *text, size_t len, int n_vocab, int32
     if (n_ids) *n_ids = 0;
     if (err && err_size) err[0] = 0;
     if ((!text && len) || !ids || !n_ids || n_vocab < 1 || n_vocab > SUBSET_MAX_VOCAB) {
-        set_err(err, err_size, "invalid argument");
+        sd_set_err(err, err_size, "invalid argument");
         return SD_ERR_INVALID_ARG;
     }
     int32_t *out = malloc((size_t)n_vocab * sizeof *out);
@@ -71,16 +63,16 @@ sd_status sd_vocab_subset_parse(const char *text, size_t len, int n_vocab, int32
         size_t q = p;
         while (q < end && is_blank(text[q])) q++;
         if (!digits_only || q != end) {
-            set_err(err, err_size, "line %ld: expected a token id (decimal digits) and nothing else", line);
+            sd_set_err(err, err_size, "line %ld: expected a token id (decimal digits) and nothing else", line);
             st = SD_ERR_FORMAT;
         } else if (v >= n_vocab) {
-            set_err(err, err_size, "line %ld: token id out of range (vocabulary of %d tokens)", line, n_vocab);
+            sd_set_err(err, err_size, "line %ld: token id out of range (vocabulary of %d tokens)", line, n_vocab);
             st = SD_ERR_FORMAT;
         } else if (seen[v]) {
-            set_err(err, err_size, "line %ld: token id %d listed twice", line, (int)v);
+            sd_set_err(err, err_size, "line %ld: token id %d listed twice", line, (int)v);
             st = SD_ERR_FORMAT;
         } else if (n >= n_vocab) { /* cannot happen without a duplicate; kept as a bound */
-            set_err(err, err_size, "line %ld: more than %d token ids", line, n_vocab);
+            sd_set_err(err, err_size, "line %ld: more than %d token ids", line, n_vocab);
             st = SD_ERR_FORMAT;
         } else {
             seen[v] = 1;
@@ -89,7 +81,7 @@ sd_status sd_vocab_subset_parse(const char *text, size_t len, int n_vocab, int32
     }
     free(seen);
     if (st == SD_OK && n == 0) {
-        set_err(err, err_size, "no token ids");
+        sd_set_err(err, err_size, "no token ids");
         st = SD_ERR_FORMAT;
     }
     if (st != SD_OK) {
@@ -108,12 +100,12 @@ sd_status sd_vocab_subset_load(const char *path, int n_vocab, int32_t **ids, int
     if (n_ids) *n_ids = 0;
     if (err && err_size) err[0] = 0;
     if (!path || !ids || !n_ids || n_vocab < 1 || n_vocab > SUBSET_MAX_VOCAB) {
-        set_err(err, err_size, "invalid argument");
+        sd_set_err(err, err_size, "invalid argument");
         return SD_ERR_INVALID_ARG;
     }
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, err_size, "cannot open '%s'", path);
+        sd_set_err(err, err_size, "cannot open '%s'", path);
         return SD_ERR_IO;
     }
     /* Read at most max + 1 bytes: more means the file is too large (this
@@ -130,10 +122,10 @@ sd_status sd_vocab_subset_load(const char *path, int n_vocab, int32_t **ids, int
     fclose(f);
     sd_status st;
     if (bad) {
-        set_err(err, err_size, "cannot read '%s'", path);
+        sd_set_err(err, err_size, "cannot read '%s'", path);
         st = SD_ERR_IO;
     } else if (len > max) {
-        set_err(err, err_size, "'%s' is larger than %zu bytes, the bound for %d tokens", path, max, n_vocab);
+        sd_set_err(err, err_size, "'%s' is larger than %zu bytes, the bound for %d tokens", path, max, n_vocab);
         st = SD_ERR_FORMAT;
     } else {
         st = sd_vocab_subset_parse(buf, len, n_vocab, ids, n_ids, err, err_size);
@@ -148,17 +140,17 @@ sd_status sd_vocab_subset_save(const char *path, const int32_t *ids, int n_ids, 
                                char *err, size_t err_size) {
     if (err && err_size) err[0] = 0;
     if (!path || !ids || n_ids < 1) {
-        set_err(err, err_size, "invalid argument");
+        sd_set_err(err, err_size, "invalid argument");
         return SD_ERR_INVALID_ARG;
     }
     for (int i = 0; i < n_ids; i++)
         if (ids[i] < 0) {
-            set_err(err, err_size, "negative token id at index %d", i);
+            sd_set_err(err, err_size, "negative token id at index %d", i);
             return SD_ERR_INVALID_ARG;
         }
     FILE *f = fopen(path, "w");
     if (!f) {
-        set_err(err, err_size, "cannot create '%s'", path);
+        sd_set_err(err, err_size, "cannot create '%s'", path);
         return SD_ERR_IO;
     }
     /* the comment, each of its lines prefixed with "# " */
@@ -173,7 +165,7 @@ sd_status sd_vocab_subset_save(const char *path, const int32_t *ids, int n_ids, 
     bool bad = ferror(f) != 0;
     if (fclose(f) != 0) bad = true;
     if (bad) {
-        set_err(err, err_size, "cannot write '%s'", path);
+        sd_set_err(err, err_size, "cannot write '%s'", path);
         return SD_ERR_IO;
     }
     return SD_OK;

@@ -166,10 +166,7 @@ static void parse_env(server *s, srv_parse_env *e) {
     e->n_vocab = s->info.n_vocab;
     e->tmpl = s->tmpl;
     e->default_method = s->default_method;
-    for (int i = 0; i < SRV_N_METHODS; i++) {
-        tool_spec ts = s->cfg->spec;
-        e->draft_max[i] = tool_method_budget(srv_methods[i], &ts);
-    }
+    memcpy(e->draft_max, s->method_budget, sizeof e->draft_max);
     pthread_mutex_lock(&s->mu);
     uint64_t k = ++s->next_id;
     pthread_mutex_unlock(&s->mu);
@@ -496,6 +493,10 @@ int srv_run(srv_config *cfg) {
     if ((s->default_method = srv_method_index(cfg->method)) < 0) {
         fprintf(stderr, "error: unknown --spec method '%s' (%s)\n", cfg->method, TOOL_METHODS);
         goto done;
+    }
+    for (int i = 0; i < SRV_N_METHODS; i++) {
+        tool_spec ts = cfg->spec;
+        s->method_budget[i] = tool_method_budget(srv_methods[i], &ts);
     }
     if ((s->tmpl = detect_template(mpath, cfg->chat_template)) < 0) {
         fprintf(stderr, "error: --chat-template expects chatml, llama2 or llama3\n");

@@ -124,6 +124,7 @@ typedef struct server {
     sd_model_info info;
     int n_ctx;                      /* cells per slot                     */
     int default_method;
+    int method_budget[SRV_N_METHODS]; /* each method's default draft_max     */
     srv_slot *slots;
     int n_slots;
     sd_drafter *ngram_owner;        /* the shared online n-gram cache     */

@@ -49,7 +49,7 @@ sd_status hd_logits(hd_drafter *d, const float *z, int N, float *logits) {
             d->trim_logits = t;
             d->cap_trim = N;
         }
-        st = sd_heads_logits_w(d->h, d->pool, &d->trim_w, z, N, d->trim_logits, (size_t)d->n_trim);
+        st = sd_model_head_logits(d->h->target, d->pool, &d->trim_w, z, N, d->trim_logits, (size_t)d->n_trim);
         for (int r = 0; r < N && st == SD_OK; r++) {
             float *l = logits + (size_t)r * d->V;
             const float *c = d->trim_logits + (size_t)r * d->n_trim;

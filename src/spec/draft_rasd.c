@@ -52,10 +52,10 @@
  * lossless, but loses the draft model's q where it is right.)
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "err.h"
 #include "spec/draft_lookup.h"
 #include "spec/draft_rasd.h"
 #include "spec/ngram_cache.h"
@@ -370,16 +370,6 @@ sd_status sd_rasd_set_tune(sd_drafter *d, const sd_rasd_tune *t) {
     return SD_OK;
 }
 
-__attribute__((format(printf, 4, 5)))
-static sd_status fail(sd_status st, char *err, size_t err_size, const char *fmt, ...) {
-    if (err && err_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 sd_status sd_drafter_new_rasd(const sd_model *draft, const sd_model *target, sd_threadpool *pool, int n_ctx,
                               const sd_tree_params *tp, int ngram_min, int ngram_max, const int32_t *corpus_ids,
@@ -389,14 +379,14 @@ sd_status sd_drafter_new_rasd(const sd_model *draft, const sd_model *target, sd_
     *out = NULL;
     if (!draft || !target) return SD_ERR_INVALID_ARG;
     if (ngram_min < 1 || ngram_max < ngram_min || ngram_max > 16)
-        return fail(SD_ERR_INVALID_ARG, err, err_size, "n-gram sizes must satisfy 1 <= min <= max <= 16");
-    if (n_corpus > 0 && !corpus_ids) return fail(SD_ERR_INVALID_ARG, err, err_size, "corpus ids missing");
+        return sd_fail(SD_ERR_INVALID_ARG, err, err_size, "n-gram sizes must satisfy 1 <= min <= max <= 16");
+    if (n_corpus > 0 && !corpus_ids) return sd_fail(SD_ERR_INVALID_ARG, err, err_size, "corpus ids missing");
     if (n_corpus > RASD_MAX_CORPUS)
-        return fail(SD_ERR_INVALID_ARG, err, err_size, "corpus has %zu tokens, more than 2^20", n_corpus);
+        return sd_fail(SD_ERR_INVALID_ARG, err, err_size, "corpus has %zu tokens, more than 2^20", n_corpus);
     const int V = sd_vocab_n_tokens(sd_model_vocab(target));
     for (size_t i = 0; i < n_corpus; i++)
         if (corpus_ids[i] < 0 || corpus_ids[i] >= V)
-            return fail(SD_ERR_INVALID_ARG, err, err_size, "corpus token %zu is outside the vocabulary", i);
+            return sd_fail(SD_ERR_INVALID_ARG, err, err_size, "corpus token %zu is outside the vocabulary", i);
     rasd_state *s = calloc(1, sizeof *s);
     if (!s) return SD_ERR_NOMEM;
     ngc_init(&s->corpus);

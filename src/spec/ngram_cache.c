@@ -3,10 +3,10 @@
  * rules (common/ngram-cache.cpp), with a validated file format. See
  * ngram_cache.h.
  */
+#include "err.h"
 #include "spec/ngram_cache.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +16,6 @@
 #define NGC_VERSION 1u
 #define NGC_HEADER 24u
 #define NGC_ENTRY_MIN (4u * NGC_MAX + 4u + 8u)   /* key + n_tokens + one pair */
-
-static void set_err(char *err, size_t size, const char *fmt, ...) {
-    if (!err || !size) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-}
 
 /* ---------------------------------------------------------------- table */
 
@@ -317,7 +309,7 @@ sd_status ngc_save(const ngc_cache *c, const char *path, char *err, size_t err_s
     w->n = 0;
     w->fail = false;
     if (!w->f) {
-        set_err(err, err_size, "cannot create '%s': %s", tmp, strerror(errno));
+        sd_set_err(err, err_size, "cannot create '%s': %s", tmp, strerror(errno));
         free(tmp);
         free(w);
         return SD_ERR_IO;
@@ -343,7 +335,7 @@ sd_status ngc_save(const ngc_cache *c, const char *path, char *err, size_t err_s
     if (!e1 && rename(tmp, path) != 0) e1 = errno;
     sd_status st = SD_OK;
     if (e1) {
-        set_err(err, err_size, "cannot write '%s': %s", path, strerror(e1));
+        sd_set_err(err, err_size, "cannot write '%s': %s", path, strerror(e1));
         remove(tmp);
         st = SD_ERR_IO;
     }
@@ -362,21 +354,21 @@ sd_status ngc_load_mem(ngc_cache *c, const uint8_t *buf, size_t size, int n_voca
                        size_t err_size) {
     ngc_clear(c);
     if (size < NGC_HEADER || memcmp(buf, NGC_MAGIC, 4) != 0) {
-        set_err(err, err_size, "not an n-gram cache file (bad magic or shorter than its header)");
+        sd_set_err(err, err_size, "not an n-gram cache file (bad magic or shorter than its header)");
         return SD_ERR_FORMAT;
     }
     uint32_t version = get32(buf + 4), nmax = get32(buf + 8), reserved = get32(buf + 12);
     uint64_t n_entries = (uint64_t)get32(buf + 16) | (uint64_t)get32(buf + 20) << 32;
     if (version != NGC_VERSION) {
-        set_err(err, err_size, "n-gram cache version %u, expected %u", version, NGC_VERSION);
+        sd_set_err(err, err_size, "n-gram cache version %u, expected %u", version, NGC_VERSION);
         return SD_ERR_FORMAT;
     }
     if (nmax != NGC_MAX || reserved != 0) {
-        set_err(err, err_size, "n-gram cache header: ngram_max %u (expected %d), reserved %u", nmax, NGC_MAX, reserved);
+        sd_set_err(err, err_size, "n-gram cache header: ngram_max %u (expected %d), reserved %u", nmax, NGC_MAX, reserved);
         return SD_ERR_FORMAT;
     }
     if (n_entries > (size - NGC_HEADER) / NGC_ENTRY_MIN) {
-        set_err(err, err_size, "n-gram cache claims %llu entries, the file holds at most %zu",
+        sd_set_err(err, err_size, "n-gram cache claims %llu entries, the file holds at most %zu",
                 (unsigned long long)n_entries, (size - NGC_HEADER) / NGC_ENTRY_MIN);
         return SD_ERR_FORMAT;
     }
@@ -385,7 +377,7 @@ sd_status ngc_load_mem(ngc_cache *c, const uint8_t *buf, size_t size, int n_voca
     size_t off = NGC_HEADER;
     for (uint64_t e = 0; e < n_entries; e++) {
         if (size - off < 4u * NGC_MAX + 4u) {
-            set_err(err, err_size, "n-gram cache truncated in entry %llu (offset %zu)", (unsigned long long)e, off);
+            sd_set_err(err, err_size, "n-gram cache truncated in entry %llu (offset %zu)", (unsigned long long)e, off);
             st = SD_ERR_FORMAT;
             goto fail;
         }
@@ -396,7 +388,7 @@ sd_status ngc_load_mem(ngc_cache *c, const uint8_t *buf, size_t size, int n_voca
         bool ok = k_len >= 1;
         for (int i = 0; i < NGC_MAX && ok; i++) ok = i < k_len ? tok_ok(k.t[i], n_vocab) : k.t[i] == -1;
         if (!ok) {
-            set_err(err, err_size, "n-gram cache entry %llu (offset %zu): bad n-gram (%d %d %d %d)",
+            sd_set_err(err, err_size, "n-gram cache entry %llu (offset %zu): bad n-gram (%d %d %d %d)",
                     (unsigned long long)e, off, k.t[0], k.t[1], k.t[2], k.t[3]);
             st = SD_ERR_FORMAT;
             goto fail;
@@ -404,14 +396,14 @@ sd_status ngc_load_mem(ngc_cache *c, const uint8_t *buf, size_t size, int n_voca
         uint32_t nt = get32(buf + off + 4u * NGC_MAX);
         off += 4u * NGC_MAX + 4u;
         if (nt == 0 || nt > (size - off) / 8u || nt > INT32_MAX) {
-            set_err(err, err_size, "n-gram cache entry %llu (offset %zu): %u tokens, %zu bytes left",
+            sd_set_err(err, err_size, "n-gram cache entry %llu (offset %zu): %u tokens, %zu bytes left",
                     (unsigned long long)e, off - 4, nt, size - off);
             st = SD_ERR_FORMAT;
             goto fail;
         }
         uint32_t h = key_hash(&k);
         if (find_slot(c, &k, h)) {
-            set_err(err, err_size, "n-gram cache entry %llu (offset %zu): duplicate n-gram", (unsigned long long)e, off);
+            sd_set_err(err, err_size, "n-gram cache entry %llu (offset %zu): duplicate n-gram", (unsigned long long)e, off);
             st = SD_ERR_FORMAT;
             goto fail;
         }
@@ -424,7 +416,7 @@ sd_status ngc_load_mem(ngc_cache *c, const uint8_t *buf, size_t size, int n_voca
             tc[j].tok = (int32_t)get32(buf + off);
             tc[j].count = (int32_t)get32(buf + off + 4);
             if (!tok_ok(tc[j].tok, n_vocab) || tc[j].count < 1 || (j > 0 && tc[j].tok <= tc[j - 1].tok)) {
-                set_err(err, err_size, "n-gram cache entry %llu (offset %zu): bad token %d / count %d%s",
+                sd_set_err(err, err_size, "n-gram cache entry %llu (offset %zu): bad token %d / count %d%s",
                         (unsigned long long)e, off, tc[j].tok, tc[j].count,
                         n_vocab > 0 ? " (or outside the vocabulary)" : "");
                 free(tc);
@@ -437,7 +429,7 @@ sd_status ngc_load_mem(ngc_cache *c, const uint8_t *buf, size_t size, int n_voca
         en->part.n = en->part.cap = (int32_t)nt;
     }
     if (off != size) {
-        set_err(err, err_size, "n-gram cache has %zu trailing bytes after %llu entries", size - off,
+        sd_set_err(err, err_size, "n-gram cache has %zu trailing bytes after %llu entries", size - off,
                 (unsigned long long)n_entries);
         st = SD_ERR_FORMAT;
         goto fail;
@@ -453,13 +445,13 @@ sd_status ngc_load(ngc_cache *c, const char *path, int n_vocab, char *err, size_
     if (!path) return SD_ERR_INVALID_ARG;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, err_size, "cannot open '%s': %s", path, strerror(errno));
+        sd_set_err(err, err_size, "cannot open '%s': %s", path, strerror(errno));
         return SD_ERR_IO;
     }
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 0 ||
         (uint64_t)sb.st_size > (uint64_t)SIZE_MAX / 2) {
-        set_err(err, err_size, "'%s' is not a regular file", path);
+        sd_set_err(err, err_size, "'%s' is not a regular file", path);
         fclose(f);
         return SD_ERR_IO;
     }
@@ -473,7 +465,7 @@ sd_status ngc_load(ngc_cache *c, const char *path, int n_vocab, char *err, size_
     int rerr = ferror(f);
     fclose(f);
     if (got != size || rerr) {
-        set_err(err, err_size, "cannot read '%s'", path);
+        sd_set_err(err, err_size, "cannot read '%s'", path);
         free(buf);
         return SD_ERR_IO;
     }
