@@ -51,6 +51,7 @@
  * rate (tests/test_spec_sampling_self.sh). */
 #include "specdec.h"
 #include "util/check.h"
+#include "util/stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -85,38 +86,10 @@ static int g_n_tests = 0;
  * the largest bin). Counts in bins with p = 0 are returned in *n_zero (a
  * law that gives them 0 is rejected outright). */
 static double chi2_one(const long *cnt, const double *p, long n, long n_tot, int *df, long *n_zero) {
-    double chi = 0.0, pe = 0.0, po = 0.0;
-    long big = -1;
     *n_zero = 0;
-    for (long i = 0; i < n; i++) {
-        if (p[i] <= 0.0) {
-            *n_zero += cnt[i];
-            continue;
-        }
-        if (p[i] * (double)n_tot < 5.0) {
-            pe += p[i] * (double)n_tot;
-            po += (double)cnt[i];
-        } else if (big < 0 || p[i] > p[big]) {
-            big = i;
-        }
-    }
-    int bins = 0;
-    for (long i = 0; i < n; i++) {
-        double e = p[i] * (double)n_tot, o = (double)cnt[i];
-        if (p[i] <= 0.0 || e < 5.0) continue;
-        if (i == big && pe > 0.0 && pe < 5.0) {
-            e += pe;
-            o += po;
-        }
-        chi += (o - e) * (o - e) / e;
-        bins++;
-    }
-    if (pe >= 5.0 || (big < 0 && pe > 0.0)) {
-        chi += (po - pe) * (po - pe) / pe;
-        bins++;
-    }
-    *df = bins - 1;
-    return chi;
+    for (long i = 0; i < n; i++)
+        if (p[i] <= 0.0) *n_zero += cnt[i];
+    return st_chi2_stat(cnt, p, (int)n, n_tot, df);
 }
 
 /* Two-sample chi-square (equal sample sizes): sum (a - b)^2 / (a + b) over
