@@ -7,12 +7,19 @@
  *    for several acceptance rates and cost shapes; it drafts nothing when
  *    verification has no batching gain, drafts the maximum when drafts are
  *    always accepted and verification is cheap, and keeps probing (one
- *    draft after 8 plain steps) so acceptance stays measured. */
+ *    draft after 8 plain steps; the whole budget for a drafter that stops
+ *    itself) so acceptance stays measured;
+ *  - the drafters' stopping rule (src/spec/stop.c): its calibration learns
+ *    acceptance rates that contradict the drafter's confidence; it keeps a
+ *    token exactly when that raises the step's expected tokens per ms
+ *    (checked against the formula), drafts long chains when rows are free,
+ *    none when they are dear, and stops where the cost of a row jumps. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "specdec.h"
 #include "spec/auto.h"
+#include "spec/stop.h"
 #include "util/check.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -70,7 +77,92 @@ static void check_converges(double a, double b, double c, double acc, double nod
     sd_cost_table_free(t);
 }
 
+/* Costs with verify(r) = a + b r for r <= knee, steeper by b2 per row after. */
+static sd_draft_costs costs_of(double a, double b, int knee, double b2, double node_ms) {
+    sd_draft_costs c = {.max_rows = SD_MAX_DRAFT + 1, .node_ms = node_ms, .call_ms = 0.0};
+    for (int r = 1; r <= SD_MAX_DRAFT + 1; r++) c.verify_ms[r] = a + b * r + (r > knee ? b2 * (r - knee) : 0.0);
+    return c;
+}
+
+/* How many tokens of constant confidence conf the rule keeps. */
+static int kept(sd_stop *s, const sd_draft_costs *c, float conf) {
+    sd_stop_begin(s, c);
+    int n = 0;
+    while (n < SD_MAX_DRAFT && sd_stop_keep(s, c, conf, false)) n++;
+    return n;
+}
+
+static void test_stop(void) {
+    sd_stop s;
+    sd_stop_init(&s);
+    /* before any observation a(c) = c */
+    CHECK(fabs(sd_stop_accept_prob(&s, 0.3f) - 0.3) < 1e-6 && fabs(sd_stop_accept_prob(&s, 0.95f) - 0.95) < 1e-6,
+          "prior a(c) = c");
+    /* calibration: tokens at confidence 0.3 always accepted, at 0.9 never */
+    sd_draft_costs free_rows = costs_of(1.0, 0.0, 64, 0.0, 0.0);
+    for (int it = 0; it < 400; it++) {
+        sd_stop_begin(&s, &free_rows);
+        CHECK(sd_stop_keep(&s, &free_rows, 0.3f, false) && sd_stop_keep(&s, &free_rows, 0.3f, false) &&
+                  sd_stop_keep(&s, &free_rows, 0.9f, false), "free rows keep every token");
+        sd_stop_observe(&s, 2); /* the two 0.3s accepted, the 0.9 rejected */
+    }
+    double a3 = sd_stop_accept_prob(&s, 0.3f), a9 = sd_stop_accept_prob(&s, 0.9f);
+    CHECK(a3 > 0.97 && a9 < 0.03, "calibrated a(0.3) %.3f, a(0.9) %.3f", a3, a9);
+    CHECK(fabs(sd_stop_accept_prob(&s, 0.6f) - 0.6) < 1e-6, "an unseen bin keeps its prior");
+    /* unreached tokens are not observed: after a rejection at position 1 */
+    sd_stop t;
+    sd_stop_init(&t);
+    sd_stop_begin(&t, &free_rows);
+    for (int i = 0; i < 3; i++) sd_stop_keep(&t, &free_rows, 0.55f, false);
+    sd_stop_observe(&t, 0);
+    CHECK(fabs(sd_stop_accept_prob(&t, 0.55f) - (0.0 + 2.0 * 0.55) / (1.0 + 2.0)) < 1e-6,
+          "only the first token was reached: a = %.4f", sd_stop_accept_prob(&t, 0.55f));
+
+    /* the rule against its formula, for random confidences and costs */
+    sd_stop_init(&t);
+    int agree = 0, total = 0;
+    for (int it = 0; it < 200; it++) {
+        sd_draft_costs c = costs_of(1.0, 0.05 + 0.3 * unif(), 1 + (int)(8 * unif()), 0.5 * unif(), 0.1 * unif());
+        sd_stop_begin(&t, &c);
+        double e = 1.0, tm = c.verify_ms[1], p = 1.0;
+        for (int i = 0; i < 20; i++) {
+            float conf = (float)unif();
+            double p2 = p * conf, e2 = e + p2, t2 = tm + c.node_ms + c.verify_ms[i + 2] - c.verify_ms[i + 1];
+            bool want = e2 / t2 >= e / tm, got = sd_stop_keep(&t, &c, conf, false);
+            agree += want == got;
+            total++;
+            if (!got) break;
+            e = e2, tm = t2, p = p2;
+        }
+    }
+    CHECK(agree == total, "rule vs formula: %d of %d decisions agree", agree, total);
+
+    /* long chains when rows are free, none when they are dear */
+    sd_stop_init(&t);
+    CHECK(kept(&t, &free_rows, 0.7f) == SD_MAX_DRAFT, "free rows: %d kept", kept(&t, &free_rows, 0.7f));
+    sd_draft_costs dear = costs_of(0.0, 1.0, 64, 0.0, 0.0); /* each row costs a plain step */
+    CHECK(kept(&t, &dear, 0.7f) == 0, "dear rows: %d kept", kept(&t, &dear, 0.7f));
+    /* rows cheap up to 4, then each a plain step: stops at the knee */
+    sd_draft_costs knee = costs_of(1.0, 0.05, 4, 1.0, 0.0);
+    int n = kept(&t, &knee, 0.8f);
+    CHECK(n == 3, "knee at 4 rows: kept %d (want 3)", n);
+    /* a confident drafter keeps more than an unsure one */
+    sd_draft_costs mid = costs_of(1.0, 0.25, 64, 0.0, 0.02);
+    CHECK(kept(&t, &mid, 0.95f) > kept(&t, &mid, 0.5f), "0.95: %d, 0.5: %d", kept(&t, &mid, 0.95f),
+          kept(&t, &mid, 0.5f));
+    /* max_rows caps the chain */
+    sd_draft_costs capped = free_rows;
+    capped.max_rows = 5;
+    CHECK(kept(&t, &capped, 0.9f) == 4, "max_rows 5: %d kept", kept(&t, &capped, 0.9f));
+    /* a sure token is kept where the rule alone would stop, and counts */
+    sd_stop_begin(&t, &dear);
+    CHECK(!sd_stop_keep(&t, &dear, 0.7f, false), "dear rows: unsure token dropped");
+    CHECK(sd_stop_keep(&t, &dear, 0.7f, true) && t.n == 1 && t.e > 1.0 && t.t > dear.verify_ms[1],
+          "dear rows: sure token kept (n %d, E %.3f, T %.3f)", t.n, t.e, t.t);
+}
+
 int main(void) {
+    test_stop();
     /* synthetic table: exact */
     sd_cost_table *t = NULL;
     CHECK(sd_cost_table_linear(0.5, 0.1, 0.0002, &t) == SD_OK, "linear table");
@@ -119,6 +211,21 @@ int main(void) {
         }
     }
     CHECK(n_zero >= 80 && n_probe >= 5 && n_zero + n_probe == 100, "useless drafts: %d plain, %d probes",
+          n_zero, n_probe);
+    /* a drafter that stops itself is probed with the whole budget (it
+     * drafts 1 of the budget and is rejected: still plain in between) */
+    sd_auto_init(&au, t, SD_AUTO_KMAX);
+    au.probe_full = true;
+    n_zero = n_probe = 0;
+    for (int s = 0; s < 200; s++) {
+        k = sd_auto_choose(&au, 100);
+        sd_auto_update(&au, k, false, k > 0 ? 1 : 0, k > 0 ? 1 : 0, 0, 0.0);
+        if (s >= 100) {
+            n_zero += k == 0;
+            n_probe += k == SD_AUTO_KMAX;
+        }
+    }
+    CHECK(n_zero >= 80 && n_probe >= 5 && n_zero + n_probe == 100, "self-stopping drafter: %d plain, %d full probes",
           n_zero, n_probe);
     sd_auto_init(&au, t, 0);
     CHECK(sd_auto_choose(&au, 100) == 0, "kmax 0");

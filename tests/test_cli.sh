@@ -85,6 +85,28 @@ assert g["spec"]["accepted"] > 0
 PY
 done
 
+# bench: a /pX suffix sets one entry's --draft-p-min: draft:4/p0 drafts 4
+# tokens nearly every step (a truly fixed length), draft:4 (p-min 0.5) stops
+# on the draft's doubt; both lossless.
+if "$BIN" bench --prompts "$SHARED/bench/docs-filesystems.jsonl" --limit 2 -n 32 --methods draft:4/p0,draft:4 \
+        --out "$tmp/bench.json" > /dev/null 2> "$tmp/bench.err"; then
+    python3 - "$tmp/bench.json" <<'PY' && ok "bench draft:4/p0 vs draft:4: fixed length vs confidence stop, lossless" || bad "bench /pX: $(head -c 300 "$tmp/bench.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["lossless_mismatches"] == 0
+r = {}
+for x in d["records"]:
+    r.setdefault(x["method"], []).append(x)
+fixed, stop = r["draft:4/p0"], r["draft:4"]
+for x in fixed:  # every step but the last few (capped by the tokens left) drafts 4
+    assert x["drafted_by_pos"][3] >= x["steps"] - 3, x
+assert sum(x["drafted"] for x in fixed) > 2 * sum(x["drafted"] for x in stop)
+PY
+else bad "bench /pX: $(head -c 300 "$tmp/bench.err")"; fi
+expect_usage_error_bench() { "$BIN" bench --prompts "$SHARED/bench/docs-filesystems.jsonl" --limit 1 -n 4 --methods "$1" > /dev/null 2> "$tmp/e"; rc=$?
+    if [ $rc -eq 1 ] && grep -q "error: bad method" "$tmp/e"; then ok "bench refuses --methods $1"; else bad "bench --methods $1: exit $rc $(head -c 200 "$tmp/e")"; fi; }
+for m in draft:4/p2 draft:4/q0 draft/p draft:4/p0.5x; do expect_usage_error_bench "$m"; done
+
 # Bad input: clear error, non-zero exit, no crash (exit code < 128).
 expect_error() { # name cmd...
     name=$1; shift

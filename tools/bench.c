@@ -32,8 +32,10 @@
 
 /* Methods: entries of --methods, "none" first (the baseline, index 0).
  * An entry is METHOD or METHOD:K (budget K, or "auto"), so one run can set
- * several draft lengths side by side, e.g. draft:2,draft:4,draft:auto. */
-enum { M_NONE = 0, M_COUNT = 24 };
+ * several draft lengths side by side, e.g. draft:2,draft:4,draft:auto; a
+ * suffix /pX sets that entry's --draft-p-min to X (draft:4/p0 drafts
+ * exactly 4 tokens a step: a truly fixed length, with no confidence stop). */
+enum { M_NONE = 0, M_COUNT = 40 };
 /* "auto", "feedback" or the number. */
 static const char *budget_str(int k, char buf[16]) {
     if (k == SD_DRAFT_AUTO) return "auto";
@@ -55,6 +57,7 @@ typedef struct bench_opts {
     char label[M_COUNT][40];    /* as given, e.g. "draft:4"                  */
     char method[M_COUNT][32];   /* "draft"                                   */
     int budget[M_COUNT];        /* BUDGET_DEFAULT, SD_DRAFT_AUTO or K        */
+    float p_min[M_COUNT];       /* the entry's /pX, or < 0: --draft-p-min    */
     int n_methods;
     bool methods_given;
     int runs, limit;
@@ -78,14 +81,30 @@ static int add_method(bench_opts *b, const char *t) {
         fprintf(stderr, "error: at most %d methods\n", M_COUNT);
         return -1;
     }
-    char name[32];
-    const char *colon = strchr(t, ':');
-    size_t len = colon ? (size_t)(colon - t) : strlen(t);
-    if (len == 0 || len >= sizeof name || strlen(t) >= sizeof b->label[0]) {
+    char name[32], body[40];
+    if (strlen(t) >= sizeof b->label[0]) {
         fprintf(stderr, "error: bad method '%s'\n", t);
         return -1;
     }
-    memcpy(name, t, len);
+    snprintf(body, sizeof body, "%s", t);
+    float p_min = -1.0f;
+    char *slash = strchr(body, '/');
+    if (slash) { /* METHOD[:K]/pX */
+        char *end = NULL;
+        p_min = slash[1] == 'p' ? strtof(slash + 2, &end) : -1.0f;
+        if (slash[1] != 'p' || !end || end == slash + 2 || *end || !(p_min >= 0.0f && p_min <= 1.0f)) {
+            fprintf(stderr, "error: bad method '%s' (suffix /pX: a --draft-p-min in [0, 1])\n", t);
+            return -1;
+        }
+        *slash = 0;
+    }
+    const char *colon = strchr(body, ':');
+    size_t len = colon ? (size_t)(colon - body) : strlen(body);
+    if (len == 0 || len >= sizeof name) {
+        fprintf(stderr, "error: bad method '%s'\n", t);
+        return -1;
+    }
+    memcpy(name, body, len);
     name[len] = 0;
     if (!strcmp(name, "ngram")) snprintf(name, sizeof name, "ngram-cache");
     if (!tool_method_known(name)) {
@@ -103,6 +122,7 @@ static int add_method(bench_opts *b, const char *t) {
     snprintf(b->label[m], sizeof b->label[m], "%s", t);
     snprintf(b->method[m], sizeof b->method[m], "%s", name);
     b->budget[m] = budget;
+    b->p_min[m] = p_min;
     b->n_methods++;
     return 0;
 }
@@ -332,7 +352,9 @@ static sd_ctx *method_ctx(const bench_env *e, int m) {
 }
 
 static sd_status make_drafter(const bench_env *e, int m, sd_drafter **out, char *err, size_t n) {
-    return tool_make_drafter(e->b->method[m], &e->b->spec, e->draft, e->target, method_ctx(e, m), e->pool, e->n_ctx,
+    tool_spec spec = e->b->spec;
+    if (e->b->p_min[m] >= 0.0f) spec.p_min = e->b->p_min[m];
+    return tool_make_drafter(e->b->method[m], &spec, e->draft, e->target, method_ctx(e, m), e->pool, e->n_ctx,
                              out, err, n);
 }
 

@@ -21,6 +21,7 @@ static void usage(void) {
             "  bench-forward [-m MODEL] [-md DRAFT] [--draft-vocab FILE] [--single] [--reps R] [-t N] [--json]\n"
             "  bench         [-m MODEL] [-md DRAFT] [-mdx DRAFT] --prompts FILE.jsonl... --methods none,draft,...\n"
             "                [--temp T] [-t N] [--runs R] [--out results.json] (see docs in README)\n"
+            "                a method entry: METHOD[:K|:auto][/pX] (budget K, its own --draft-p-min X)\n"
             "  ngram-build   [-m MODEL] -f CORPUS -o FILE\n"
             "  vocabtrim     [-m TARGET] -f CORPUS [-n N_TOKENS] [-k K] [-c CHUNK] [--gen G] [-t N] -o FILE\n"
             "                the K ids the target produces most (greedy continuations of G tokens, --gen 0:\n"

@@ -20,7 +20,9 @@
  *  - draft_ms(k): the drafter's measured fixed cost per call plus its cost
  *    per drafted node times the expected drafted nodes.
  * Budget 0 (plain decoding) is allowed; after 8 plain steps in a row one
- * step drafts a single token so that acceptance keeps being measured.
+ * step probes so that acceptance keeps being measured: with the whole
+ * budget when the drafter ends its chains by a confidence rule of its own
+ * (probe_full; the rule bounds the probe's cost), else with one token.
  */
 #ifndef SD_SPEC_AUTO_H
 #define SD_SPEC_AUTO_H
@@ -40,6 +42,8 @@ typedef struct sd_auto {
     double tok[SD_AUTO_KMAX + 1];   /* trees: decayed tokens per step ...   */
     double n[SD_AUTO_KMAX + 1];     /* ... and decayed step count, per budget */
     bool tree;                      /* the drafter drafts trees             */
+    bool probe_full;                /* probes get the whole budget: the
+                                       drafter stops itself (sd_drafter)    */
     double verify_frac;             /* share of the target's layers a
                                        verification runs (self-speculation
                                        runs only layers [L, N)); EMA        */

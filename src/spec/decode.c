@@ -64,6 +64,7 @@ struct sd_gen {
     sd_draft dr;
     sd_rng draft_rng;
     sd_draft_env env;
+    sd_draft_costs costs;      /* env.costs under --draft-max auto          */
     /* the step between prepare and finish */
     int phase;                 /* 0: idle, 1: a batch is out                */
     int n_past, k_plan;
@@ -191,6 +192,7 @@ sd_status sd_gen_begin(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const 
         g->gp.costs = g->own_costs;
     }
     sd_auto_init(&g->au, g->gp.costs, g->is_auto ? SD_AUTO_KMAX : 0);
+    g->au.probe_full = drafter && drafter->stops_itself;
     if ((long)n_prompt + gp.n_predict > ctx->n_ctx) {
         sd_gen_free(g);
         return SD_ERR_CTX_FULL;
@@ -284,6 +286,16 @@ int sd_gen_prepare(sd_gen *g, sd_batch *batch) {
     dr->layer_begin = 0;
     dr->embd = NULL;
     sd_status rc = SD_OK;
+    g->env.costs = NULL;
+    if (k > 0 && g->is_auto) { /* for drafters that stop themselves (spec/stop.h) */
+        sd_draft_costs *c = &g->costs;
+        c->max_rows = k + 1;
+        for (int r = 1; r <= k + 1; r++)
+            c->verify_ms[r] = g->au.verify_frac * sd_cost_table_ms(g->gp.costs, r, n_past);
+        c->node_ms = g->au.node_ms;
+        c->call_ms = g->au.call_ms;
+        g->env.costs = c;
+    }
     if (k > 0) {
         double td = now_ms();
         rc = g->drafter->ops->draft(g->drafter->self, g->hist, g->n_hist, k, &g->env, dr);

@@ -7,7 +7,8 @@
  * Greedy (temp <= 0): draft the argmax, stop when its probability falls
  * below p_min. Sampling: draw from q = the draft's distribution under the
  * target's sampler settings, report q (speculative sampling needs it), stop
- * when max q < p_min.
+ * when max q < p_min. Under --draft-max auto (env->costs set) the
+ * calibrated cost rule of spec/stop.h may draft on past p_min.
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "model.h"
 #include "spec/drafter.h"
+#include "spec/stop.h"
 
 typedef struct dm_state {
     const sd_model *model;
@@ -26,6 +28,7 @@ typedef struct dm_state {
     float reject_max;     /* SpecDec++: stop once 1 - prod(max q) > this (0: off) */
     int V;
     sd_sampler *smp;      /* made on first sampled draft with the target's settings */
+    sd_stop stop;         /* --draft-max auto's stopping rule               */
 } dm_state;
 
 /* Probability of the argmax under softmax(logits) (vectorized sum). */
@@ -70,23 +73,26 @@ static sd_status dm_draft(void *self, const int32_t *ids, int n, int max, const 
         if (st != SD_OK) return st;
     }
     double p_all = 1.0; /* estimated probability that every draft so far is accepted */
+    const sd_draft_costs *costs = env->costs;
+    if (costs) sd_stop_begin(&d->stop, costs);
     for (int i = 0; i < max; i++) {
         const float *l = sd_ctx_logits(d->ctx, 0);
         int32_t tok;
+        float conf; /* the draft's top probability */
+        float *q = NULL;
         if (greedy) {
-            float pt = top_prob(d->model->kern, l, d->V, &tok);
-            if (pt < d->p_min) break;
-            p_all *= pt;
-            if (d->reject_max > 0.0f && 1.0 - p_all > d->reject_max && i > 0) break;
+            conf = top_prob(d->model->kern, l, d->V, &tok);
         } else {
-            float *q = out->q + (size_t)i * d->V;
+            q = out->q + (size_t)i * d->V;
             sd_sampler_dist(d->smp, l, q);
-            float mx = 0.0f;
-            for (int t = 0; t < d->V; t++) mx = q[t] > mx ? q[t] : mx;
-            if (mx < d->p_min) break;
-            p_all *= mx;
-            if (d->reject_max > 0.0f && 1.0 - p_all > d->reject_max && i > 0) break;
-            /* draw from q with the drafter's generator */
+            conf = 0.0f;
+            for (int t = 0; t < d->V; t++) conf = q[t] > conf ? q[t] : conf;
+        }
+        const bool sure = conf >= d->p_min;
+        if (costs ? !sd_stop_keep(&d->stop, costs, conf, sure) : !sure) break;
+        p_all *= conf;
+        if (d->reject_max > 0.0f && 1.0 - p_all > d->reject_max && i > 0) break;
+        if (!greedy) { /* draw from q with the drafter's generator */
             double u = sd_rng_uniform(env->rng), c = 0.0;
             tok = -1;
             for (int t = 0; t < d->V; t++) {
@@ -105,6 +111,7 @@ static sd_status dm_draft(void *self, const int32_t *ids, int n, int max, const 
             d->n_kv_draft++;
         }
     }
+    if (costs) d->stop.n = out->n; /* what verification will report on */
     return SD_OK;
 }
 
@@ -117,6 +124,7 @@ static void dm_accept(void *self, const int32_t *ids, int n, int n_accepted) {
     sd_ctx_kv_truncate(d->ctx, valid);
     d->n_valid = valid;
     d->n_kv_draft = 0;
+    sd_stop_observe(&d->stop, n_accepted);
 }
 
 static void dm_end(void *self) { (void)self; }
@@ -190,6 +198,7 @@ sd_status sd_drafter_new_model_ex(const sd_model *draft, const sd_model *target,
         return st;
     }
     *out = sd_drafter_make("draft", &dm_ops, d);
+    if (*out) (*out)->stops_itself = true; /* p_min, or the cost rule of spec/stop.h */
     return *out ? SD_OK : SD_ERR_NOMEM;
 }
 

@@ -231,5 +231,6 @@ sd_status sd_drafter_new_self(sd_ctx *target_ctx, int exit_layer, float p_min, s
         return st;
     }
     *out = sd_drafter_make("self", &self_ops, s);
+    if (*out) (*out)->stops_itself = p_min > 0.0f; /* Kangaroo's stop */
     return *out ? SD_OK : SD_ERR_NOMEM;
 }

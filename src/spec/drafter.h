@@ -45,12 +45,26 @@ typedef struct sd_draft {
                                     was drawn from                         */
 } sd_draft;
 
+/* What this step's tokens cost, for a drafter that decides itself when to
+ * stop (spec/stop.h); the decode loop fills it under --draft-max auto.
+ * verify_ms[r]: the target's verification of r rows at this context
+ * (r = 1..max_rows; [0] unused); node_ms / call_ms: this drafter's measured
+ * cost per drafted token / per call. */
+typedef struct sd_draft_costs {
+    double verify_ms[SD_MAX_DRAFT + 2];
+    int max_rows;
+    double node_ms, call_ms;
+} sd_draft_costs;
+
 /* What a drafter may use to draft: the target's sampler settings (a model
  * drafter draws from q = its distribution under the same settings; greedy
- * drafts take the argmax) and a generator for its own draws. */
+ * drafts take the argmax), a generator for its own draws, and under
+ * --draft-max auto the step's costs (NULL otherwise: the drafter's fixed
+ * rule, e.g. its p_min, decides). */
 typedef struct sd_draft_env {
     const sd_sampler_params *sp;
     sd_rng *rng;
+    const sd_draft_costs *costs;
 } sd_draft_env;
 
 typedef struct sd_drafter_ops {
@@ -83,6 +97,9 @@ struct sd_drafter {
     const char *name;            /* "draft", "lookup", "ngram-cache", ... */
     const sd_drafter_ops *ops;
     void *self;
+    bool stops_itself;           /* a confidence rule ends its chains (the
+                                    draft model, self): auto's probes may
+                                    offer it the whole budget (auto.h)     */
 };
 
 /* SD_OK if a and b share one vocabulary (size, special ids, every token's
