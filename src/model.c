@@ -148,26 +148,16 @@ static sd_status bind_vec(sd_model *m, const char *name, int64_t n, bool require
     return SD_OK;
 }
 
-/* Converts w to Q8_0 into an owned buffer (rows of K/32 blocks). */
+/* Converts an F16 / F32 / BF16 w to Q8_0 (sd_weight_q8_copy) in a buffer m
+ * owns; other types and rows that are not whole blocks stay as they are. */
 static sd_status quantize_q8_0(sd_model *m, sd_weight *w) {
-    if (w->type == SD_TYPE_Q8_0 || w->cols % SD_QK8_0 != 0) return SD_OK;
     if (w->type != SD_TYPE_F16 && w->type != SD_TYPE_F32 && w->type != SD_TYPE_BF16) return SD_OK;
-    size_t rb = (size_t)(w->cols / SD_QK8_0) * sizeof(sd_block_q8_0);
-    char *q = own(m, malloc(rb * (size_t)w->rows));
-    float *row = malloc((size_t)w->cols * sizeof(float));
-    if (!q || !row) {
-        free(row);
-        return SD_ERR_NOMEM;
-    }
-    const sd_kernels *ref = sd_kernels_ref();
-    for (int64_t r = 0; r < w->rows; r++) {
-        sd_weight_get_row(w, r, row);
-        ref->quantize_row_q8_0(q + (size_t)r * rb, row, (int)w->cols);
-    }
-    free(row);
-    w->data = q;
-    w->type = SD_TYPE_Q8_0;
-    w->row_bytes = rb;
+    sd_weight q;
+    void *data = NULL;
+    sd_status st = sd_weight_q8_copy(w, &q, &data);
+    if (st != SD_OK || !data) return st;
+    if (!own(m, data)) return SD_ERR_NOMEM; /* own frees data */
+    *w = q;
     return SD_OK;
 }
 

@@ -23,8 +23,9 @@ int srv_method_index(const char *name) {
     return -1;
 }
 
-/* Typed optional fields: 0 absent, 1 present, -1 wrong type (msg set). */
-static int get_number(json_t *o, const char *k, double *v, char *msg, size_t n) {
+/* Typed optional fields: 0 absent, 1 present, -1 wrong type or out of
+ * [lo, hi] (msg set). */
+static int get_number(json_t *o, const char *k, double lo, double hi, double *v, char *msg, size_t n) {
     json_t *x = json_object_get(o, k);
     if (!x || json_is_null(x)) return 0;
     if (!json_is_number(x)) {
@@ -34,6 +35,10 @@ static int get_number(json_t *o, const char *k, double *v, char *msg, size_t n) 
     *v = json_number_value(x);
     if (!isfinite(*v)) {
         snprintf(msg, n, "'%s' must be finite", k);
+        return -1;
+    }
+    if (!(*v >= lo && *v <= hi)) {
+        snprintf(msg, n, "'%s' must be in [%g, %g]", k, lo, hi);
         return -1;
     }
     return 1;
@@ -64,8 +69,6 @@ static int get_bool(json_t *o, const char *k, bool *v, char *msg, size_t n) {
     *v = json_is_true(x);
     return 1;
 }
-
-static bool in_range(double v, double lo, double hi) { return v >= lo && v <= hi; }
 
 /* Renders chat messages with the template; NULL + msg on bad input. */
 char *srv_render_chat(int tmpl, json_t *msgs, char *msg, size_t n) {
@@ -209,30 +212,12 @@ static unsigned parse_gen(const srv_parse_env *e, json_t *j, bool chat, srv_req 
     if (g > 0) n_predict = iv;
     if ((g = get_int(j, "n_predict", -1, 1 << 30, &iv, msg, n)) < 0) goto bad;
     if (g > 0) n_predict = iv;
-    if ((g = get_number(j, "temperature", &v, msg, n)) < 0) goto bad;
-    if (g > 0) {
-        if (!in_range(v, 0, 100)) {
-            snprintf(msg, n, "'temperature' must be in [0, 100]");
-            goto bad;
-        }
-        sp.temp = (float)v;
-    }
-    if ((g = get_number(j, "top_p", &v, msg, n)) < 0) goto bad;
-    if (g > 0) {
-        if (!in_range(v, 0, 1)) {
-            snprintf(msg, n, "'top_p' must be in [0, 1]");
-            goto bad;
-        }
-        sp.top_p = (float)v;
-    }
-    if ((g = get_number(j, "min_p", &v, msg, n)) < 0) goto bad;
-    if (g > 0) {
-        if (!in_range(v, 0, 1)) {
-            snprintf(msg, n, "'min_p' must be in [0, 1]");
-            goto bad;
-        }
-        sp.min_p = (float)v;
-    }
+    if ((g = get_number(j, "temperature", 0, 100, &v, msg, n)) < 0) goto bad;
+    if (g > 0) sp.temp = (float)v;
+    if ((g = get_number(j, "top_p", 0, 1, &v, msg, n)) < 0) goto bad;
+    if (g > 0) sp.top_p = (float)v;
+    if ((g = get_number(j, "min_p", 0, 1, &v, msg, n)) < 0) goto bad;
+    if (g > 0) sp.min_p = (float)v;
     if ((g = get_int(j, "top_k", 0, e->n_vocab, &iv, msg, n)) < 0) goto bad;
     if (g > 0) sp.top_k = (int)iv;
     if ((g = get_int(j, "seed", -1, INT64_MAX, &iv, msg, n)) < 0) goto bad;
