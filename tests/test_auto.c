@@ -13,7 +13,13 @@
  *    acceptance rates that contradict the drafter's confidence; it keeps a
  *    token exactly when that raises the step's expected tokens per ms
  *    (checked against the formula), drafts long chains when rows are free,
- *    none when they are dear, and stops where the cost of a row jumps. */
+ *    none when they are dear, and stops where the cost of a row jumps;
+ *  - its tree form: on random trees the kept nodes form a subtree holding
+ *    every sure node, are the most valuable ones, and their number
+ *    maximizes the step's rate (brute force over all sizes); runner-up
+ *    children are calibrated apart from first choices; unreached nodes
+ *    are not counted; auto hands a self-sizing tree drafter the whole
+ *    budget and costs trees by the nodes they drafted. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -161,8 +167,94 @@ static void test_stop(void) {
           "dear rows: sure token kept (n %d, E %.3f, T %.3f)", t.n, t.e, t.t);
 }
 
+/* The tree rule on random trees against brute force (see the top). */
+static void test_tree_rule(void) {
+    enum { N = 48 };
+    sd_stop s;
+    sd_stop_init(&s);
+    int bad_tree = 0, bad_sure = 0, bad_rank = 0, bad_rate = 0, sizes[4] = {0};
+    for (int it = 0; it < 300; it++) {
+        const int n = 1 + (int)(unif() * N);
+        int parent[N], keep[N];
+        float conf[N];
+        bool alt[N], sure[N], kept_[N], first_seen[N + 1];
+        double v[N];
+        for (int i = 0; i <= n; i++) first_seen[i] = false;
+        for (int i = 0; i < n; i++) {
+            parent[i] = i == 0 || unif() < 0.3 ? -1 : (int)(unif() * i);
+            conf[i] = (float)unif();
+            alt[i] = first_seen[parent[i] + 1];
+            first_seen[parent[i] + 1] = true;
+            sure[i] = conf[i] > 0.8f && (parent[i] < 0 || sure[parent[i]]);
+            kept_[i] = false;
+        }
+        sd_draft_costs c = costs_of(1.0, 0.02 + 0.3 * unif(), 1 + (int)(8 * unif()), 0.5 * unif(), 0.0);
+        const double spent = 0.3 * unif();
+        const int max_nodes = 1 + (int)(unif() * 24);
+        const int m = sd_stop_tree_select(&s, &c, spent, n, parent, conf, alt, sure, max_nodes, v, keep);
+        for (int k = 0; k < m; k++) kept_[keep[k]] = true;
+        int n_sure = 0;
+        for (int i = 0; i < n; i++) n_sure += sure[i];
+        for (int k = 0; k < m; k++) bad_tree += parent[keep[k]] >= 0 && !kept_[parent[keep[k]]];
+        if (n_sure <= max_nodes)
+            for (int i = 0; i < n; i++) bad_sure += sure[i] && !kept_[i];
+        /* no dropped unsure node is worth more than a kept unsure one */
+        double min_kept = 2.0, max_dropped = -1.0;
+        for (int i = 0; i < n; i++) {
+            if (sure[i]) continue;
+            if (kept_[i] && v[i] < min_kept) min_kept = v[i];
+            if (!kept_[i] && v[i] > max_dropped) max_dropped = v[i];
+        }
+        bad_rank += max_dropped > min_kept + 1e-12;
+        /* brute force: values sorted (sure first, then by value), every size */
+        double sv[N];
+        int ns = 0;
+        for (int i = 0; i < n; i++) if (sure[i]) sv[ns++] = v[i];
+        for (int i = 0; i < n; i++) if (!sure[i]) sv[ns++] = v[i];
+        for (int a = n_sure; a < n; a++) /* unsure part descending */
+            for (int b = a + 1; b < n; b++)
+                if (sv[b] > sv[a]) { double t = sv[a]; sv[a] = sv[b]; sv[b] = t; }
+        int cap = n < max_nodes ? n : max_nodes;
+        double e = 1.0, best = -1.0;
+        int best_m = 0;
+        for (int k = 0; k <= cap; k++) {
+            if (k > 0) e += sv[k - 1];
+            double rate = e / (spent + c.verify_ms[k + 1]);
+            if (k >= (n_sure < cap ? n_sure : cap) && rate > best + 1e-12) { best = rate; best_m = k; }
+        }
+        bad_rate += best_m != m;
+        sizes[m == 0 ? 0 : m < cap ? 1 : m == cap ? 2 : 3]++;
+    }
+    CHECK(bad_tree == 0 && bad_sure == 0 && bad_rank == 0 && bad_rate == 0,
+          "tree rule: %d not subtrees, %d sure dropped, %d rank inversions, %d sizes off brute force", bad_tree,
+          bad_sure, bad_rank, bad_rate);
+    CHECK(sizes[0] > 0 && sizes[1] > 0 && sizes[2] > 0 && sizes[3] == 0,
+          "tree rule sizes: %d empty, %d partial, %d full, %d over the cap", sizes[0], sizes[1], sizes[2], sizes[3]);
+
+    /* calibration: first choices at 0.4 always accepted, runners-up at 0.4
+     * never; a child of a rejected node is not reached */
+    sd_stop_init(&s);
+    const int32_t par[4] = {-1, -1, 0, 1}; /* 0: first, 1: runner-up, 2: child of 0, 3: child of 1 */
+    const float cf[4] = {0.4f, 0.4f, 0.4f, 0.4f};
+    const bool al[4] = {false, true, false, false}, on[4] = {true, false, true, false};
+    for (int it = 0; it < 300; it++) sd_stop_observe_tree(&s, 4, par, cf, al, on);
+    int p2[2] = {-1, -1}, kp[2];
+    float c2[2] = {0.4f, 0.4f};
+    bool a2[2] = {false, true}, s2[2] = {false, false};
+    double v2[2];
+    sd_draft_costs free_rows = costs_of(1.0, 0.0, 64, 0.0, 0.0);
+    int m2 = sd_stop_tree_select(&s, &free_rows, 0.0, 2, p2, c2, a2, s2, 2, v2, kp);
+    CHECK(v2[0] > 0.97 && v2[1] < 0.03 && m2 == 2, "first choice a(0.4) %.3f, runner-up %.3f (kept %d)", v2[0],
+          v2[1], m2);
+    /* node 3 (under the rejected runner-up) was never reached: a first
+     * choice at 0.4 saw 600 acceptances and no rejection */
+    CHECK(s.seen[8] > 0.0 && fabs(s.hit[8] - s.seen[8]) < 1e-9, "unreached nodes not counted (seen %.1f, hit %.1f)",
+          s.seen[8], s.hit[8]);
+}
+
 int main(void) {
     test_stop();
+    test_tree_rule();
     /* synthetic table: exact */
     sd_cost_table *t = NULL;
     CHECK(sd_cost_table_linear(0.5, 0.1, 0.0002, &t) == SD_OK, "linear table");
@@ -227,6 +319,26 @@ int main(void) {
     }
     CHECK(n_zero >= 80 && n_probe >= 5 && n_zero + n_probe == 100, "self-stopping drafter: %d plain, %d full probes",
           n_zero, n_probe);
+    /* trees are costed by the nodes drafted, not the budget: a tree
+     * drafter that always drafts 2 nodes, both accepted, keeps drafting
+     * (rows cost 20%: 3 tokens for 3 rows pays, for 17 rows it would not),
+     * and once it sizes itself (probe_full) it gets the whole budget */
+    for (int self_sizing = 0; self_sizing < 2; self_sizing++) {
+        sd_auto_init(&au, t, SD_AUTO_KMAX);
+        au.probe_full = self_sizing;
+        int n_draft = 0, n_full = 0;
+        for (int s = 0; s < 200; s++) {
+            k = sd_auto_choose(&au, 100);
+            int nd = k < 2 ? k : 2;
+            sd_auto_update(&au, k, true, nd, nd, nd, 0.0);
+            if (s >= 100) {
+                n_draft += k > 0;
+                n_full += k == SD_AUTO_KMAX;
+            }
+        }
+        CHECK(n_draft == 100 && (!self_sizing || n_full == 100), "tree of 2 accepted nodes (self-sizing %d): "
+              "drafted %d of 100 steps, %d with the whole budget", self_sizing, n_draft, n_full);
+    }
     sd_auto_init(&au, t, 0);
     CHECK(sd_auto_choose(&au, 100) == 0, "kmax 0");
     sd_cost_table_free(t);

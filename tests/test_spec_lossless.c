@@ -6,7 +6,8 @@
  * drafting, the draft model with SpecDec++'s stopping rule, rasd, the
  * trained heads EAGLE, Hydra and Medusa as trees and as chains) and
  * draft-max (tree: node budget) in {1, 2, 4, 8, 16} (the draft model also
- * auto and feedback; the later methods 8, see budget_tested), the generated
+ * auto and feedback, tree-draft also auto; the later methods 8, see
+ * budget_tested), the generated
  * ids equal plain decoding's exactly, and
  * every method drafted and had drafts accepted (accepted > 0).
  * SD_TEST_QUICK=1 (set for sanitizer runs) uses every 12th prompt.
@@ -30,6 +31,7 @@ static bool budget_tested(int drafter, int k, bool quick) {
     if (drafter == 0) return true;
     if (drafter < 3) return k == 0 || k == 2 || k == 4; /* lookup, ngram-cache: 1, 4, 16 */
     if (drafter == 7) return k == 5;
+    if (drafter == 3) return k == 3 || k == 5; /* tree-draft: 8 and auto (the cost rule sizes its trees) */
     if (drafter >= 13) return !quick && k == 3; /* heads chains: 8, not under quick */
     if (drafter >= 10) return quick ? k == 3 : k == 5; /* heads trees: auto (quick: 8) */
     return k == 3; /* the later methods: 8 (auto runs under SD_TEST_QUICK and for the draft model) */

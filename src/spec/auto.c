@@ -3,9 +3,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "spec/auto.h"
+#include "spec/drafter.h"
 
 /* Rows measured exactly (1..COST_EXACT), then coarser points. */
 enum { COST_EXACT = 9, COST_NPTS = COST_EXACT + 4, COST_REPS = 5 };
@@ -15,12 +15,6 @@ struct sd_cost_table {
     int len[2];                     /* the two context lengths measured   */
     double ms[2][COST_NPTS];        /* ms of a forward of k_rows[i] rows   */
 };
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 sd_status sd_cost_table_measure(sd_ctx *ctx, sd_cost_table **out) {
     if (!ctx || !out) return SD_ERR_INVALID_ARG;
@@ -59,9 +53,9 @@ sd_status sd_cost_table_measure(sd_ctx *ctx, sd_cost_table **out) {
                 sd_ctx_kv_truncate(ctx, t->len[c]);
                 sd_batch bb = sd_batch_simple(toks + t->len[c], k_rows[i]);
                 bb.output = all;
-                double t0 = now_ms();
+                double t0 = sd_now_ms();
                 st = sd_ctx_decode(ctx, &bb);
-                double ms = now_ms() - t0;
+                double ms = sd_now_ms() - t0;
                 if (ms < t->ms[c][i]) t->ms[c][i] = ms;
             }
     for (int c = 0; c < 2; c++)
@@ -174,7 +168,7 @@ int sd_auto_choose(sd_auto *a, int n_past) {
         double e = ek[k], rows = rk[k];
         if (a->tree && a->n[k] >= 2.0) {
             e = a->tok[k] / a->n[k];
-            rows = 1.0 + (double)k;
+            rows = 1.0 + a->nodes[k] / a->n[k];
         }
         double ms = a->verify_frac * cost_rows(a->ct, rows, n_past) + a->call_ms + a->node_ms * (rows - 1.0);
         double rate = e / ms;
@@ -183,6 +177,9 @@ int sd_auto_choose(sd_auto *a, int n_past) {
             best = k;
         }
     }
+    /* a tree drafter that sizes its trees itself (spec/stop.h) gets the
+     * whole budget whenever drafting pays: a budget would only cap it */
+    if (best > 0 && a->tree && a->probe_full) best = a->kmax;
     return best;
 }
 
@@ -210,9 +207,11 @@ void sd_auto_update(sd_auto *a, int k, bool tree, int n_drafted, int depth, int 
         for (int i = 0; i <= SD_AUTO_KMAX; i++) {
             a->tok[i] *= k_decay;
             a->n[i] *= k_decay;
+            a->nodes[i] *= k_decay;
         }
         a->tok[k] += (double)(j + 1);
         a->n[k] += 1.0;
+        a->nodes[k] += (double)n_drafted;
     }
     /* drafting cost: calls that drafted nothing measure the fixed part
      * (catching up with the history), the rest the per-node part */

@@ -11,8 +11,10 @@
  *    reached and accepted; a position with few observations leans on the
  *    one before it (prior weight 2), position 1 on a = 0.7;
  *    E(k) = 1 + a_1 + a_1 a_2 + ... + a_1...a_k (the bonus token included);
- *  - trees: the mean tokens per step of each budget tried (forgetting as
- *    above); a budget not yet tried is predicted by the chain formula;
+ *  - trees: the mean tokens per step and mean nodes drafted of each
+ *    budget tried (forgetting as above; a drafter may draft fewer nodes
+ *    than its budget); a budget not yet tried is predicted by the chain
+ *    formula;
  *  - a drafter may stop before k on its own (the draft model's p_min):
  *    d_i, the rate at which it drafts position i when allowed to, scales
  *    both the expected rows verified, 1 + d_1 + d_1 d_2 + ..., and E(k)
@@ -41,6 +43,7 @@ typedef struct sd_auto {
     double node_ms, call_ms;        /* drafter: ms per node, ms per call    */
     double tok[SD_AUTO_KMAX + 1];   /* trees: decayed tokens per step ...   */
     double n[SD_AUTO_KMAX + 1];     /* ... and decayed step count, per budget */
+    double nodes[SD_AUTO_KMAX + 1]; /* trees: decayed nodes drafted, per budget */
     bool tree;                      /* the drafter drafts trees             */
     bool probe_full;                /* probes get the whole budget: the
                                        drafter stops itself (sd_drafter)    */

@@ -20,18 +20,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ctx.h"
 #include "spec/auto.h"
 #include "spec/drafter.h"
 #include "spec/verify.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 sd_gen_params sd_gen_default_params(void) {
     sd_gen_params p = {.n_predict = 128, .ignore_eos = false, .draft_max = 6, .draft_min = 0,
@@ -143,7 +136,7 @@ static void gen_end(sd_gen *g) {
     g->ended = true;
     g->stop = true;
     if (g->drafter && g->drafter->ops->end) g->drafter->ops->end(g->drafter->self);
-    g->st.gen_ms = now_ms() - g->t_gen0;
+    g->st.gen_ms = sd_now_ms() - g->t_gen0;
     g->st.n_generated = g->n_out;
 }
 
@@ -222,7 +215,7 @@ sd_status sd_gen_begin(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const 
 
     /* prefill */
     g->ended = false;
-    double t0 = now_ms();
+    double t0 = sd_now_ms();
     sd_ctx_kv_clear(ctx);
     g->want_h = drafter && drafter->ops->features;
     sd_batch b = sd_batch_simple(prompt, n_prompt);
@@ -245,7 +238,7 @@ sd_status sd_gen_begin(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter, const 
     if (rc == SD_OK) rc = sd_ctx_decode(ctx, &b);
     if (rc == SD_OK && g->want_h) drafter->ops->features(drafter->self, sd_ctx_hidden(ctx, 0), 1, n_prompt - 1);
     if (rc == SD_OK && drafter && drafter->ops->begin) rc = drafter->ops->begin(drafter->self, prompt, n_prompt);
-    g->t_gen0 = now_ms();
+    g->t_gen0 = sd_now_ms();
     g->st.prompt_ms = g->t_gen0 - t0;
     if (rc != SD_OK) {
         sd_gen_free(g);
@@ -297,9 +290,9 @@ int sd_gen_prepare(sd_gen *g, sd_batch *batch) {
         g->env.costs = c;
     }
     if (k > 0) {
-        double td = now_ms();
+        double td = sd_now_ms();
         rc = g->drafter->ops->draft(g->drafter->self, g->hist, g->n_hist, k, &g->env, dr);
-        g->draft_step_ms = now_ms() - td;
+        g->draft_step_ms = sd_now_ms() - td;
         g->st.draft_ms += g->draft_step_ms;
         if (rc != SD_OK) goto fail;
         if (dr->n > k || dr->n < 0) dr->n = 0;
@@ -308,7 +301,7 @@ int sd_gen_prepare(sd_gen *g, sd_batch *batch) {
         if (dr->is_tree && !tree_ok(dr, V)) dr->n = 0;
         if (dr->n < g->gp.draft_min) dr->n = 0;
     }
-    g->t_verify = now_ms();
+    g->t_verify = sd_now_ms();
     const int32_t root = g->hist[g->n_hist - 1];
     if (dr->is_tree && dr->n > 0) {
         /* rows [root, nodes...] at positions n_past + depth with the ancestor mask */
@@ -416,7 +409,7 @@ sd_status sd_gen_finish(sd_gen *g) {
         int j = 0;
         int32_t next = -1;
         rc = finish_tree(g, acc, &j, &next);
-        g->st.verify_ms += now_ms() - g->t_verify;
+        g->st.verify_ms += sd_now_ms() - g->t_verify;
         if (rc != SD_OK) goto fail;
         tree_stats(&g->st, dr, j);
         if (g->is_auto) sd_auto_update(&g->au, g->k_plan, true, dr->n, tree_depth(dr), j, g->draft_step_ms);
@@ -424,9 +417,9 @@ sd_status sd_gen_finish(sd_gen *g) {
         acc[j] = next;
         emit(g, acc, j + 1);
         if (drafter->ops->accept) {
-            double ta = now_ms();
+            double ta = sd_now_ms();
             drafter->ops->accept(drafter->self, g->hist, g->n_hist, j);
-            g->st.draft_ms += now_ms() - ta;
+            g->st.draft_ms += sd_now_ms() - ta;
         }
         return SD_OK;
     }
@@ -444,7 +437,7 @@ sd_status sd_gen_finish(sd_gen *g) {
     }
     /* keep [last, d1..dj]; the correction/bonus token is fed next step */
     sd_ctx_kv_truncate(ctx, n_past + 1 + j);
-    g->st.verify_ms += now_ms() - g->t_verify;
+    g->st.verify_ms += sd_now_ms() - g->t_verify;
     g->st.steps++;
     g->st.drafted += dr->n;
     g->st.accepted += j;
@@ -463,9 +456,9 @@ sd_status sd_gen_finish(sd_gen *g) {
     acc[j] = next;
     emit(g, acc, j + 1);
     if (drafter && drafter->ops->accept) {
-        double ta = now_ms();
+        double ta = sd_now_ms();
         drafter->ops->accept(drafter->self, g->hist, g->n_hist, j);
-        g->st.draft_ms += now_ms() - ta;
+        g->st.draft_ms += sd_now_ms() - ta;
     }
     return SD_OK;
 fail:
@@ -492,7 +485,7 @@ void sd_gen_stats(const sd_gen *g, sd_spec_stats *stats) {
     if (!g || !stats) return;
     *stats = g->st;
     if (!g->ended) {
-        stats->gen_ms = now_ms() - g->t_gen0;
+        stats->gen_ms = sd_now_ms() - g->t_gen0;
         stats->n_generated = g->n_out;
     }
 }

@@ -27,20 +27,13 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "spec/draft_heads.h"
 #include "spec/draw.h"
 #include "spec/topk.h"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 sd_status hd_logits(hd_drafter *d, const float *z, int N, float *logits) {
-    double t0 = now_ms();
+    double t0 = sd_now_ms();
     sd_status st;
     if (d->n_trim > 0) { /* VocabTrim: (N, n_trim) compact, then scattered */
         if (N > d->cap_trim) {
@@ -59,7 +52,7 @@ sd_status hd_logits(hd_drafter *d, const float *z, int N, float *logits) {
     } else {
         st = sd_heads_logits(d->h, d->pool, d->p.q8, z, N, logits);
     }
-    d->timing.head_ms += now_ms() - t0;
+    d->timing.head_ms += sd_now_ms() - t0;
     d->timing.head_rows += N;
     return st;
 }
@@ -298,7 +291,7 @@ static sd_status hd_begin(void *self, const int32_t *ids, int n) {
 
 static sd_status hd_draft(void *self, const int32_t *ids, int n, int max, const sd_draft_env *env, sd_draft *out) {
     hd_drafter *d = self;
-    double t0 = now_ms();
+    double t0 = sd_now_ms();
     out->n = 0;
     out->has_q = false;
     d->n_cand = 0;
@@ -322,7 +315,7 @@ static sd_status hd_draft(void *self, const int32_t *ids, int n, int max, const 
     }
     if (st != SD_OK) out->n = 0;
     d->timing.n_draft++;
-    d->timing.draft_ms += now_ms() - t0;
+    d->timing.draft_ms += sd_now_ms() - t0;
     return st;
 }
 

@@ -332,7 +332,9 @@ static sd_status rasd_draft(void *self, const int32_t *ids, int n, int max, cons
     }
     /* the draft model's tree and candidates, then the fusion */
     sub = (sd_draft){.q = out->q};
-    if ((st = s->model->ops->draft(s->model->self, ids, n, max, env, &sub)) != SD_OK) return st;
+    sd_draft_env fixed = *env; /* the fusion sizes the tree: the model's full candidate levels */
+    fixed.costs = NULL;
+    if ((st = s->model->ops->draft(s->model->self, ids, n, max, &fixed, &sub)) != SD_OK) return st;
     s->model_drafted = true;
     int n_dc = sd_tree_draft_candidates(s->model, s->cand, SD_TREE_MAX_CAND);
     if (n_dc > SD_TREE_MAX_CAND) n_dc = SD_TREE_MAX_CAND;

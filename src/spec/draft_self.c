@@ -33,7 +33,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ctx.h"
 #include "spec/drafter.h"
@@ -59,12 +58,6 @@ typedef struct self_state {
     float *logits;               /* (V) early-exit logits                  */
     sd_sampler *smp;
 } self_state;
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static sd_status self_begin(void *self, const int32_t *ids, int n) {
     (void)self;
@@ -120,7 +113,7 @@ static sd_status self_draft(void *self, const int32_t *ids, int n, int max, cons
     sd_status st;
     if (!greedy && !s->smp && (st = sd_sampler_new(env->sp, s->V, &s->smp)) != SD_OK) return st;
     int32_t x = ids[n - 1];
-    const double t0 = now_ms();
+    const double t0 = sd_now_ms();
     int rows = 0;
     for (int i = 0; i <= max; i++) {
         const bool last = i == max; /* only the state: no head */
@@ -160,7 +153,7 @@ static sd_status self_draft(void *self, const int32_t *ids, int n, int max, cons
         out->tok[out->n++] = tok;
         x = tok;
     }
-    const double ms = now_ms() - t0;
+    const double ms = sd_now_ms() - t0;
     double *sm = &s->step_ms[s->cur];
     *sm = *sm > 0 ? 0.9 * *sm + 0.1 * ms / rows : ms / rows;
     out->layer_begin = L;

@@ -12,6 +12,15 @@
  * the tree; a node's ancestors score at least as high, so the chosen set is
  * always a tree.
  *
+ * Under --draft-max auto (env->costs), greedy trees size themselves by the
+ * calibrated rule of spec/stop.h: a node's value is the learned acceptance
+ * of its local draft probability times its parent's; a level expands only
+ * candidates the rule would verify (at most `width`), and the tree keeps
+ * the nodes of highest value while they raise the step's expected tokens
+ * per ms; nodes on a path of local probabilities >= SURE_P (what the chain
+ * drafter would draft) are always kept. Verification reports every node's
+ * outcome back to the calibration.
+ *
  * Sampling (temp > 0), a static "spine" tree: at depth d the spine node
  * draws branch[d] children WITHOUT replacement from q (the draft's
  * distribution under the target's sampler settings) and the first one drawn
@@ -30,9 +39,11 @@
 #include "model.h"
 #include "spec/draft_tree.h"
 #include "spec/draw.h"
+#include "spec/stop.h"
 #include "spec/topk.h"
 
 enum { CAND_MAX = SD_TREE_MAX_CAND };
+#define SURE_P 0.5f /* the chain drafter's default p_min */
 
 typedef struct tnode {
     int32_t tok;
@@ -53,6 +64,18 @@ typedef struct dt_state {
     tnode cand[CAND_MAX];
     int n_cand;
     bool greedy_cands;      /* cand[] holds a greedy draft's candidates     */
+    /* the cost rule (auto): calibration, and the last tree for its report */
+    sd_stop stop;
+    int n_obs;                        /* nodes of the last sized tree, 0 = none */
+    int obs_cand[SD_MAX_DRAFT];       /* (n_obs) candidate index of each node   */
+    int32_t obs_parent[SD_MAX_DRAFT]; /* (n_obs) node parents (-1 = root)       */
+    float obs_conf[SD_MAX_DRAFT];     /* (n_obs) local draft probabilities      */
+    bool obs_alt[SD_MAX_DRAFT];       /* (n_obs) not the parent's first child   */
+    /* scratch of the rule, per candidate */
+    int r_parent[CAND_MAX], r_keep[CAND_MAX];
+    float r_conf[CAND_MAX];
+    bool r_sure[CAND_MAX], r_alt[CAND_MAX];
+    double r_v[CAND_MAX];
 } dt_state;
 
 static sd_status dt_begin(void *self, const int32_t *ids, int n) {
@@ -127,45 +150,103 @@ static void sort_by_score(const tnode *c, int *idx, int n) {
     }
 }
 
+/* Expands candidates idx[0..n) of depth `depth` in one draft forward: their
+ * topk children become the newest level [*level0, *level1). *grown is
+ * false when nothing was expanded (n == 0, or no room left). */
+static sd_status expand_level(dt_state *d, const int *idx, int n, int n_hist, int depth, int *level0, int *level1,
+                              bool *grown) {
+    *grown = false;
+    if (n == 0 || d->n_cand + n * d->tp.topk > CAND_MAX) return SD_OK;
+    if (sd_ctx_kv_min(d->ctx) + n > sd_ctx_n_ctx(d->ctx)) return SD_OK;
+    sd_status st = eval_nodes(d, idx, n, n_hist);
+    if (st != SD_OK) return st;
+    *level0 = d->n_cand;
+    for (int i = 0; i < n; i++) add_children(d, sd_ctx_logits(d->ctx, i), idx[i], d->cand[idx[i]].score, depth + 1);
+    *level1 = d->n_cand;
+    *grown = true;
+    return SD_OK;
+}
+
+/* The tree of the candidates keep[0..m) (a subtree: every parent kept),
+ * emitted in creation order (parents first); with `record`, each node's
+ * rule inputs are kept for the calibration (dt_accept). */
+static void emit_kept(dt_state *d, const int *keep, int m, bool record, sd_draft *out) {
+    int map[CAND_MAX];
+    for (int i = 0; i < d->n_cand; i++) map[i] = -1;
+    for (int k = 0; k < m; k++) map[keep[k]] = 0;
+    out->n = 0;
+    for (int i = 0; i < d->n_cand && out->n < SD_MAX_DRAFT; i++) {
+        if (map[i] < 0) continue;
+        const int p = d->cand[i].parent;
+        if (p >= 0 && map[p] < 0) { map[i] = -1; continue; } /* cannot happen: parents rank higher */
+        map[i] = out->n;
+        out->tok[out->n] = d->cand[i].tok;
+        out->parent[out->n] = p >= 0 ? map[p] : -1;
+        if (record) {
+            d->obs_cand[out->n] = i;
+            d->obs_parent[out->n] = out->parent[out->n];
+            d->obs_conf[out->n] = d->r_conf[i];
+            d->obs_alt[out->n] = d->r_alt[i];
+        }
+        out->n++;
+    }
+    d->n_obs = record ? out->n : 0;
+    out->is_tree = true;
+}
+
+/* The rule's choice among the candidates so far (spec/stop.h): returns m
+ * and d->r_keep[0..m), best first. */
+static int rule_select(dt_state *d, const sd_draft_costs *c, double spent_ms, int max) {
+    for (int i = 0; i < d->n_cand; i++) {
+        const tnode *x = &d->cand[i];
+        const double base = x->parent >= 0 ? d->cand[x->parent].score : 0.0;
+        d->r_parent[i] = x->parent;
+        d->r_conf[i] = (float)exp(x->score - base);
+        d->r_alt[i] = i > 0 && d->cand[i - 1].parent == x->parent; /* siblings are made in rank order */
+        d->r_sure[i] = d->r_conf[i] >= SURE_P && (x->parent < 0 || d->r_sure[x->parent]);
+    }
+    return sd_stop_tree_select(&d->stop, c, spent_ms, d->n_cand, d->r_parent, d->r_conf, d->r_alt, d->r_sure, max,
+                               d->r_v, d->r_keep);
+}
+
+/* Greedy tree under the cost rule (see the top of the file). */
+static sd_status draft_greedy_sized(dt_state *d, int n_hist, int max, const sd_draft_costs *c, double t0,
+                                    sd_draft *out) {
+    add_children(d, sd_ctx_logits(d->ctx, 0), -1, 0.0, 1);
+    int level0 = 0, level1 = d->n_cand;
+    bool grown = true;
+    for (int depth = 1; grown && depth < SD_TREE_MAX_DEPTH; depth++) { /* the rule ends it */
+        const int m = rule_select(d, c, sd_now_ms() - t0, max);
+        int idx[CAND_MAX], n = 0;
+        for (int k = 0; k < m && n < d->tp.width; k++)
+            if (d->r_keep[k] >= level0 && d->r_keep[k] < level1) idx[n++] = d->r_keep[k];
+        sd_status st = expand_level(d, idx, n, n_hist, depth, &level0, &level1, &grown);
+        if (st != SD_OK) return st;
+    }
+    emit_kept(d, d->r_keep, rule_select(d, c, sd_now_ms() - t0, max), true, out);
+    return SD_OK;
+}
+
 static sd_status draft_greedy(dt_state *d, int n_hist, int max, sd_draft *out) {
-    const float *root = sd_ctx_logits(d->ctx, 0);
-    add_children(d, root, -1, 0.0, 1);
+    add_children(d, sd_ctx_logits(d->ctx, 0), -1, 0.0, 1);
     const double lmin = log(d->tp.p_min > 0.0f ? (double)d->tp.p_min : 1e-30);
     int level0 = 0, level1 = d->n_cand; /* candidates of the newest level */
-    for (int depth = 1; depth < d->tp.depth; depth++) {
+    bool grown = true;
+    for (int depth = 1; grown && depth < d->tp.depth; depth++) {
         int idx[CAND_MAX], n = 0;
         for (int i = level0; i < level1; i++)
             if (d->cand[i].score >= lmin) idx[n++] = i;
         sort_by_score(d->cand, idx, n);
         if (n > d->tp.width) n = d->tp.width;
-        if (n == 0 || d->n_cand + n * d->tp.topk > CAND_MAX) break;
-        if (sd_ctx_kv_min(d->ctx) + n > sd_ctx_n_ctx(d->ctx)) break;
-        sd_status st = eval_nodes(d, idx, n, n_hist);
+        sd_status st = expand_level(d, idx, n, n_hist, depth, &level0, &level1, &grown);
         if (st != SD_OK) return st;
-        level0 = d->n_cand;
-        for (int i = 0; i < n; i++) add_children(d, sd_ctx_logits(d->ctx, i), idx[i], d->cand[idx[i]].score, depth + 1);
-        level1 = d->n_cand;
     }
-    /* the best `max` candidates with score >= lmin, in creation order */
+    /* the best `max` candidates with score >= lmin */
     int idx[CAND_MAX], n = 0;
     for (int i = 0; i < d->n_cand; i++)
         if (d->cand[i].score >= lmin) idx[n++] = i;
     sort_by_score(d->cand, idx, n);
-    if (n > max) n = max;
-    int map[CAND_MAX];
-    for (int i = 0; i < d->n_cand; i++) map[i] = -1;
-    for (int i = 0; i < n; i++) map[idx[i]] = 0;
-    out->n = 0;
-    for (int i = 0; i < d->n_cand; i++) {
-        if (map[i] < 0) continue;
-        int p = d->cand[i].parent;
-        if (p >= 0 && map[p] < 0) continue; /* cannot happen: parents score higher */
-        map[i] = out->n;
-        out->tok[out->n] = d->cand[i].tok;
-        out->parent[out->n] = p >= 0 ? map[p] : -1;
-        out->n++;
-    }
-    out->is_tree = true;
+    emit_kept(d, idx, n < max ? n : max, false, out);
     return SD_OK;
 }
 
@@ -212,8 +293,10 @@ static sd_status draft_sample(dt_state *d, int n_hist, int max, const sd_draft_e
 static sd_status dt_draft(void *self, const int32_t *ids, int n, int max, const sd_draft_env *env,
                           sd_draft *out) {
     dt_state *d = self;
+    const double t0 = sd_now_ms();
     out->n = 0;
     d->n_cand = 0;
+    d->n_obs = 0;
     d->greedy_cands = false;
     d->n_hist_at_draft = 0;
     if (n <= d->n_valid) { /* history shrank? start over */
@@ -230,6 +313,7 @@ static sd_status dt_draft(void *self, const int32_t *ids, int n, int max, const 
     d->n_hist_at_draft = n;
     if (env->sp->temp > 0.0f) return draft_sample(d, n, max, env, out);
     d->greedy_cands = true;
+    if (env->costs) return draft_greedy_sized(d, n, max, env->costs, t0, out);
     return draft_greedy(d, n, max, out);
 }
 
@@ -238,18 +322,29 @@ static void dt_accept(void *self, const int32_t *ids, int n, int n_accepted) {
     dt_state *d = self;
     const int h = d->n_hist_at_draft;
     int32_t cells[SD_MAX_DRAFT];
+    int path[SD_MAX_DRAFT], n_path = 0; /* candidates of the accepted path */
     int nk = 0;
     if (h > 0 && n_accepted >= 0 && h + n_accepted + 1 == n) {
         int cur = -1;
-        for (int k = 0; k < n_accepted; k++) {
+        for (int k = 0; k < n_accepted && k < SD_MAX_DRAFT; k++) {
             int found = -1;
             for (int i = 0; i < d->n_cand; i++)
                 if (d->cand[i].parent == cur && d->cand[i].tok == ids[h + k]) { found = i; break; }
-            if (found < 0 || d->cand[found].cell < 0 || nk >= SD_MAX_DRAFT) break;
-            cells[nk++] = d->cand[found].cell;
+            if (found < 0) break;
+            path[n_path++] = found;
             cur = found;
         }
+        for (int k = 0; k < n_path && d->cand[path[k]].cell >= 0; k++) cells[nk++] = d->cand[path[k]].cell;
     }
+    if (d->n_obs > 0 && h > 0 && n_accepted >= 0) { /* the rule's calibration */
+        bool on[SD_MAX_DRAFT];
+        for (int i = 0; i < d->n_obs; i++) {
+            on[i] = false;
+            for (int k = 0; k < n_path; k++) on[i] = on[i] || d->obs_cand[i] == path[k];
+        }
+        sd_stop_observe_tree(&d->stop, d->n_obs, d->obs_parent, d->obs_conf, d->obs_alt, on);
+    }
+    d->n_obs = 0;
     if (h > 0 && sd_ctx_kv_keep(d->ctx, h, cells, nk) == SD_OK) {
         d->n_valid = h + nk;
     } else {
@@ -309,6 +404,7 @@ sd_status sd_drafter_new_model_tree_ex(const sd_model *draft, const sd_model *ta
     if (!d) return SD_ERR_NOMEM;
     d->model = draft;
     d->tp = p;
+    sd_stop_init(&d->stop);
     d->V = sd_vocab_n_tokens(sd_model_vocab(draft));
     sd_status st = sd_draft_ctx_new(draft, target, pool, n_ctx, vocab_subset, n_subset, &d->ctx, err, err_size);
     if (st != SD_OK) {
@@ -316,5 +412,6 @@ sd_status sd_drafter_new_model_tree_ex(const sd_model *draft, const sd_model *ta
         return st;
     }
     *out = sd_drafter_make("tree-draft", &dt_ops, d);
+    if (*out) (*out)->stops_itself = true; /* the cost rule under auto */
     return *out ? SD_OK : SD_ERR_NOMEM;
 }

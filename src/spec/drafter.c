@@ -1,5 +1,6 @@
 /* drafter.c - the generic wrapper around drafter implementations. */
 #include <stdlib.h>
+#include <time.h>
 
 #include "spec/drafter.h"
 
@@ -22,3 +23,9 @@ void sd_drafter_free(sd_drafter *d) {
 }
 
 const char *sd_drafter_name(const sd_drafter *d) { return d ? d->name : "none"; }
+
+double sd_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}

@@ -115,6 +115,9 @@ sd_status sd_check_same_vocab(const sd_model *a, const sd_model *b, char *err, s
 sd_status sd_draft_ctx_new(const sd_model *draft, const sd_model *target, sd_threadpool *pool, int n_ctx,
                            const int32_t *vocab_subset, int n_subset, sd_ctx **out, char *err, size_t err_size);
 
+/* Monotonic clock in milliseconds (timing of drafts and steps). */
+double sd_now_ms(void);
+
 /* Wraps an implementation; NULL on NOMEM (self is then freed with ops). */
 sd_drafter *sd_drafter_make(const char *name, const sd_drafter_ops *ops, void *self);
 
