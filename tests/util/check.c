@@ -1,13 +1,18 @@
 #include "util/check.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 check_state g_check;
 
 int check_report(const char *name) {
-    fprintf(stderr, "%s: %d checks, %d failed\n", name, g_check.n_ok + g_check.n_fail,
-            g_check.n_fail);
+    if (g_check.n_skip)
+        fprintf(stderr, "%s: %d checks, %d failed, %d parts skipped\n", name,
+                g_check.n_ok + g_check.n_fail, g_check.n_fail, g_check.n_skip);
+    else
+        fprintf(stderr, "%s: %d checks, %d failed\n", name, g_check.n_ok + g_check.n_fail,
+                g_check.n_fail);
     if (g_check.n_ok + g_check.n_fail == 0) {
         fprintf(stderr, "%s: no checks ran\n", name);
         return 1;
@@ -47,4 +52,29 @@ char *test_read_file(const char *path, size_t *len) {
     b[n] = 0;
     if (len) *len = (size_t)n;
     return b;
+}
+
+void check_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stderr);
+    fputs("SKIP: ", stdout);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+    va_end(ap);
+    g_check.n_skip++;
+}
+
+int test_in_ci(void) {
+    const char *ci = getenv("CI");
+    return ci && (!strcmp(ci, "true") || !strcmp(ci, "1"));
+}
+
+void check_need(const char *what) {
+    if (test_in_ci()) {
+        CHECK(0, "%s is missing, and CI (CI=true) must provide it", what);
+    } else {
+        check_skip("%s is missing", what);
+    }
 }

@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 typedef struct {
-    int n_ok, n_fail;
+    int n_ok, n_fail, n_skip;
 } check_state;
 
 extern check_state g_check; /* test-process state; defined in check.c */
@@ -23,9 +23,24 @@ extern check_state g_check; /* test-process state; defined in check.c */
         }                                                                    \
     } while (0)
 
-/* Prints "<name>: N checks, M failed" and returns 0 if none failed (and at
- * least one ran), 1 otherwise. */
+/* Prints "<name>: N checks, M failed[, K parts skipped]" and returns 0 if
+ * none failed (and at least one ran), 1 otherwise. */
 int check_report(const char *name);
+
+/* A part of a test that could not run here (a kernel table the CPU lacks,
+ * a missing optional input): prints "SKIP: <what>" on stdout, which
+ * tests/run.sh collects and names in its summary, and counts it. A skip is
+ * never a pass: it is reported as a skip. */
+void check_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* True when running in CI (environment CI=true): a dependency that .ci/run
+ * installs (node, the openai package, the quantized files...) must then be
+ * present, and its absence is a failure, not a skip. */
+int test_in_ci(void);
+
+/* A dependency `what` is missing: outside CI a skip (check_skip), in CI a
+ * failed check. */
+void check_need(const char *what);
 /* Model directory: $SPECDEC_MODEL_DIR or ../shared/models. */
 const char *test_model_dir(void);
 /* Shared directory: parent of the model dir (../shared). */
