@@ -68,6 +68,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     sd_attn_rows_fn f = sd_attn_f32_rows_for(tname), f_old = NULL;
+    if (!f) {
+        fprintf(stderr, "table %s not available on this CPU\n", tname);
+        return 1;
+    }
     if (argc > 4) {
         void *h = dlopen(argv[4], RTLD_NOW | RTLD_LOCAL);
         sd_attn_rows_fn (*rows_for)(const char *) = NULL;
@@ -77,6 +81,10 @@ int main(int argc, char **argv) {
             return 1;
         }
         f_old = rows_for(tname);
+        if (!f_old) {
+            fprintf(stderr, "%s: table %s not available\n", argv[4], tname);
+            return 1;
+        }
     }
     static const int prefixes[] = {256, 800, 1024};
     static const int row_counts[] = {1, 2, 4, 8, 16};

@@ -90,6 +90,10 @@ SD_API int sd_threadpool_n_threads(const sd_threadpool *pool);
 
 /* ------------------------------------------------------------ model */
 
+/* The environment variable SPECDEC_CPU_CAP = ref | avx2 | avx512 |
+ * avx512vnni makes the library use at most that kernel family, as a CPU
+ * without the higher ones would (any other non-empty value: ref); a
+ * backend above the cap is refused like one the CPU lacks. */
 typedef enum sd_backend {
     SD_BACKEND_AUTO = 0,      /* best the CPU supports, chosen at run time */
     SD_BACKEND_REF = 1,       /* scalar reference kernels                  */
@@ -97,7 +101,8 @@ typedef enum sd_backend {
     SD_BACKEND_AVX512 = 3,
 } sd_backend;
 
-/* Name of the backend the running CPU gets for SD_BACKEND_AUTO. */
+/* Name of the kernel table backend b gets on the running CPU ("ref",
+ * "avx2", "avx512", "avx512vnni"), or "unavailable". */
 SD_API const char *sd_backend_name(sd_backend b);
 
 typedef struct sd_model_params {

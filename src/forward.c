@@ -743,7 +743,7 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
                      .hidden = n_seq > 1 ? comb_hidden : owner->hidden,
                      .sub_head = &owner->sub_output, .sub_ids = owner->sub_ids, .n_sub = owner->n_sub,
                      .sub_logits = owner->sub_logits,
-                     .attn_rows = sd_attn_f32_rows_for(m->kern->name)};
+                     .attn_rows = m->kern->attn_f32_rows};
         const int nth = sd_threadpool_n_threads(owner->pool);
         attn_plan(&J, nth);
         /* kv heads split evenly over the threads; column ranges of whole

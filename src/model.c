@@ -288,7 +288,14 @@ sd_status sd_model_load(const char *path, const sd_model_params *params, sd_mode
     if (st != SD_OK) goto fail;
     m->kern = sd_kernels_get(p.backend);
     if (!m->kern) {
-        sd_set_err(err, err_size, "backend %d is not supported by this CPU", (int)p.backend);
+        static const char *const names[] = {"auto", "ref", "avx2", "avx512"};
+        const char *cap = getenv("SPECDEC_CPU_CAP");
+        int capped = cap && *cap;
+        if ((unsigned)p.backend < sizeof names / sizeof *names)
+            sd_set_err(err, err_size, "backend %s is not supported by this CPU%s%s", names[p.backend],
+                       capped ? " as capped by SPECDEC_CPU_CAP=" : "", capped ? cap : "");
+        else
+            sd_set_err(err, err_size, "unknown backend %d", (int)p.backend);
         st = SD_ERR_UNSUPPORTED;
         goto fail;
     }

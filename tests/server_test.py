@@ -199,17 +199,21 @@ def main():
               "keep-alive: a second stream on the same connection")
         c.close()
 
-        # --- stop strings: the text ends where one starts, also when streamed
-        stop_at = ref["text"].find("\n", 3)
-        if stop_at > 0:
-            stop = ref["text"][stop_at:stop_at + 2]
-            st, _, d = srv.json("POST", "/v1/completions", dict(body, stop=[stop, "never-seen"]))
-            check(st == 200 and d["choices"][0]["text"] == ref["text"][:stop_at] and
-                  d["choices"][0]["finish_reason"] == "stop", "stop string: text cut before it, finish_reason stop")
-            st, _, ev, done, c = stream(srv, "/v1/completions", dict(body, stop=stop, stream=True))
-            c.close()
-            check(st == 200 and done and "".join(e["choices"][0]["text"] for e in ev) == ref["text"][:stop_at],
-                  "stop string, streamed: the same text (the stop string never sent)")
+        # --- stop strings: the text ends where one starts, also when streamed. The stop string is
+        # two characters of the greedy text, at its first newline after 3 characters (or, in a
+        # text without one, at its middle); the text is cut where its first occurrence starts.
+        nl = ref["text"].find("\n", 3)
+        stop = ref["text"][nl:nl + 2] if nl > 0 else ref["text"][len(ref["text"]) // 2:][:2]
+        stop_at = ref["text"].find(stop)
+        check(len(stop) == 2, "stop string %r taken from the greedy text %r" % (stop, ref["text"]))
+        st, _, d = srv.json("POST", "/v1/completions", dict(body, stop=[stop, "never-seen"]))
+        check(st == 200 and d["choices"][0]["text"] == ref["text"][:stop_at] and
+              d["choices"][0]["finish_reason"] == "stop", "stop string %r: text cut before it, finish_reason stop"
+              % stop)
+        st, _, ev, done, c = stream(srv, "/v1/completions", dict(body, stop=stop, stream=True))
+        c.close()
+        check(st == 200 and done and "".join(e["choices"][0]["text"] for e in ev) == ref["text"][:stop_at],
+              "stop string %r, streamed: the same text (the stop string never sent)" % stop)
 
         # --- chat
         chat = {"messages": [{"role": "system", "content": "You write C."},

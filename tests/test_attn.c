@@ -7,6 +7,8 @@
  * product or exponential differs in its last bit); reference vs exact F32
  * attention in double: <= 2e-2 * max|V| (the F16 accumulator's rounding).
  * Also the F16 row conversions are bit-exact against the scalar ones.
+ * Only the tables this CPU runs are called (tests/util/tables.h; the others
+ * are named skips), and the by-name lookups must refuse the others.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "kernels/attn.h"
 #include "kernels/kernels.h"
 #include "util/check.h"
+#include "util/tables.h"
 
 static float frand(unsigned *s) {
     *s = *s * 1103515245u + 12345u;
@@ -49,8 +52,29 @@ static void attn_exact(double *out, const float *q, int R, int D, float scale, c
     free(w);
 }
 
+/* sd_attn_f32_for / _rows_for hand out a kernel exactly when the CPU (as
+ * capped) runs its table, never code that would fault; unknown names get
+ * NULL. Compares pointers only: nothing here is called. */
+static void test_lookup(void) {
+    const char *tn[5] = {"ref", "avx2", "avx512", "avx512vnni", "avx1024"};
+    for (int t = 0; t < 5; t++) {
+        const sd_kernels *k = sd_kernels_by_name(tn[t]);
+        CHECK((k != NULL) == (t < 4 && (int)sd_cpu_isa() >= t), "sd_kernels_by_name(%s) %s with sd_cpu_isa() = %d",
+              tn[t], k ? "given" : "refused", (int)sd_cpu_isa());
+        CHECK((sd_attn_f32_for(tn[t]) != NULL) == (k != NULL), "sd_attn_f32_for(%s) %s, the table %s", tn[t],
+              sd_attn_f32_for(tn[t]) ? "given" : "refused", k ? "is here" : "is not");
+        CHECK((sd_attn_f32_rows_for(tn[t]) != NULL) == (k != NULL), "sd_attn_f32_rows_for(%s) %s, the table %s",
+              tn[t], sd_attn_f32_rows_for(tn[t]) ? "given" : "refused", k ? "is here" : "is not");
+        CHECK(!k || (sd_attn_f32_for(tn[t]) == k->attn_f32 && sd_attn_f32_rows_for(tn[t]) == k->attn_f32_rows),
+              "sd_attn_f32_for(%s) is the table's entry", tn[t]);
+    }
+    CHECK(!sd_attn_f32_for(NULL) && !sd_attn_f32_rows_for(NULL), "NULL name refused");
+}
+
 int main(void) {
-    const sd_kernels *tabs[2] = {sd_kernels_avx2(), sd_kernels_avx512()};
+    test_lookup();
+    /* the SIMD tables (the F16 kernels of "avx512vnni" are "avx512"'s) */
+    const sd_kernels *tabs[2] = {test_kernel_table("avx2"), test_kernel_table("avx512")};
     const char *names[2] = {"avx2", "avx512"};
     unsigned seed = 7;
     const int Ds[] = {32, 64, 128, 48, 40};
@@ -126,8 +150,11 @@ int main(void) {
                 sd_attn_f32_ref(rows[i].out, rows[i].q, R, D, 0.125f, K, V, stride, n_prefix, rows[i].n_batch, rows[i].vis);
             }
             for (int t = 1; t < 3; t++) {
+                if (!tabs[t - 1]) continue; /* named skip above */
                 sd_attn_fn f1 = sd_attn_f32_for(tnames[t]);
                 sd_attn_rows_fn fr = sd_attn_f32_rows_for(tnames[t]);
+                CHECK(f1 && fr, "f32 attention %s: lookup refused an available table", tnames[t]);
+                if (!f1 || !fr) continue;
                 for (int i = 0; i < n_batch; i++) {
                     f1(one + (size_t)i * R * D, rows[i].q, R, D, 0.125f, K, V, stride, n_prefix, rows[i].n_batch, rows[i].vis);
                     rows[i].out = many + (size_t)i * R * D;

@@ -18,6 +18,11 @@
  * whether token n is computed alone, in the full batch (N <= 40), or in
  * random sub-batches with [0, M) split at multiples of 16.
  * avx512vnni vs avx512 (when the CPU has VNNI): bit-identical.
+ * Only the tables the CPU runs, as the library sees it (SPECDEC_CPU_CAP
+ * lowers it), are called; the others are named skips (tests/util/tables.h).
+ * Dispatch: the library's view of the CPU equals this test's own probe
+ * lowered to the cap, for every cap value, and no lookup (by name, by id)
+ * hands out a table above it.
  */
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +31,7 @@
 
 #include "kernels/kernels.h"
 #include "util/check.h"
+#include "util/tables.h"
 
 /* ------------------------------------------------------------ rng */
 
@@ -90,6 +96,12 @@ static double half_value(uint16_t h) {
 
 static void test_fp16(void) {
     int bad_val = 0, bad_rt = 0, bad_hw = 0;
+    /* the hardware cross-check runs where the library may use F16C (its
+     * AVX2 family; SPECDEC_CPU_CAP=ref emulates a CPU without) */
+    const int hw = have_f16c() && sd_cpu_cap() >= SD_ISA_AVX2;
+    if (!hw)
+        check_skip("F16C cross-check of the fp16 conversions: the CPU lacks F16C%s",
+                   have_f16c() ? " (SPECDEC_CPU_CAP=ref)" : "");
     for (uint32_t h = 0; h < 65536; h++) {
         uint16_t hh = (uint16_t)h;
         float f = sd_fp16_to_fp32(hh);
@@ -108,7 +120,7 @@ static void test_fp16(void) {
         } else if (back != hh) {
             bad_rt++;
         }
-        if (have_f16c() && fbits(hw_h2f(hh)) != fbits(f))
+        if (hw && fbits(hw_h2f(hh)) != fbits(f))
             bad_hw++;
     }
     CHECK(bad_val == 0, "%d halves convert to the wrong float", bad_val);
@@ -138,14 +150,14 @@ static void test_fp16(void) {
                     want |= 0x8000;
                 if (got != want)
                     bad_rne++;
-                if (have_f16c()) {
+                if (hw) {
                     n_hw++;
                     if (hw_f2h(f) != got)
                         bad_hw2++;
                 }
             }
     }
-    for (int i = 0; i < 4000000 && have_f16c(); i++) {
+    for (int i = 0; i < 4000000 && hw; i++) {
         float f = bitsf(rng_u32(&r));
         uint16_t got = sd_fp32_to_fp16(f), want = hw_f2h(f);
         n_hw++;
@@ -159,8 +171,7 @@ static void test_fp16(void) {
     CHECK(sd_fp32_to_fp16(65519.0f) == 0x7bff, "65519 must round to 65504");
     CHECK(sd_fp32_to_fp16(1e-8f) == 0, "1e-8 must flush to +0");
     CHECK(sd_fp32_to_fp16(-INFINITY) == 0xfc00, "-inf");
-    printf("fp16: 65536 halves exhaustive, F16C cross-check %s\n",
-           have_f16c() ? "ran" : "skipped (no F16C)");
+    printf("fp16: 65536 halves exhaustive, F16C cross-check %s\n", hw ? "ran" : "skipped");
 }
 
 /* ------------------------------------------------------------ gemm */
@@ -560,31 +571,75 @@ static void test_vectors(const sd_kernels *t, rng_t *r) {
 
 /* ------------------------------------------------------------ dispatch */
 
-static void test_dispatch(void) {
-    int avx2 = 0, avx512 = 0, vnni = 0;
+/* This test's own probe of the CPU: the best family it supports (the
+ * library's is in kernels.c; the two must agree). */
+static sd_isa probe_cpu(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           have_f16c();
-    avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
-             __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512dq");
-    vnni = avx512 && __builtin_cpu_supports("avx512vnni");
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && have_f16c()))
+        return SD_ISA_REF;
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
+        return SD_ISA_AVX2;
+    return __builtin_cpu_supports("avx512vnni") ? SD_ISA_AVX512VNNI : SD_ISA_AVX512;
+#else
+    return SD_ISA_REF;
 #endif
+}
+
+/* Every lookup against want, the family the library may use: tables above
+ * it are refused. Compares pointers and names only (nothing is called, so
+ * a lookup that ignored the CPU fails here rather than faulting). */
+static void check_lookups(sd_isa want, const char *cap) {
+    static const char *const names[4] = {"ref", "avx2", "avx512", "avx512vnni"};
+    CHECK(sd_cpu_isa() == want, "cap '%s': sd_cpu_isa() = %d, want %d", cap, (int)sd_cpu_isa(), (int)want);
+    for (int i = 0; i < 4; i++) {
+        const sd_kernels *t = sd_kernels_by_name(names[i]);
+        CHECK((t != NULL) == ((int)want >= i), "cap '%s': sd_kernels_by_name(%s) %s", cap, names[i],
+              t ? "given" : "refused");
+        CHECK(!t || strcmp(t->name, names[i]) == 0, "cap '%s': by_name(%s) gave %s", cap, names[i], t->name);
+    }
+    CHECK(sd_kernels_by_name("avx") == NULL && sd_kernels_by_name(NULL) == NULL, "unknown names refused");
     const sd_kernels *a = sd_kernels_get(SD_BACKEND_AUTO);
-    const char *want = vnni ? "avx512vnni" : avx512 ? "avx512" : avx2 ? "avx2" : "ref";
-    CHECK(a && strcmp(a->name, want) == 0, "AUTO gave %s, want %s",
-          a ? a->name : "NULL", want);
-    CHECK(strcmp(sd_backend_name(SD_BACKEND_AUTO), want) == 0, "backend name");
-    CHECK((sd_kernels_get(SD_BACKEND_AVX512) != NULL) == avx512, "avx512 avail");
-    CHECK(sd_kernels_get(SD_BACKEND_AVX512) == sd_kernels_avx512(), "avx512 table");
-    CHECK((sd_kernels_avx512_plain() != NULL) == avx512, "avx512 plain avail");
-    CHECK(!avx512 || strcmp(sd_kernels_avx512_plain()->name, "avx512") == 0,
-          "avx512 plain name");
-    CHECK((sd_kernels_get(SD_BACKEND_AVX2) != NULL) == avx2, "avx2 avail");
-    CHECK(sd_kernels_get(SD_BACKEND_REF) == sd_kernels_ref(), "ref");
-    CHECK(sd_kernels_get((sd_backend)77) == NULL, "unknown backend id");
+    CHECK(a && strcmp(a->name, names[want]) == 0, "cap '%s': AUTO gave %s, want %s", cap, a ? a->name : "NULL",
+          names[want]);
+    CHECK(strcmp(sd_backend_name(SD_BACKEND_AUTO), names[want]) == 0, "cap '%s': backend name", cap);
+    CHECK((sd_kernels_get(SD_BACKEND_AVX512) != NULL) == (want >= SD_ISA_AVX512), "cap '%s': avx512 avail", cap);
+    CHECK(sd_kernels_get(SD_BACKEND_AVX512) == sd_kernels_avx512(), "cap '%s': avx512 table", cap);
+    CHECK(want < SD_ISA_AVX512 || strcmp(sd_kernels_avx512()->name, names[want]) == 0, "cap '%s': best avx512 name",
+          cap);
+    CHECK((sd_kernels_avx512_plain() != NULL) == (want >= SD_ISA_AVX512), "cap '%s': avx512 plain avail", cap);
+    CHECK(want < SD_ISA_AVX512 || strcmp(sd_kernels_avx512_plain()->name, "avx512") == 0,
+          "cap '%s': avx512 plain name", cap);
+    CHECK((sd_kernels_get(SD_BACKEND_AVX2) != NULL) == (want >= SD_ISA_AVX2), "cap '%s': avx2 avail", cap);
+    CHECK(sd_kernels_get(SD_BACKEND_AVX2) == sd_kernels_avx2(), "cap '%s': avx2 table", cap);
+    CHECK(sd_kernels_get(SD_BACKEND_REF) == sd_kernels_ref(), "cap '%s': ref", cap);
+    CHECK(sd_kernels_get((sd_backend)77) == NULL, "cap '%s': unknown backend id", cap);
+}
+
+static void test_dispatch(void) {
+    const sd_isa cpu = probe_cpu();
+    /* the cap this run was started with, then every value (restored after) */
+    const char *env = getenv("SPECDEC_CPU_CAP");
+    char *saved = env ? strdup(env) : NULL;
+    sd_isa want = cpu < sd_cpu_cap() ? cpu : sd_cpu_cap();
+    check_lookups(want, saved ? saved : "(unset)");
+    printf("dispatch: AUTO = %s (cpu family %d, SPECDEC_CPU_CAP=%s)\n", sd_backend_name(SD_BACKEND_AUTO), (int)cpu,
+           saved ? saved : "(unset)");
+    static const struct { const char *value; sd_isa cap; } caps[] = {
+        {"ref", SD_ISA_REF}, {"avx2", SD_ISA_AVX2}, {"avx512", SD_ISA_AVX512},
+        {"avx512vnni", SD_ISA_AVX512VNNI}, {"", SD_ISA_AVX512VNNI}, {"AVX2", SD_ISA_REF}, {"bogus", SD_ISA_REF},
+    };
+    for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) {
+        setenv("SPECDEC_CPU_CAP", caps[i].value, 1);
+        CHECK(sd_cpu_cap() == caps[i].cap, "SPECDEC_CPU_CAP='%s' read as %d, want %d", caps[i].value,
+              (int)sd_cpu_cap(), (int)caps[i].cap);
+        check_lookups(cpu < caps[i].cap ? cpu : caps[i].cap, caps[i].value);
+    }
+    if (saved) setenv("SPECDEC_CPU_CAP", saved, 1);
+    else unsetenv("SPECDEC_CPU_CAP");
+    free(saved);
+    CHECK(sd_cpu_isa() == want, "cap restored");
     /* simulated CPUs */
     CHECK(sd_kernels_pick(SD_BACKEND_AVX512, 1, 0, 0) == NULL, "no avx512 -> NULL");
     CHECK(sd_kernels_pick(SD_BACKEND_AVX512, 1, 0, 1) == NULL, "vnni needs avx512");
@@ -600,8 +655,6 @@ static void test_dispatch(void) {
           "auto with avx512 + vnni");
     CHECK(strcmp(sd_kernels_pick(SD_BACKEND_AVX512, 1, 1, 1)->name, "avx512vnni") == 0,
           "avx512 with vnni");
-    printf("dispatch: AUTO = %s (cpu avx2=%d avx512=%d vnni=%d)\n", a ? a->name : "NULL",
-           avx2, avx512, vnni);
 }
 
 /* Two tables that must agree bit for bit (avx512vnni vs avx512: same Q8_0
@@ -649,20 +702,18 @@ int main(void) {
     rng_t r = {12345};
     test_fp16();
     test_dispatch();
-    const sd_kernels *tables[4] = {sd_kernels_ref(), sd_kernels_avx2(),
-                                   sd_kernels_avx512_plain(), sd_kernels_avx512()};
+    const sd_kernels *tables[4] = {test_kernel_table("ref"), test_kernel_table("avx2"),
+                                   test_kernel_table("avx512"), test_kernel_table("avx512vnni")};
     for (int i = 0; i < 4; i++) {
-        if (!tables[i] || (i == 3 && tables[3] == tables[2])) {
-            printf("table %d: not available on this CPU, skipped\n", i);
-            continue;
-        }
+        if (!tables[i])
+            continue; /* named skip */
         test_gemm(tables[i], &r);
         test_batch_invariance(tables[i], &r);
         if (i > 0) {
             test_quantize(tables[i], &r);
             test_vectors(tables[i], &r);
         }
-        if (i == 3)
+        if (i == 3 && tables[2])
             test_identical(tables[2], tables[3], &r);
         printf("table %s: tested\n", tables[i]->name);
     }

@@ -47,6 +47,7 @@
 #include "kernels/quants.h"
 #include "model.h"
 #include "util/check.h"
+#include "util/tables.h"
 
 /* ------------------------------------------------------------ rng */
 
@@ -589,7 +590,8 @@ static void run_gemm(const sd_kernels *k, const qtype *T, const gemm_case *c, fl
 
 static void test_gemms(void) {
     rng_t r = {2024};
-    const sd_kernels *tabs[] = {sd_kernels_avx2(), sd_kernels_avx512_plain(), sd_kernels_avx512()};
+    const sd_kernels *tabs[] = {test_kernel_table("avx2"), test_kernel_table("avx512"),
+                                test_kernel_table("avx512vnni")};
     const int Ks[] = {256, 512, 1024};
     for (int ti = 0; ti < N_TYPES; ti++) {
         const qtype *T = &k_types[ti];
@@ -717,7 +719,7 @@ static void test_round_bf16(void) {
         b[i] = a[i];
     }
     sd_round_bf16_row_ref(a, n);
-    const sd_kernels *tabs[] = {sd_kernels_avx2(), sd_kernels_avx512()};
+    const sd_kernels *tabs[] = {test_kernel_table("avx2"), test_kernel_table("avx512")};
     for (int t = 0; t < 2; t++) {
         if (!tabs[t]) continue;
         float c[n];
@@ -863,7 +865,7 @@ static void test_bf16_model(void) {
     }
     const sd_backend backends[4] = {SD_BACKEND_REF, SD_BACKEND_AVX2, SD_BACKEND_AVX512, SD_BACKEND_AUTO};
     for (int bi = 0; bi < 4; bi++) {
-        if (strcmp(sd_backend_name(backends[bi]), "unavailable") == 0) continue;
+        if (!test_backend_here(backends[bi])) continue; /* named skip */
         mp.backend = backends[bi];
         bf = NULL;
         CHECK(sd_model_load(tmp, &mp, &bf, err, sizeof err) == SD_OK, "load bf16: %s", err);

@@ -70,7 +70,10 @@ void sd_attn_f32_avx2(float *out, const float *q, int R, int D, float scale, con
                       const uint16_t *V, size_t stride, int n_prefix, int n_batch, const uint8_t *vis);
 void sd_attn_f32_rows_avx2(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
                            const uint16_t *K, const uint16_t *V, size_t stride, int n_prefix);
-/* The F32 attention for a kernel table (by its name). */
+/* The F32 attention of the kernel table called table_name ("ref", "avx2",
+ * "avx512", "avx512vnni"); NULL for an unknown name or a table the CPU (as
+ * capped by SPECDEC_CPU_CAP) cannot run (sd_kernels_by_name). The same
+ * functions are the tables' attn_f32 / attn_f32_rows entries. */
 sd_attn_fn sd_attn_f32_for(const char *table_name);
 sd_attn_rows_fn sd_attn_f32_rows_for(const char *table_name);
 

@@ -98,9 +98,8 @@ void sd_attn_f32_ref(float *out, const float *q, int R, int D, float scale, cons
 }
 
 sd_attn_fn sd_attn_f32_for(const char *table_name) {
-    if (table_name && !strncmp(table_name, "avx512", 6)) return sd_attn_f32_avx512;
-    if (table_name && !strcmp(table_name, "avx2")) return sd_attn_f32_avx2;
-    return sd_attn_f32_ref;
+    const sd_kernels *t = sd_kernels_by_name(table_name);
+    return t ? t->attn_f32 : NULL;
 }
 
 void sd_attn_f32_rows_ref(const sd_attn_row *rows, int n_rows, int R, int D, float scale,
@@ -110,9 +109,8 @@ void sd_attn_f32_rows_ref(const sd_attn_row *rows, int n_rows, int R, int D, flo
 }
 
 sd_attn_rows_fn sd_attn_f32_rows_for(const char *table_name) {
-    if (table_name && !strncmp(table_name, "avx512", 6)) return sd_attn_f32_rows_avx512;
-    if (table_name && !strcmp(table_name, "avx2")) return sd_attn_f32_rows_avx2;
-    return sd_attn_f32_rows_ref;
+    const sd_kernels *t = sd_kernels_by_name(table_name);
+    return t ? t->attn_f32_rows : NULL;
 }
 
 float sd_sum_exp_ref(const float *x, int n, float m) {

@@ -3,10 +3,13 @@
  * choice of a kernel table.
  *
  * This file is compiled without ISA flags: the CPU checks here must run on
- * any x86-64 before a table that needs AVX2 / AVX-512 is handed out.
+ * any x86-64 before a table that needs AVX2 / AVX-512 is handed out. Every
+ * lookup goes through sd_cpu_isa(), the CPU's families lowered to the cap
+ * SPECDEC_CPU_CAP (kernels.h).
  */
 #include "kernels/kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -112,51 +115,60 @@ static int cpu_has_f16c(void) {
 }
 #endif
 
-/* True when the CPU (and OS) support everything kernels_avx2.c uses. */
-static int cpu_has_avx2(void) {
+/* The best family the CPU (and OS) support: AVX2 needs everything
+ * kernels_avx2.c uses, AVX512 everything kernels_avx512.c uses, AVX512VNNI
+ * also kernels_vnni_avx512.c's instructions. */
+static sd_isa cpu_probe(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           cpu_has_f16c();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c()))
+        return SD_ISA_REF;
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
+        return SD_ISA_AVX2;
+    return __builtin_cpu_supports("avx512vnni") ? SD_ISA_AVX512VNNI : SD_ISA_AVX512;
 #else
-    return 0;
+    return SD_ISA_REF;
 #endif
 }
 
-/* True when the CPU supports everything kernels_avx512.c uses. */
-static int cpu_has_avx512(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq");
-#else
-    return 0;
-#endif
+/* Table names by family (sd_isa order). */
+static const char *const isa_names[] = {"ref", "avx2", "avx512", "avx512vnni"};
+
+sd_isa sd_cpu_cap(void) {
+    const char *s = getenv("SPECDEC_CPU_CAP");
+    if (!s || !*s) return SD_ISA_AVX512VNNI;
+    for (int i = SD_ISA_REF; i <= SD_ISA_AVX512VNNI; i++)
+        if (!strcmp(s, isa_names[i])) return (sd_isa)i;
+    return SD_ISA_REF; /* a value we do not know: the safe side */
 }
 
-/* True when the CPU also has AVX512-VNNI (kernels_vnni_avx512.c). */
-static int cpu_has_avx512vnni(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
-#else
-    return 0;
-#endif
+sd_isa sd_cpu_isa(void) {
+    sd_isa cpu = cpu_probe(), cap = sd_cpu_cap();
+    return cpu < cap ? cpu : cap;
+}
+
+/* sd_kernels_pick with the capabilities of sd_cpu_isa(). */
+static const sd_kernels *pick_here(sd_backend b) {
+    sd_isa isa = sd_cpu_isa();
+    return sd_kernels_pick(b, isa >= SD_ISA_AVX2, isa >= SD_ISA_AVX512, isa >= SD_ISA_AVX512VNNI);
 }
 
 const sd_kernels *sd_kernels_ref(void) { return &sd_kernels_ref_table; }
 
-const sd_kernels *sd_kernels_avx2(void) {
-    return cpu_has_avx2() ? &sd_kernels_avx2_table : NULL;
-}
+const sd_kernels *sd_kernels_avx2(void) { return sd_kernels_by_name("avx2"); }
 
-const sd_kernels *sd_kernels_avx512(void) {
-    return sd_kernels_pick(SD_BACKEND_AVX512, cpu_has_avx2(), cpu_has_avx512(),
-                           cpu_has_avx512vnni());
-}
+const sd_kernels *sd_kernels_avx512(void) { return pick_here(SD_BACKEND_AVX512); }
 
-const sd_kernels *sd_kernels_avx512_plain(void) {
-    return cpu_has_avx512() ? &sd_kernels_avx512_table : NULL;
+const sd_kernels *sd_kernels_avx512_plain(void) { return sd_kernels_by_name("avx512"); }
+
+const sd_kernels *sd_kernels_by_name(const char *name) {
+    static const sd_kernels *const tables[] = {&sd_kernels_ref_table, &sd_kernels_avx2_table,
+                                               &sd_kernels_avx512_table, &sd_kernels_avx512vnni_table};
+    if (!name) return NULL;
+    for (int i = SD_ISA_REF; i <= SD_ISA_AVX512VNNI; i++)
+        if (!strcmp(name, isa_names[i])) return (int)sd_cpu_isa() >= i ? tables[i] : NULL;
+    return NULL;
 }
 
 /* Dispatch logic, separated from the CPU probe so tests can simulate a CPU
@@ -186,9 +198,7 @@ const sd_kernels *sd_kernels_pick(sd_backend b, int has_avx2, int has_avx512,
 }
 
 /* AUTO: the best table the CPU runs; explicit: that table or NULL. */
-const sd_kernels *sd_kernels_get(sd_backend b) {
-    return sd_kernels_pick(b, cpu_has_avx2(), cpu_has_avx512(), cpu_has_avx512vnni());
-}
+const sd_kernels *sd_kernels_get(sd_backend b) { return pick_here(b); }
 
 /* Name of the table backend b resolves to on this CPU ("ref", "avx2",
  * "avx512", "avx512vnni"), or "unavailable" when the CPU cannot run it. */

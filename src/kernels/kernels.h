@@ -34,6 +34,8 @@ typedef struct {
 } sd_block_q8_0;
 _Static_assert(sizeof(sd_block_q8_0) == 34, "wrong q8_0 block size");
 
+struct sd_attn_row; /* attn.h */
+
 /* y[n*ldy + m] = sum_k x[n][k] * W[m][k]  for n in [0,N), m in [m0,m1).
  * x: activations in the weight type's vec_dot format, row n at
  * (const char *)x + n*x_stride bytes. w: weight rows, row m at
@@ -86,24 +88,59 @@ typedef struct sd_kernels {
     void (*attn_f16)(float *out, const float *q, int R, int D, float scale,
                      const uint16_t *K, const uint16_t *V, size_t stride,
                      int n_prefix, int n_batch, const uint8_t *vis);
+    /* The default F32 attention, one row and several rows of a sequence:
+     * see attn.h (sd_attn_fn, sd_attn_rows_fn). */
+    void (*attn_f32)(float *out, const float *q, int R, int D, float scale,
+                     const uint16_t *K, const uint16_t *V, size_t stride,
+                     int n_prefix, int n_batch, const uint8_t *vis);
+    void (*attn_f32_rows)(const struct sd_attn_row *rows, int n_rows, int R,
+                          int D, float scale, const uint16_t *K,
+                          const uint16_t *V, size_t stride, int n_prefix);
 } sd_kernels;
 
-/* Tables; sd_kernels_avx2()/avx512() return NULL when the CPU lacks the
- * instructions (checked at run time), so one binary runs everywhere.
+/* The instruction-set families of the tables, each needing the ones
+ * before it: AVX2 = AVX2 + FMA + F16C; AVX512 = that + AVX-512 F/BW/VL/DQ;
+ * AVX512VNNI = that + AVX512-VNNI. */
+typedef enum sd_isa {
+    SD_ISA_REF = 0,        /* table "ref": any CPU */
+    SD_ISA_AVX2 = 1,       /* table "avx2"         */
+    SD_ISA_AVX512 = 2,     /* table "avx512"       */
+    SD_ISA_AVX512VNNI = 3, /* table "avx512vnni"   */
+} sd_isa;
+
+/* The CPU cap: the environment variable SPECDEC_CPU_CAP = ref | avx2 |
+ * avx512 | avx512vnni makes the library use at most that family, as if
+ * the CPU had nothing more (to run the tests as a smaller CPU sees them:
+ * `SPECDEC_CPU_CAP=avx2 make test`). Unset or empty: no cap
+ * (SD_ISA_AVX512VNNI); any other value caps at SD_ISA_REF. Read on every
+ * call (no state kept). */
+sd_isa sd_cpu_cap(void);
+/* The best family the library uses here: what the CPU and OS support,
+ * lowered to sd_cpu_cap(). Every table lookup below obeys it; tests that
+ * ask which tables exist must ask this (or the lookups), not the CPU. */
+sd_isa sd_cpu_isa(void);
+
+/* Tables; every lookup returns NULL when sd_cpu_isa() is below the table's
+ * family (the CPU lacks the instructions, or the cap forbids them), so one
+ * binary runs everywhere and no caller gets code that would fault.
  * sd_kernels_avx512() is the best AVX-512 table: "avx512vnni" (Q8_0 gemm
- * with vpdpbusd) when the CPU has AVX512-VNNI, else "avx512";
+ * with vpdpbusd) when sd_cpu_isa() allows AVX512-VNNI, else "avx512";
  * sd_kernels_avx512_plain() is always "avx512" (for tests and benchmarks).
  * The two give bit-identical results. */
 const sd_kernels *sd_kernels_ref(void);
 const sd_kernels *sd_kernels_avx2(void);
 const sd_kernels *sd_kernels_avx512(void);
 const sd_kernels *sd_kernels_avx512_plain(void);
+/* The table called name ("ref", "avx2", "avx512", "avx512vnni"); NULL for
+ * an unknown name or a table this CPU (as capped) cannot run. */
+const sd_kernels *sd_kernels_by_name(const char *name);
 /* AUTO picks the best available; an explicit request the CPU cannot run
- * returns NULL. */
+ * (or an unknown id) returns NULL. */
 const sd_kernels *sd_kernels_get(sd_backend b);
 /* The dispatch rule of sd_kernels_get for given CPU capabilities (0/1), so
- * tests can simulate CPUs without AVX2 / AVX-512 / AVX512-VNNI. Tables
- * returned for capabilities the running CPU lacks must not be called. */
+ * tests can simulate CPUs without AVX2 / AVX-512 / AVX512-VNNI. It ignores
+ * the real CPU: tables returned for capabilities the running CPU lacks must
+ * not be called (compare them, e.g. by name, only). */
 const sd_kernels *sd_kernels_pick(sd_backend b, int has_avx2, int has_avx512,
                                   int has_vnni);
 

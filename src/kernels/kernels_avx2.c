@@ -419,5 +419,7 @@ const sd_kernels sd_kernels_avx2_table = {
     .fp32_to_fp16_row = sd_fp32_to_fp16_row_avx2,
     .round_f16_row = sd_round_f16_row_avx2,
     .attn_f16 = sd_attn_f16_avx2,
+    .attn_f32 = sd_attn_f32_avx2,
+    .attn_f32_rows = sd_attn_f32_rows_avx2,
     .sum_exp = sd_sum_exp_ref,
 };

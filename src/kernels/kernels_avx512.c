@@ -581,6 +581,8 @@ const sd_kernels sd_kernels_avx512_table = {
     .fp32_to_fp16_row = sd_fp32_to_fp16_row_avx512,
     .round_f16_row = sd_round_f16_row_avx512,
     .attn_f16 = sd_attn_f16_avx512,
+    .attn_f32 = sd_attn_f32_avx512,
+    .attn_f32_rows = sd_attn_f32_rows_avx512,
     .sum_exp = sd_sum_exp_avx512,
 };
 
@@ -614,5 +616,7 @@ const sd_kernels sd_kernels_avx512vnni_table = {
     .fp32_to_fp16_row = sd_fp32_to_fp16_row_avx512,
     .round_f16_row = sd_round_f16_row_avx512,
     .attn_f16 = sd_attn_f16_avx512,
+    .attn_f32 = sd_attn_f32_avx512,
+    .attn_f32_rows = sd_attn_f32_rows_avx512,
     .sum_exp = sd_sum_exp_avx512,
 };

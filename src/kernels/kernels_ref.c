@@ -164,5 +164,7 @@ const sd_kernels sd_kernels_ref_table = {
     .fp32_to_fp16_row = sd_fp32_to_fp16_row_ref,
     .round_f16_row = sd_round_f16_row_ref,
     .attn_f16 = sd_attn_f16_ref,
+    .attn_f32 = sd_attn_f32_ref,
+    .attn_f32_rows = sd_attn_f32_rows_ref,
     .sum_exp = sd_sum_exp_ref,
 };
