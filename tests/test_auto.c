@@ -81,6 +81,9 @@ static void check_converges(double a, double b, double c, double acc, double nod
     double mean = (double)sum / n;
     fprintf(stderr, "cost %.2f + %.3f rows + %.5f rows ctx, acc %.2f, draft %.2f ms/node: optimum %d, "
                     "chosen %.2f on average\n", a, b, c, acc, node_ms, want, mean);
+    /* measured |mean - optimum| <= 0.49 over the six cases (and two random
+     * streams); the controller's choice moves between neighbouring budgets
+     * as its acceptance estimate moves: within 1, twice that */
     CHECK(fabs(mean - want) <= 1.0, "acc %.2f: chose %.2f, optimum %d", acc, mean, want);
     sd_cost_table_free(t);
 }
@@ -417,7 +420,9 @@ int main(void) {
             n_probe += k == 1;
         }
     }
-    CHECK(n_zero >= 80 && n_probe >= 5 && n_zero + n_probe == 100, "useless drafts: %d plain, %d probes",
+    /* one probe after every 8 plain steps (auto.h): 11 or 12 in any 100
+     * steps, exactly (measured 11; the check was >= 5 probes) */
+    CHECK(n_probe >= 11 && n_probe <= 12 && n_zero + n_probe == 100, "useless drafts: %d plain, %d probes",
           n_zero, n_probe);
     /* a drafter that stops itself is probed with the whole budget (it
      * drafts 1 of the budget and is rejected: still plain in between) */
@@ -432,8 +437,8 @@ int main(void) {
             n_probe += k == SD_AUTO_KMAX;
         }
     }
-    CHECK(n_zero >= 80 && n_probe >= 5 && n_zero + n_probe == 100, "self-stopping drafter: %d plain, %d full probes",
-          n_zero, n_probe);
+    CHECK(n_probe >= 11 && n_probe <= 12 && n_zero + n_probe == 100,
+          "self-stopping drafter: %d plain, %d full probes", n_zero, n_probe);
     /* trees are costed by the nodes drafted, not the budget: a tree
      * drafter that always drafts 2 nodes, both accepted, keeps drafting
      * (rows cost 20%: 3 tokens for 3 rows pays, for 17 rows it would not),

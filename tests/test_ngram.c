@@ -177,6 +177,8 @@ static void test_lookup(void) {
         free(h);
     }
     CHECK(bad == 0, "lookup index disagrees with brute force in %d of %d drafts", bad, total);
+    /* a coverage floor (fixed seed, exact count): measured 8039 of 8923
+     * non-empty; the floor (half) only says the comparison saw drafts */
     CHECK(drafted > total / 2, "random histories: %d of %d drafts non-empty", drafted, total);
     fprintf(stderr, "lookup vs brute force: %d drafts, %d non-empty, %d mismatches\n", total, drafted, bad);
 }
@@ -308,7 +310,7 @@ static void test_save_load(void) {
     ngc_init(&a);
     ngc_init(&b);
     CHECK(ngc_update(&a, 1, 4, ids, LEN, LEN) == SD_OK, "update");
-    CHECK(a.n > 2000, "%zu n-grams", a.n);
+    CHECK(a.n > 2000, "%zu n-grams", a.n); /* a size floor: 7725 contexts (fixed seed) */
     CHECK(ngc_save(&a, path, err, sizeof err) == SD_OK, "save: %s", err);
     CHECK(ngc_load(&b, path, 50, err, sizeof err) == SD_OK, "load: %s", err);
     CHECK(cache_eq(&a, &b) && cache_eq(&b, &a), "round trip of a 1..4-gram cache");
