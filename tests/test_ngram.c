@@ -10,8 +10,8 @@
  *  4. corrupt cache files give SD_ERR_FORMAT / SD_ERR_IO, never a crash;
  *  5. end to end with the shipped target: greedy sd_generate with each
  *     drafter equals plain decoding on the benchmark prompts, and drafts
- *     get accepted (SD_TEST_QUICK, the sanitizer runs: one prompt of each
- *     task, 64 tokens).
+ *     get accepted (SD_TEST_QUICK, the sanitizer runs: a code completion
+ *     and an edit prompt, 32 tokens each).
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -578,8 +578,8 @@ static int task_index(const char *t) {
     return 0;
 }
 
-/* quick (SD_TEST_QUICK, the sanitizer runs): one prompt of each task
- * (code 0 and 12, docs 0), 64 tokens each. */
+/* quick (SD_TEST_QUICK, the sanitizer runs): code prompts 0 and 12 (a
+ * completion and an edit), 32 tokens each. */
 static void test_end_to_end(bool quick) {
     char path[1024];
     snprintf(path, sizeof path, "%s/kernel-c-target.gguf", test_model_dir());
@@ -598,7 +598,7 @@ static void test_end_to_end(bool quick) {
         n_code = atoi(lim) < n_code ? atoi(lim) : n_code;
         n_docs = atoi(lim) < n_docs ? atoi(lim) : n_docs;
     } else if (quick) {
-        n_code = 2, n_docs = 1, stride = 12, max_tokens = 64;
+        n_code = 2, n_docs = 0, stride = 12, max_tokens = 32;
     }
     int np = load_prompts("code-btrfs.jsonl", v, ps, n_code, stride, max_tokens);
     CHECK(np == n_code, "%d code prompts", np);
