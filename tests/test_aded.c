@@ -553,6 +553,11 @@ static void test_random_trees(bool quick) {
     }
     CHECK(invalid == 0, "%d of %d trees invalid", invalid, drafts);
     CHECK(bad_edges == 0, "%d of %d trees have an edge that is not in the history", bad_edges, drafts);
+    /* Coverage floors, not tolerances (the histories come from a fixed
+     * seed, so the counts are exact): measured 15380 of 15490 drafts
+     * non-empty (99.3%) and 13071 branching (84.4%) (SD_TEST_QUICK: 2991
+     * and 2451 of 3010); the floors (90%, 25%) only say the random
+     * histories exercised the search. */
     CHECK(nonempty > drafts * 9 / 10, "%d of %d drafts non-empty", nonempty, drafts);
     CHECK(trees > drafts / 4, "%d of %d drafts branch", trees, drafts);
     fprintf(stderr, "random histories: %d drafts, %d non-empty, %d branching\n", drafts, nonempty, trees);
@@ -691,10 +696,12 @@ static void test_reference(void) {
     ref_prompt ps[36];
     int nc = load_ref("kernel-c-target.code-btrfs.jsonl", ps, 24);
     int nd = nc >= 0 ? load_ref("kernel-c-target.docs-filesystems.jsonl", ps + nc, 12) : -1;
-    if (nc <= 0 || nd < 0) {
-        fprintf(stderr, "reference outputs not found under %s: skipped\n", test_shared_dir());
+    if (nc < 0 || nd < 0) { /* ../shared provides them: a failure in CI */
+        check_need("../shared/reference/kernel-c-target.{code-btrfs,docs-filesystems}.jsonl (reference outputs)");
+        for (int i = 0; i < (nc > 0 ? nc : 0); i++) free(ps[i].ids);
         return;
     }
+    CHECK(nc == 24 && nd == 12, "reference continuations: %d code, %d docs prompts read (want 24, 12)", nc, nd);
     int np = nc + nd;
     double r[4];
     const int budgets[4] = {1, 4, 16, 16};
@@ -712,6 +719,13 @@ static void test_reference(void) {
                 simulate(lk, ps, np, 16, false));
         sd_drafter_free(lk);
     }
+    /* The simulation is deterministic (fixed reference continuations, a
+     * deterministic drafter): measured 1.702 (budget 1), 2.946 (4), 3.368
+     * (16, first chain only), 3.945 (16, tree). The checks are the claims,
+     * not tolerances: a budget-1 draft pays on at least 20% of the steps
+     * (measured 70%), bigger trees accept more, and the tree's other
+     * branches add at least 0.05 tokens per step to its first chain
+     * (measured 0.577). */
     CHECK(r[0] > 1.2, "budget 1: %.3f tokens per step", r[0]);
     CHECK(r[1] > r[0] && r[3] > r[1], "bigger trees accept more: %.3f %.3f %.3f", r[0], r[1], r[3]);
     CHECK(r[3] > r[2] + 0.05, "the tree beats its own first chain: %.3f vs %.3f", r[3], r[2]);

@@ -18,15 +18,23 @@ check_ppl() { # name args ref tol
         else bad "perplexity $name = '$p' not within $tol% of $ref"; fi
     else bad "perplexity $name exited non-zero: $(tail -n 2 "$tmp/ppl.err")"; fi
 }
-check_ppl target 4.7922 0.5
-check_ppl "llama.cpp Q4_K_M file" 4.8044 0.5 -m "$SPECDEC_MODEL_DIR/quant/kernel-c-target-Q4_K_M.gguf"
+# Tolerances (percent of the reference's perplexity) from the measured
+# differences (AVX2, 2 threads): F16 target 4.792233 (+0.0007%), draft
+# 10.403832 (+0.0003%): 0.05%, over 50 times those, for other CPUs' kernels
+# (rounding only); the quantized files 4.794687 Q8_0 (+0.018%), 4.793968
+# Q6_K (+0.020%), 4.806290 Q4_K_M (+0.039%), 4.859817 Q4_0 (+0.025%) and
+# --quantize q8_0 4.794687 against the F16 reference (+0.052%): 0.2%, four
+# times the largest. (They were 0.5% and 1.0%: scoring 8 positions too many
+# per chunk, -0.14%, passed.)
+check_ppl target 4.7922 0.05
+check_ppl "llama.cpp Q4_K_M file" 4.8044 0.2 -m "$SPECDEC_MODEL_DIR/quant/kernel-c-target-Q4_K_M.gguf"
 if [ -z "${SD_TEST_QUICK:-}" ]; then # sanitizer runs: the target and Q4_K_M only
-    check_ppl draft 10.4038 0.5 -m "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf"
-    check_ppl "target --quantize q8_0" 4.7922 1.0 --quantize q8_0
+    check_ppl draft 10.4038 0.05 -m "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf"
+    check_ppl "target --quantize q8_0" 4.7922 0.2 --quantize q8_0
     # llama.cpp-quantized files (mixed per tensor: F32, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K)
-    check_ppl "llama.cpp Q8_0 file" 4.7938 0.5 -m "$SPECDEC_MODEL_DIR/quant/kernel-c-target-Q8_0.gguf"
-    check_ppl "llama.cpp Q6_K file" 4.7930 0.5 -m "$SPECDEC_MODEL_DIR/quant/kernel-c-target-Q6_K.gguf"
-    check_ppl "llama.cpp Q4_0 file" 4.8586 0.5 -m "$SPECDEC_MODEL_DIR/quant/kernel-c-target-Q4_0.gguf"
+    check_ppl "llama.cpp Q8_0 file" 4.7938 0.2 -m "$SPECDEC_MODEL_DIR/quant/kernel-c-target-Q8_0.gguf"
+    check_ppl "llama.cpp Q6_K file" 4.7930 0.2 -m "$SPECDEC_MODEL_DIR/quant/kernel-c-target-Q6_K.gguf"
+    check_ppl "llama.cpp Q4_0 file" 4.8586 0.2 -m "$SPECDEC_MODEL_DIR/quant/kernel-c-target-Q4_0.gguf"
 fi
 
 # The plain-text output contract.
@@ -57,10 +65,35 @@ assert t["prompt_ms"] > 0 and t["gen_ms"] > 0 and t["gen_tokens_per_s"] > 0
 PY
 txt=$("$BIN" generate -p "static int" -n 8 --temp 0 -t 1 2>/dev/null)
 [ -n "$txt" ] && ok "generate streams text to stdout" || bad "generate printed nothing"
-# Sampling is reproducible with a seed.
-a=$("$BIN" generate -p "static int" -n 16 --temp 0.8 --seed 42 -t 1 --json 2>/dev/null | sed 's/"timings".*//')
-b=$("$BIN" generate -p "static int" -n 16 --temp 0.8 --seed 42 -t 1 --json 2>/dev/null | sed 's/"timings".*//')
-[ -n "$a" ] && [ "$a" = "$b" ] && ok "seeded sampling is reproducible" || bad "seeded sampling differs"
+# Sampling: --seed and --temp take effect. 32 tokens after "static int" at
+# --temp 0.8 (top-k 40, top-p 0.95, min-p 0.05, the defaults): a seed
+# reproduces its sample; the samples of 4 seeds are not all the same (an
+# ignored --seed) and not all the greedy output (an ignored --temp); --temp 0
+# is greedy whatever the seed. The chance that a correct engine fails: two
+# independent samples coincide with probability c = sum over sequences of
+# P(seq)^2 <= 3.4e-4 (measured once: an upper bound by recursion over the
+# target's sampling distributions, sd_sampler_dist, expanding every prefix
+# whose squared probability exceeds 1e-9 and bounding the rest by 1; 3.4e-4
+# is the bound itself, the margin is that it is one); all 4 samples coincide
+# with probability sum P(seq)^4 <= max P(seq)^2 c <= c^2 < 1.2e-7 (max P <=
+# sqrt(c)), and all equal the greedy sequence g with P(g)^4 <= c^2 as well.
+ids_of() { "$BIN" generate -p "static int" -n 32 -t 1 --json "$@" 2>/dev/null | sed -n 's/.*"ids": \(\[[^]]*\]\).*/\1/p'; }
+greedy=$(ids_of --temp 0)
+s1=$(ids_of --temp 0.8 --seed 1); s1b=$(ids_of --temp 0.8 --seed 1)
+s2=$(ids_of --temp 0.8 --seed 2); s3=$(ids_of --temp 0.8 --seed 3); s4=$(ids_of --temp 0.8 --seed 4)
+[ -n "$s1" ] && [ "$s1" = "$s1b" ] && ok "seeded sampling is reproducible" || bad "seed 1 gave '$s1' then '$s1b'"
+if [ -n "$s1" ] && [ -n "$s2" ] && [ -n "$s3" ] && [ -n "$s4" ] && { [ "$s1" != "$s2" ] || [ "$s1" != "$s3" ] || [ "$s1" != "$s4" ]; }
+then ok "seeds 1-4 give different samples"; else bad "seeds 1-4 all gave '$s1' (is --seed ignored?)"; fi
+if [ -n "$greedy" ] && { [ "$s1" != "$greedy" ] || [ "$s2" != "$greedy" ] || [ "$s3" != "$greedy" ] || [ "$s4" != "$greedy" ]; }
+then ok "--temp 0.8 samples differ from greedy"; else bad "--temp 0.8 samples all equal greedy '$greedy' (is --temp ignored?)"; fi
+g7=$(ids_of --temp 0 --seed 7)
+[ -n "$g7" ] && [ "$g7" = "$greedy" ] && ok "--temp 0 --seed 7 is greedy" || bad "--temp 0 --seed 7 gave '$g7', greedy '$greedy'"
+# and greedy is the reference's greedy continuation, seed or not
+"$BIN" generate -f "$tmp/prompt.txt" -n 32 --temp 0 --seed 9 -t 2 --json > "$tmp/gen9.json" 2>&1
+python3 - "$tmp/gen9.json" "$want_gen" <<'PY' && ok "generate --temp 0 --seed 9: 32 greedy ids equal the reference" || bad "generate --temp 0 --seed 9 differs: $(head -c 300 "$tmp/gen9.json")"
+import json, sys
+assert json.load(open(sys.argv[1]))["ids"] == json.loads(sys.argv[2])
+PY
 # A vocab-only GGUF tokenizes through the CLI.
 got=$(printf 'Hello world' > "$tmp/hw.txt"; "$BIN" tokenize -m "$SHARED/vocab/ggml-vocab-llama-spm.gguf" --no-bos -f "$tmp/hw.txt" 2>&1)
 [ "$got" = "[15043, 3186]" ] && ok "tokenize with a vocab-only GGUF" || bad "vocab-only tokenize: $got"

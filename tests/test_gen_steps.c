@@ -174,7 +174,11 @@ int main(void) {
         if (++iters > 4 * n_predict) break;
     }
     CHECK(prepared_twice_refused, "a second prepare before finish is refused");
-    CHECK(max_seqs >= 3, "forwards carried several sequences (max %d)", max_seqs);
+    /* measured 5, the same in every run: the five generations whose
+     * forwards run every layer for logits only (none, lookup, draft,
+     * draft-sampling, tree-draft) verify together; self (layer_begin > 0)
+     * and eagle (hidden states too) apart. The check was >= 3. */
+    CHECK(max_seqs >= 5, "forwards carried several sequences (max %d)", max_seqs);
     for (int j = 0; j < NG; j++) {
         int n = 0;
         const int32_t *ids = sd_gen_output(g[j], &n);

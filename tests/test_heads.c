@@ -5,8 +5,9 @@
  *      code-btrfs.jsonl (an independent float32 implementation): for each
  *      code prompt, next_token, medusa_top1, hydra_chain and eagle_chain
  *      equal the reference for >= 22 of 24 prompts each (SD_TEST_QUICK=1:
- *      every 4th prompt, at most one miss each); the drafters' first greedy
- *      chain after the prompt equals the probe's;
+ *      every 4th prompt, at most one miss each), and every miss is a near
+ *      tie (K_NEAR_TIE); the drafters' first greedy chain after the prompt
+ *      equals the probe's;
  *  (b) head(f) of a target feature reproduces the target's logits bit for
  *      bit (the heads share output_norm + output with it);
  *  (c) the loader refuses mismatched and corrupt heads files (rewritten
@@ -81,8 +82,106 @@ static bool same4(const int32_t *a, const int32_t *b) { return memcmp(a, b, 4 * 
 
 /* ------------------------------------------------------------ (a), (b) */
 
+/* A disagreement with the reference may only be a near tie: at the first
+ * token where this engine's argmax a differs from the reference's token b,
+ * logit[a] - logit[b] (this engine's logits, given the same tokens before)
+ * must be below K_NEAR_TIE. The reference is float32 numpy over the same
+ * weights, so the two differ by rounding only. Measured (AVX2, every
+ * prompt agrees): the smallest top-2 margins along the 24 probes are next
+ * 0.73, medusa 0.0019 (code 18, head 3 or 4), hydra 0.026, eagle 0.020 in
+ * logits; the rule lets such a tie flip and no more: 0.1, the bound the
+ * quantized files' comparison uses for the same purpose (issue 16). */
+#define K_NEAR_TIE 0.1
+
+/* gap[k] for k = next, medusa, hydra, eagle: logit[a] - logit[b] at the
+ * first position where this engine's token a differs from the reference's
+ * b (computed as sd_heads_run_probe computes its tokens, src/heads.c), or
+ * 0 where all agree; a chain after a different next token is judged by
+ * next's gap alone. Returns false on an error. */
+static bool probe_gaps(const sd_heads *h, sd_ctx *ctx, const ref_line *r, double gap[4]) {
+    const int E = h->n_embd, V = h->n_vocab, n = r->n;
+    sd_threadpool *pool = ctx->pool;
+    float *feat = malloc((size_t)n * (size_t)E * sizeof(float)), *l = malloc((size_t)V * sizeof(float));
+    float *z = malloc((size_t)E * sizeof(float)), *in = malloc((size_t)(SD_HEADS_MAX + 2) * (size_t)E * sizeof(float));
+    float *g = malloc((size_t)n * (size_t)E * sizeof(float)), *fh = malloc((size_t)E * sizeof(float));
+    int32_t *tok = malloc((size_t)n * sizeof *tok);
+    uint8_t *rows = malloc((size_t)n);
+    sd_ctx *ectx = NULL;
+    bool ok = feat && l && z && in && g && fh && tok && rows;
+    for (int k = 0; k < 4; k++) gap[k] = 0.0;
+    /* features of every prompt row, the target's logits after the last */
+    sd_ctx_kv_clear(ctx);
+    if (ok && n > 1) {
+        memset(rows, 1, (size_t)n);
+        sd_batch b = sd_batch_simple(r->ids, n - 1);
+        b.output = rows;
+        b.out_flags = SD_OUTPUT_HIDDEN;
+        ok = sd_ctx_decode(ctx, &b) == SD_OK;
+        for (int i = 0; ok && i < n - 1; i++)
+            memcpy(feat + (size_t)i * E, sd_ctx_hidden(ctx, i), (size_t)E * sizeof(float));
+    }
+    sd_batch b = sd_batch_simple(r->ids + n - 1, 1);
+    b.out_flags = SD_OUTPUT_LOGITS | SD_OUTPUT_HIDDEN;
+    ok = ok && sd_ctx_decode(ctx, &b) == SD_OK;
+    if (!ok) goto done;
+    memcpy(feat + (size_t)(n - 1) * E, sd_ctx_hidden(ctx, 0), (size_t)E * sizeof(float));
+    const float *tl = sd_ctx_logits(ctx, 0);
+    const int32_t next = sd_argmax(tl, V);
+    gap[0] = tl[next] - tl[r->next];
+    const float *f = feat + (size_t)(n - 1) * E;
+    for (int k = 1; ok && k <= 4 && k <= h->n_medusa; k++) { /* Medusa head k */
+        ok = sd_heads_medusa(h, pool, k, f, 1, z) == SD_OK && sd_heads_logits(h, pool, false, z, 1, l) == SD_OK;
+        const int32_t a = ok ? sd_argmax(l, V) : -1;
+        if (ok && a != r->medusa[k - 1]) {
+            gap[1] = l[a] - l[r->medusa[k - 1]];
+            break;
+        }
+    }
+    if (next != r->next) goto done; /* the chains start elsewhere */
+    memcpy(in, f, (size_t)E * sizeof(float)); /* Hydra: [f; E(next); E(d1); ..] */
+    sd_heads_embed(h, next, in + E);
+    for (int k = 1; ok && k <= 4 && k <= h->n_hydra; k++) {
+        ok = sd_heads_hydra(h, pool, k, in, 1, z) == SD_OK && sd_heads_logits(h, pool, false, z, 1, l) == SD_OK;
+        const int32_t a = ok ? sd_argmax(l, V) : -1;
+        if (ok && a != r->hydra[k - 1]) {
+            gap[2] = l[a] - l[r->hydra[k - 1]];
+            break;
+        }
+        if (ok) sd_heads_embed(h, a, in + (size_t)(k + 1) * E);
+    }
+    /* EAGLE: its block over g = fc([f_i; token i + 1]), then its chain */
+    sd_ctx_params cp = sd_ctx_default_params();
+    cp.n_ctx = n + 8;
+    cp.pool = pool;
+    ok = ok && h->has_eagle && sd_ctx_new(&h->eagle, &cp, &ectx) == SD_OK;
+    for (int i = 0; ok && i < n; i++) tok[i] = i + 1 < n ? r->ids[i + 1] : next;
+    ok = ok && sd_heads_eagle_fc(h, pool, false, feat, tok, n, g) == SD_OK;
+    b = sd_batch_simple(NULL, n);
+    b.embd = g;
+    b.out_flags = SD_OUTPUT_HIDDEN;
+    ok = ok && sd_ctx_decode(ectx, &b) == SD_OK;
+    for (int c = 0; ok && c < 4; c++) {
+        memcpy(fh, sd_ctx_hidden(ectx, 0), (size_t)E * sizeof(float));
+        ok = sd_heads_logits(h, pool, false, fh, 1, l) == SD_OK;
+        const int32_t a = ok ? sd_argmax(l, V) : -1;
+        if (ok && a != r->eagle[c]) {
+            gap[3] = l[a] - l[r->eagle[c]];
+            break;
+        }
+        ok = ok && sd_heads_eagle_fc(h, pool, false, fh, &a, 1, g) == SD_OK;
+        b = sd_batch_simple(NULL, 1);
+        b.embd = g;
+        b.out_flags = SD_OUTPUT_HIDDEN;
+        ok = ok && sd_ctx_decode(ectx, &b) == SD_OK;
+    }
+done:
+    sd_ctx_free(ectx);
+    free(feat), free(l), free(z), free(in), free(g), free(fh), free(tok), free(rows);
+    return ok;
+}
+
 static void test_agreement(const sd_heads *h, sd_ctx *ctx, ref_line *refs, int n_refs, bool quick) {
-    int n = 0, ok_next = 0, ok_medusa = 0, ok_hydra = 0, ok_eagle = 0;
+    int n = 0, ok_next = 0, ok_medusa = 0, ok_hydra = 0, ok_eagle = 0, far = 0;
     for (int i = 0; i < n_refs; i++) {
         if (quick && i % 4 != 0) continue;
         const ref_line *r = &refs[i];
@@ -97,7 +196,13 @@ static void test_agreement(const sd_heads *h, sd_ctx *ctx, ref_line *refs, int n
         ok_hydra += same4(p.hydra_chain, r->hydra);
         ok_eagle += same4(p.eagle_chain, r->eagle);
         if (!same4(p.medusa_top1, r->medusa) || !same4(p.hydra_chain, r->hydra) || !same4(p.eagle_chain, r->eagle) ||
-            p.next_token != r->next)
+            p.next_token != r->next) {
+            double gap[4];
+            CHECK(probe_gaps(h, ctx, r, gap), "%s: probe gaps", r->id);
+            const bool tie = gap[0] < K_NEAR_TIE && gap[1] < K_NEAR_TIE && gap[2] < K_NEAR_TIE && gap[3] < K_NEAR_TIE;
+            far += !tie;
+            fprintf(stderr, "  %s: logit gaps at the first difference: next %.4f medusa %.4f hydra %.4f eagle %.4f%s\n",
+                    r->id, gap[0], gap[1], gap[2], gap[3], tie ? " (near ties)" : "");
             fprintf(stderr, "  %s: next %d/%d medusa [%d %d %d %d]/[%d %d %d %d] hydra [%d %d %d %d]/[%d %d %d %d] "
                             "eagle [%d %d %d %d]/[%d %d %d %d]\n",
                     r->id, p.next_token, r->next, p.medusa_top1[0], p.medusa_top1[1], p.medusa_top1[2],
@@ -105,6 +210,7 @@ static void test_agreement(const sd_heads *h, sd_ctx *ctx, ref_line *refs, int n
                     p.hydra_chain[1], p.hydra_chain[2], p.hydra_chain[3], r->hydra[0], r->hydra[1], r->hydra[2],
                     r->hydra[3], p.eagle_chain[0], p.eagle_chain[1], p.eagle_chain[2], p.eagle_chain[3], r->eagle[0],
                     r->eagle[1], r->eagle[2], r->eagle[3]);
+        }
     }
     fprintf(stderr, "agreement over %d prompts: next_token %d, medusa_top1 %d, hydra_chain %d, eagle_chain %d\n", n,
             ok_next, ok_medusa, ok_hydra, ok_eagle);
@@ -114,6 +220,8 @@ static void test_agreement(const sd_heads *h, sd_ctx *ctx, ref_line *refs, int n
     CHECK(ok_medusa >= need, "medusa_top1 agrees on %d of %d", ok_medusa, n);
     CHECK(ok_hydra >= need, "hydra_chain agrees on %d of %d", ok_hydra, n);
     CHECK(ok_eagle >= need, "eagle_chain agrees on %d of %d", ok_eagle, n);
+    CHECK(far == 0, "%d prompts differ from the reference where this engine's logit gap is %g or more", far,
+          K_NEAR_TIE);
 }
 
 /* head(f) of the target's own feature reproduces its logits bit for bit. */

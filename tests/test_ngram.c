@@ -10,7 +10,8 @@
  *  4. corrupt cache files give SD_ERR_FORMAT / SD_ERR_IO, never a crash;
  *  5. end to end with the shipped target: greedy sd_generate with each
  *     drafter equals plain decoding on the benchmark prompts, and drafts
- *     get accepted.
+ *     get accepted (SD_TEST_QUICK, the sanitizer runs: a code completion
+ *     and an edit prompt, 32 tokens each).
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -176,6 +177,8 @@ static void test_lookup(void) {
         free(h);
     }
     CHECK(bad == 0, "lookup index disagrees with brute force in %d of %d drafts", bad, total);
+    /* a coverage floor (fixed seed, exact count): measured 8039 of 8923
+     * non-empty; the floor (half) only says the comparison saw drafts */
     CHECK(drafted > total / 2, "random histories: %d of %d drafts non-empty", drafted, total);
     fprintf(stderr, "lookup vs brute force: %d drafts, %d non-empty, %d mismatches\n", total, drafted, bad);
 }
@@ -307,7 +310,7 @@ static void test_save_load(void) {
     ngc_init(&a);
     ngc_init(&b);
     CHECK(ngc_update(&a, 1, 4, ids, LEN, LEN) == SD_OK, "update");
-    CHECK(a.n > 2000, "%zu n-grams", a.n);
+    CHECK(a.n > 2000, "%zu n-grams", a.n); /* a size floor: 7725 contexts (fixed seed) */
     CHECK(ngc_save(&a, path, err, sizeof err) == SD_OK, "save: %s", err);
     CHECK(ngc_load(&b, path, 50, err, sizeof err) == SD_OK, "load: %s", err);
     CHECK(cache_eq(&a, &b) && cache_eq(&b, &a), "round trip of a 1..4-gram cache");
@@ -528,7 +531,9 @@ typedef struct prompt {
     int n_ref;
 } prompt;
 
-static int load_prompts(const char *file, const sd_vocab *v, prompt *ps, int cap) {
+/* Reads up to cap prompts of file, every stride-th (0, stride, 2 stride...),
+ * each to generate at most max_tokens (its own if smaller). */
+static int load_prompts(const char *file, const sd_vocab *v, prompt *ps, int cap, int stride, int max_tokens) {
     char path[1024];
     snprintf(path, sizeof path, "%s/bench/%s", test_shared_dir(), file);
     FILE *f = fopen(path, "r");
@@ -537,7 +542,8 @@ static int load_prompts(const char *file, const sd_vocab *v, prompt *ps, int cap
     int n = 0;
     char *line = NULL;
     size_t lcap = 0;
-    while (n < cap && getline(&line, &lcap, f) > 0) {
+    for (int k = 0; n < cap && getline(&line, &lcap, f) > 0; k++) {
+        if (k % stride != 0) continue;
         json_error_t je;
         json_t *o = json_loads(line, 0, &je);
         if (!o) continue;
@@ -550,7 +556,7 @@ static int load_prompts(const char *file, const sd_vocab *v, prompt *ps, int cap
             snprintf(p->task, sizeof p->task, "%s", task);
             p->ids = malloc((len + 8) * sizeof *p->ids);
             p->n = sd_tokenize(v, text, len, p->ids, (int)len + 8, sd_vocab_add_bos(v), false);
-            p->max_tokens = (int)mt;
+            p->max_tokens = (int)mt < max_tokens ? (int)mt : max_tokens;
             if (p->n > 0) n++;
             else free(p->ids);
         }
@@ -572,7 +578,9 @@ static int task_index(const char *t) {
     return 0;
 }
 
-static void test_end_to_end(void) {
+/* quick (SD_TEST_QUICK, the sanitizer runs): code prompts 0 and 12 (a
+ * completion and an edit), 32 tokens each. */
+static void test_end_to_end(bool quick) {
     char path[1024];
     snprintf(path, sizeof path, "%s/kernel-c-target.gguf", test_model_dir());
     sd_model *m = NULL;
@@ -585,14 +593,16 @@ static void test_end_to_end(void) {
     prompt ps[40];
     /* SD_TEST_NGRAM_PROMPTS=k: only the first k prompts of each file (quick runs) */
     const char *lim = getenv("SD_TEST_NGRAM_PROMPTS");
-    int n_code = 24, n_docs = 12;
+    int n_code = 24, n_docs = 12, stride = 1, max_tokens = 4096;
     if (lim && atoi(lim) > 0) {
         n_code = atoi(lim) < n_code ? atoi(lim) : n_code;
         n_docs = atoi(lim) < n_docs ? atoi(lim) : n_docs;
+    } else if (quick) {
+        n_code = 2, n_docs = 0, stride = 12, max_tokens = 32;
     }
-    int np = load_prompts("code-btrfs.jsonl", v, ps, n_code);
+    int np = load_prompts("code-btrfs.jsonl", v, ps, n_code, stride, max_tokens);
     CHECK(np == n_code, "%d code prompts", np);
-    int nd = load_prompts("docs-filesystems.jsonl", v, ps + np, n_docs);
+    int nd = load_prompts("docs-filesystems.jsonl", v, ps + np, n_docs, stride, max_tokens);
     CHECK(nd == n_docs, "%d docs prompts", nd);
     np += nd;
     int max_len = 0;
@@ -720,6 +730,6 @@ int main(void) {
     test_save_load();
     test_corrupt();
     rm_tmp();
-    if (!getenv("SD_TEST_QUICK")) test_end_to_end();
+    test_end_to_end(getenv("SD_TEST_QUICK") != NULL);
     return check_report("test_ngram");
 }

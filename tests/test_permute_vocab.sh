@@ -24,7 +24,9 @@ import sys
 m = [tuple(map(int, l.split())) for l in open(sys.argv[1])]
 assert [a for a, _ in m] == list(range(8192))
 assert sorted(b for _, b in m) == list(range(8192))
-assert sum(a != b for a, b in m) > 8000
+# measured: all 8192 move (seed 11); a uniform permutation fixes more than
+# 10 ids with probability 1e-8 (Poisson(1) tail); the floor was 8000
+assert sum(a != b for a, b in m) >= 8192 - 10
 PY
 
 n=0

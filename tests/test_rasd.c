@@ -145,6 +145,7 @@ static void test_fuse_random(void) {
         nonempty += out.n > 0;
     }
     CHECK(bad == 0, "%d invalid fused trees", bad);
+    /* a coverage floor: measured 2860 of 3000 (fixed seed) */
     CHECK(nonempty > 1000, "only %d non-empty fused trees", nonempty);
 }
 

@@ -171,8 +171,11 @@ int main(void) {
         }
         print_totals("draft-xtok, permuted draft", &tp);
         print_totals("draft-xtok, original draft", &t0);
-        CHECK(tp.accepted > 0 && tp.drafted > tp.accepted / 2, "permuted: drafted %lld accepted %lld",
-              (long long)tp.drafted, (long long)tp.accepted);
+        /* (the per-prompt counts equal the original's above; drafted >=
+         * accepted always, so a second clause "drafted > accepted / 2" said
+         * nothing and is gone) */
+        CHECK(tp.accepted > 0, "permuted: drafted %lld accepted %lld", (long long)tp.drafted,
+              (long long)tp.accepted);
         sd_drafter_free(dp);
         sd_drafter_free(d0);
         sd_model_free(perm);
@@ -235,7 +238,12 @@ int main(void) {
         CHECK(tq.drafted > 0, "the qwen2 draft never drafted");
         print_totals("draft (same draft on ids, prompts)", &tm);
         CHECK(t0.accepted > 0, "shipped draft via text: nothing accepted");
-        /* through text the draft keeps (nearly) what it accepts on ids */
+        /* through text the draft keeps (nearly) what it accepts on ids:
+         * measured the same, 253 of 650 drafted both ways on the 9 prompts
+         * (48 tokens); it may lose where the target's continuation is not
+         * the canonical tokenization of its text (draft-xtok drafts from
+         * the re-tokenized text). The 10% allowance is for that on other
+         * machines' greedy paths; no loss was measured here. */
         CHECK(t0_prompts.accepted >= tm.accepted * 9 / 10, "via text %lld accepted, on ids %lld",
               (long long)t0_prompts.accepted, (long long)tm.accepted);
         sd_drafter_free(dm);
