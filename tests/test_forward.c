@@ -58,13 +58,12 @@ static int first_diff(const float *a, const float *b, int n) {
 }
 
 /* CHECKs that got and want (n logits) agree bit for bit; on a difference
- * names what (and its index which), the first differing logit and the
- * largest difference. Returns true when they agree. */
-static bool same_bits(const char *what, int which, const float *got, const float *want, int n) {
+ * names what (and which: the row's index or position), the first
+ * differing logit and the largest difference. */
+static void same_bits(const char *what, int which, const float *got, const float *want, int n) {
     int i = first_diff(got, want, n);
     CHECK(i < 0, "%s (%d): logit %d is %.9g, not %.9g bit for bit (max |d| %g)", what, which, i, (double)got[i],
           (double)want[i], (double)max_diff(got, want, n));
-    return i < 0;
 }
 
 static sd_model *load(const char *file) {
@@ -122,7 +121,7 @@ static void test_batch_vs_single(sd_ctx *c, const int32_t *p, int np, int n_voca
         /* Batch invariance: kernels sum every row in the same order
          * whatever the batch size, so verification reproduces plain
          * decoding exactly. */
-        same_bits("batch of 8, row vs its single decode", i, batched + (size_t)i * n_vocab, sd_ctx_logits(c, 0),
+        same_bits("batch of 8, row vs its single decode, row", i, batched + (size_t)i * n_vocab, sd_ctx_logits(c, 0),
                   n_vocab);
     }
     fprintf(stderr, "batch of 8 vs 8 single decodes: max |dlogit| %g\n", worst);
@@ -149,7 +148,7 @@ static void test_rollback(sd_ctx *c, const int32_t *p, int np, int n_vocab) {
     b = sd_batch_simple(alt, 3);
     sd_ctx_decode(c, &b);
     fprintf(stderr, "rollback then decode vs fresh: max |dlogit| %g\n", max_diff(sd_ctx_logits(c, 0), fresh, n_vocab));
-    same_bits("rollback then decode vs fresh", np, sd_ctx_logits(c, 0), fresh, n_vocab);
+    same_bits("rollback then decode vs fresh, position", np + 2, sd_ctx_logits(c, 0), fresh, n_vocab);
     free(fresh);
     free(seq);
 }
@@ -198,14 +197,14 @@ static void test_tree(sd_ctx *c, const int32_t *p, int np, int n_vocab) {
         logits_seq(c, seq, np + n, ref, n_vocab);
         float d = max_diff(tree + (size_t)i * n_vocab, ref, n_vocab);
         if (!(d <= worst)) worst = d;
-        same_bits("tree node vs its path alone", i, tree + (size_t)i * n_vocab, ref, n_vocab);
+        same_bits("tree node vs its path alone, node", i, tree + (size_t)i * n_vocab, ref, n_vocab);
     }
     fprintf(stderr, "tree nodes vs their paths alone: max |dlogit| %g\n", worst);
     memcpy(seq, p, (size_t)np * sizeof *seq);
     seq[np] = tok[1]; seq[np + 1] = tok[2]; seq[np + 2] = tok[3]; seq[np + 3] = f;
     logits_seq(c, seq, np + 4, ref, n_vocab);
     fprintf(stderr, "keep path then decode vs fresh: max |dlogit| %g\n", max_diff(after_keep, ref, n_vocab));
-    same_bits("kv_keep of a path then decode vs fresh", np + 4, after_keep, ref, n_vocab);
+    same_bits("kv_keep of a path then decode vs fresh, position", np + 3, after_keep, ref, n_vocab);
     free(tree); free(after_keep); free(seq); free(ref);
 }
 

@@ -6,12 +6,13 @@
  *    kernel-c-target-<type>.code-btrfs.jsonl (32 steps, made with the
  *    reference's canonical dot products, see its README): prompt_ids exact;
  *    every one of the 24 code prompts' greedy-32 continuations agrees or
- *    first splits at a near tie of the reference (refcheck.h,
- *    RC_TIE_MARGIN); teacher-forced top-5 log-probs within LP_TOL_Q per
- *    prompt and within the file's mean bound over all prompts;
+ *    first splits at a near tie of the reference (refcheck.h; margin TIE_Q
+ *    below); teacher-forced top-5 log-probs within LP_TOL_Q per prompt and
+ *    within the file's mean bound over all prompts;
  *  - tiny-random-qwen2.gguf (qwen2: Q/K/V biases, NeoX RoPE, GPT-2 BPE, no
- *    BOS): the same over 24 code and 12 docs prompts, log-probs within
- *    LP_TOL_QWEN (llama.cpp-compatible attention).
+ *    BOS): the same over 24 code and 12 docs prompts (near-tie margin
+ *    RC_TIE_MARGIN), log-probs within LP_TOL_QWEN and LP_MEAN_QWEN
+ *    (llama.cpp-compatible attention).
  * Perplexities of all four quantized files are checked in test_cli.sh.
  * A quantized file or its reference missing is a failure in CI (CI=true),
  * a named skip elsewhere.
