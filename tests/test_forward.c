@@ -6,8 +6,7 @@
  *     its path decoded alone; sd_ctx_kv_keep of a path, then decoding on,
  *     equals a fresh run of that path;
  *     random trees (up to 16 nodes): one-shot, grown level by level with
- *     a masked cache tail (n_tail), and each path alone agree within
- *     relative 1e-4;
+ *     a masked cache tail (n_tail), and each path alone agree;
  *  4. layer ranges: [0, L) with hidden output, then [L, n_layer) from those
  *     states == the full forward; early-exit logits at the trained exits
  *     agree with the full model's argmax on real text;
@@ -19,10 +18,19 @@
  *     that token decoded alone on one thread: batches of 1..33 rows on
  *     pools of 1, 2 and 3 threads, F16 and Q8_0 weights, the shipped pair
  *     and a llama.cpp Q4_K_M file (k-quant activation blocks).
- * (1) and (7) must hold bit for bit (the kernels are batch-invariant); elsewhere the
- * tolerance is max |logit difference| <= 2e-2. (1) and (2) also run on the
- * llama.cpp-quantized files (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K tensors), with
- * every kernel table.
+ * Every logit comparison of (1)-(5) and (7) is bit for bit (same bits, all
+ * finite; the first differing logit is named): the engine is exact by
+ * design there. Kernels sum every row in the same order whatever the batch
+ * (kernels.h, "Row grouping"); attention gathers a row's visible cells in
+ * cell order and blocks them by that list alone (attn.h), so a masked tree
+ * row, a row after rollback or kv_keep and a row of its path decoded alone
+ * see the same K/V values in the same order; a layer split hands on the raw
+ * residual rows (SD_OUTPUT_HIDDEN); sd_decode_multi only concatenates rows.
+ * (Measured before they were made exact: every difference 0.) Only the early
+ * exits of (4) compare argmaxes (a different model, not a rounding).
+ * (1) and (2) also run on the llama.cpp-quantized files (Q8_0, Q4_0, Q5_0,
+ * Q4_K, Q6_K tensors), with every kernel table; (1)-(6) on the shipped
+ * pair use the CPU's best table (SPECDEC_CPU_CAP lowers it).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -32,8 +40,6 @@
 #include "util/check.h"
 #include "util/tables.h"
 
-#define TOL 2e-2f
-
 static float max_diff(const float *a, const float *b, int n) {
     float m = 0;
     for (int i = 0; i < n; i++) {
@@ -41,6 +47,23 @@ static float max_diff(const float *a, const float *b, int n) {
         if (!(d <= m)) m = d; /* NaN counts as a difference */
     }
     return m;
+}
+
+/* Index of the first of n logits whose bits differ between a and b, or that
+ * is not finite on either side; -1 when all agree bit for bit. */
+static int first_diff(const float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++)
+        if (!isfinite(a[i]) || !isfinite(b[i]) || memcmp(&a[i], &b[i], sizeof(float)) != 0) return i;
+    return -1;
+}
+
+/* CHECKs that got and want (n logits) agree bit for bit; on a difference
+ * names what (and which: the row's index or position), the first
+ * differing logit and the largest difference. */
+static void same_bits(const char *what, int which, const float *got, const float *want, int n) {
+    int i = first_diff(got, want, n);
+    CHECK(i < 0, "%s (%d): logit %d is %.9g, not %.9g bit for bit (max |d| %g)", what, which, i, (double)got[i],
+          (double)want[i], (double)max_diff(got, want, n));
 }
 
 static sd_model *load(const char *file) {
@@ -94,12 +117,14 @@ static void test_batch_vs_single(sd_ctx *c, const int32_t *p, int np, int n_voca
         b = sd_batch_simple(p + np - n + i, 1);
         CHECK(sd_ctx_decode(c, &b) == SD_OK, "single");
         float d = max_diff(batched + (size_t)i * n_vocab, sd_ctx_logits(c, 0), n_vocab);
-        if (d > worst) worst = d;
+        if (!(d <= worst)) worst = d;
+        /* Batch invariance: kernels sum every row in the same order
+         * whatever the batch size, so verification reproduces plain
+         * decoding exactly. */
+        same_bits("batch of 8, row vs its single decode, row", i, batched + (size_t)i * n_vocab, sd_ctx_logits(c, 0),
+                  n_vocab);
     }
-    fprintf(stderr, "batch of 8 vs 8 single decodes: max |dlogit| %.5f\n", worst);
-    /* Batch invariance: kernels sum every row in the same order whatever
-     * the batch size, so verification reproduces plain decoding exactly. */
-    CHECK(worst == 0.0f, "batched logits differ from single decodes by %g (must be bit-identical)", worst);
+    fprintf(stderr, "batch of 8 vs 8 single decodes: max |dlogit| %g\n", worst);
     free(batched);
 }
 
@@ -122,9 +147,8 @@ static void test_rollback(sd_ctx *c, const int32_t *p, int np, int n_vocab) {
     CHECK(sd_ctx_kv_min(c) == np, "kv min after truncate %d", sd_ctx_kv_min(c));
     b = sd_batch_simple(alt, 3);
     sd_ctx_decode(c, &b);
-    float d = max_diff(fresh, sd_ctx_logits(c, 0), n_vocab);
-    fprintf(stderr, "rollback then decode vs fresh: max |dlogit| %.5f\n", d);
-    CHECK(d <= TOL, "rollback differs by %.5f", d);
+    fprintf(stderr, "rollback then decode vs fresh: max |dlogit| %g\n", max_diff(sd_ctx_logits(c, 0), fresh, n_vocab));
+    same_bits("rollback then decode vs fresh, position", np + 2, sd_ctx_logits(c, 0), fresh, n_vocab);
     free(fresh);
     free(seq);
 }
@@ -172,28 +196,40 @@ static void test_tree(sd_ctx *c, const int32_t *p, int np, int n_vocab) {
         for (int k = 0; k < n; k++) seq[np + k] = tok[path[n - 1 - k]];
         logits_seq(c, seq, np + n, ref, n_vocab);
         float d = max_diff(tree + (size_t)i * n_vocab, ref, n_vocab);
-        if (d > worst) worst = d;
+        if (!(d <= worst)) worst = d;
+        same_bits("tree node vs its path alone, node", i, tree + (size_t)i * n_vocab, ref, n_vocab);
     }
-    fprintf(stderr, "tree nodes vs their paths alone: max |dlogit| %.5f\n", worst);
-    CHECK(worst <= TOL, "tree mask logits differ by %.5f", worst);
+    fprintf(stderr, "tree nodes vs their paths alone: max |dlogit| %g\n", worst);
     memcpy(seq, p, (size_t)np * sizeof *seq);
     seq[np] = tok[1]; seq[np + 1] = tok[2]; seq[np + 2] = tok[3]; seq[np + 3] = f;
     logits_seq(c, seq, np + 4, ref, n_vocab);
-    float d = max_diff(after_keep, ref, n_vocab);
-    fprintf(stderr, "keep path then decode vs fresh: max |dlogit| %.5f\n", d);
-    CHECK(d <= TOL, "kv_keep differs by %.5f", d);
+    fprintf(stderr, "keep path then decode vs fresh: max |dlogit| %g\n", max_diff(after_keep, ref, n_vocab));
+    same_bits("kv_keep of a path then decode vs fresh, position", np + 3, after_keep, ref, n_vocab);
     free(tree); free(after_keep); free(seq); free(ref);
 }
 
-/* |a - b| <= rtol * max(1, |b|) for every logit; returns the worst ratio
- * |a - b| / max(1, |b|). */
-static float max_rel(const float *a, const float *b, int n) {
-    float m = 0;
-    for (int i = 0; i < n; i++) {
-        float d = fabsf(a[i] - b[i]) / fmaxf(1.0f, fabsf(b[i]));
-        if (!(d <= m)) m = d;
+/* Bit-for-bit agreement over many rows: how many differ, the first that
+ * does (its set: a tree or a batch size; its row there: a node or a batch
+ * row; its first differing logit and the two values) and the largest |d|. */
+typedef struct row_tally {
+    int n_rows, n_diff;
+    int set, row, logit;
+    float got, want, worst;
+} row_tally;
+
+static void tally(row_tally *t, int set, int row, const float *got, const float *want, int n) {
+    t->n_rows++;
+    float d = max_diff(got, want, n);
+    if (!(d <= t->worst)) t->worst = d;
+    int i = first_diff(got, want, n);
+    if (i < 0) return;
+    if (t->n_diff++ == 0) {
+        t->set = set;
+        t->row = row;
+        t->logit = i;
+        t->got = got[i];
+        t->want = want[i];
     }
-    return m;
 }
 
 /* Random trees (2..16 nodes) after the prompt, three ways:
@@ -201,14 +237,13 @@ static float max_rel(const float *a, const float *b, int n) {
  *  by levels: one batch per depth, earlier levels in the cache as a masked
  *    tail (n_tail), as a tree drafter grows a tree;
  *  alone: each node's path decoded as a causal batch after the prompt.
- * Every node's logits must agree within relative 1e-4 (the kernels are
- * batch-invariant, so in practice they are identical). */
-#define TREE_RTOL 1e-4f
+ * Every node's logits must agree bit for bit (the rows see the same cells
+ * in the same order; see the top of this file). */
 static void test_tree_random(sd_ctx *c, const int32_t *p, int np, int n_vocab, int n_trees) {
     enum { NMAX = 16 };
     uint64_t r = 0x2545F4914F6CDD1Dull;
     float *one = malloc((size_t)NMAX * n_vocab * sizeof(float));
-    float worst_alone = 0, worst_levels = 0;
+    row_tally alone = {0}, levels = {0};
     int n_fail = 0;
     for (int t = 0; t < n_trees; t++) {
         int n, parent[NMAX], depth[NMAX];
@@ -261,8 +296,7 @@ static void test_tree_random(sd_ctx *c, const int32_t *p, int np, int n_vocab, i
             lb.output = lout;
             if (sd_ctx_decode(c, &lb) != SD_OK) { n_fail++; break; }
             for (int k = 0; k < nr; k++) {
-                float e = max_rel(sd_ctx_logits(c, k), one + (size_t)rows[k] * n_vocab, n_vocab);
-                if (!(e <= worst_levels)) worst_levels = e;
+                tally(&levels, t, rows[k], sd_ctx_logits(c, k), one + (size_t)rows[k] * n_vocab, n_vocab);
                 cell_of[rows[k]] = n_cached + k;
             }
             n_cached += nr;
@@ -277,15 +311,18 @@ static void test_tree_random(sd_ctx *c, const int32_t *p, int np, int n_vocab, i
             sd_ctx_kv_truncate(c, np);
             sd_batch pb = sd_batch_simple(path, m);
             if (sd_ctx_decode(c, &pb) != SD_OK) { n_fail++; break; }
-            float e = max_rel(one + (size_t)i * n_vocab, sd_ctx_logits(c, 0), n_vocab);
-            if (!(e <= worst_alone)) worst_alone = e;
+            tally(&alone, t, i, one + (size_t)i * n_vocab, sd_ctx_logits(c, 0), n_vocab);
         }
     }
-    fprintf(stderr, "%d random trees: max relative logit difference vs paths alone %.2e, by levels %.2e\n",
-            n_trees, worst_alone, worst_levels);
+    fprintf(stderr, "%d random trees (%d node rows): max |dlogit| vs paths alone %g, by levels vs one-shot %g\n",
+            n_trees, alone.n_rows, (double)alone.worst, (double)levels.worst);
     CHECK(n_fail == 0, "%d tree decodes failed", n_fail);
-    CHECK(worst_alone <= TREE_RTOL, "tree vs path alone: %.2e", worst_alone);
-    CHECK(worst_levels <= TREE_RTOL, "tree by levels vs one-shot: %.2e", worst_levels);
+    CHECK(alone.n_diff == 0, "tree vs path alone: %d of %d node rows differ; first: tree %d node %d logit %d is %.9g, "
+          "not %.9g bit for bit (max |d| %g)", alone.n_diff, alone.n_rows, alone.set, alone.row, alone.logit,
+          (double)alone.got, (double)alone.want, (double)alone.worst);
+    CHECK(levels.n_diff == 0, "tree by levels vs one-shot: %d of %d node rows differ; first: tree %d node %d logit %d "
+          "is %.9g, not %.9g bit for bit (max |d| %g)", levels.n_diff, levels.n_rows, levels.set, levels.row,
+          levels.logit, (double)levels.got, (double)levels.want, (double)levels.worst);
     /* a tail without a mask, and a tail longer than the cache, are refused */
     sd_ctx_kv_truncate(c, np);
     int32_t x = 5;
@@ -325,8 +362,9 @@ static void test_layers(sd_ctx *c, const sd_model *m, const int32_t *p, int np, 
         b.embd = h;
         b.layer_begin = L;
         CHECK(sd_ctx_decode(c, &b) == SD_OK, "layers [%d,n)", L);
-        float d = max_diff(full, sd_ctx_logits(c, 0), n_vocab);
-        CHECK(d <= TOL, "split at layer %d differs by %.5f", L, d);
+        fprintf(stderr, "layers [0,%d) then [%d,%d) vs the full forward: max |dlogit| %g\n", L, L, info.n_layer,
+                max_diff(sd_ctx_logits(c, 0), full, n_vocab));
+        same_bits("split at layer", L, sd_ctx_logits(c, 0), full, n_vocab);
         CHECK(sd_ctx_kv_min(c) == np, "kv after split");
         free(h);
         free(all);
@@ -367,9 +405,10 @@ static void test_multi(const sd_model *m, sd_threadpool *pool, const int32_t *p,
     sd_ctx *ctxs[2] = {a, b};
     sd_batch bs[2] = {sd_batch_simple(p, np), sd_batch_simple(p + 3, np / 2)};
     CHECK(sd_decode_multi(ctxs, bs, 2) == SD_OK, "multi");
-    float da = max_diff(ra, sd_ctx_logits(a, 0), n_vocab), db = max_diff(rb, sd_ctx_logits(b, 0), n_vocab);
-    fprintf(stderr, "decode_multi vs separate: %.5f %.5f\n", da, db);
-    CHECK(da <= TOL && db <= TOL, "multi differs: %.5f %.5f", da, db);
+    fprintf(stderr, "decode_multi vs separate: max |dlogit| %g %g\n", max_diff(sd_ctx_logits(a, 0), ra, n_vocab),
+            max_diff(sd_ctx_logits(b, 0), rb, n_vocab));
+    same_bits("decode_multi vs separate, sequence", 0, sd_ctx_logits(a, 0), ra, n_vocab);
+    same_bits("decode_multi vs separate, sequence", 1, sd_ctx_logits(b, 0), rb, n_vocab);
     CHECK(sd_ctx_kv_min(a) == np && sd_ctx_kv_min(b) == np / 2, "multi kv lens");
     sd_ctx *same[2] = {a, a};
     CHECK(sd_decode_multi(same, bs, 2) == SD_ERR_INVALID_ARG, "same ctx twice refused");
@@ -442,6 +481,7 @@ static void test_splits(const sd_model *m, const char *label, const int32_t *p, 
         sd_ctx *c = new_ctx(m, pool, 1024);
         CHECK(sd_ctx_decode(c, &pb) == SD_OK, "prefill");
         float worst = 0;
+        row_tally rows = {0};
         for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
             int n = ns[k];
             sd_ctx_kv_truncate(c, np);
@@ -451,12 +491,14 @@ static void test_splits(const sd_model *m, const char *label, const int32_t *p, 
             for (int i = 0; i < n; i++) {
                 float d = max_diff(sd_ctx_logits(c, i), ref + (size_t)i * n_vocab, n_vocab);
                 if (!(d <= worst)) worst = d;
+                tally(&rows, n, i, sd_ctx_logits(c, i), ref + (size_t)i * n_vocab, n_vocab);
             }
         }
         fprintf(stderr, "%s, %d threads: batches of 1..33 vs single decodes on 1 thread: max |dlogit| %g\n",
                 label, nth, worst);
-        CHECK(worst == 0.0f, "%s, %d threads: batch rows differ from single decodes by %g (must be bit-identical)",
-              label, nth, worst);
+        CHECK(rows.n_diff == 0, "%s, %d threads: %d of %d batch rows differ from single decodes; first: batch of %d "
+              "row %d logit %d is %.9g, not %.9g bit for bit (max |d| %g)", label, nth, rows.n_diff, rows.n_rows,
+              rows.set, rows.row, rows.logit, (double)rows.got, (double)rows.want, (double)rows.worst);
         sd_ctx_free(c);
         sd_threadpool_free(pool);
     }
@@ -478,7 +520,8 @@ int main(void) {
         int32_t p[512];
         int np = tokenize(m, text, p, 512);
         CHECK(np > 40 && np < 512, "prompt tokens %d", np);
-        fprintf(stderr, "== %s (%d prompt tokens)\n", models[mi], np);
+        fprintf(stderr, "== %s (%d prompt tokens) [%s kernels]\n", models[mi], np,
+                sd_backend_name(SD_BACKEND_AUTO));
         sd_ctx *c = new_ctx(m, pool, 1024);
         test_batch_vs_single(c, p, np, n_vocab);
         test_rollback(c, p, np, n_vocab);
