@@ -26,6 +26,9 @@ endif
 
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx2
+# VNNI files: their tables are handed out only to CPUs with the extension
+AVXVNNI_FLAGS := $(AVX2_FLAGS) -mavxvnni
+AVX512VNNI_FLAGS := $(AVX512_FLAGS) -mavx512vnni
 
 LIB_SRC  := $(sort $(wildcard src/*.c src/kernels/*.c src/spec/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -57,6 +60,12 @@ $(BUILD)/%_avx2.o: %_avx2.c $(HDRS)
 $(BUILD)/%_avx512.o: %_avx512.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+$(BUILD)/%_avxvnni.o: %_avxvnni.c $(HDRS) src/kernels/packed_impl.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVXVNNI_FLAGS) -c $< -o $@
+$(BUILD)/%_avx512vnni.o: %_avx512vnni.c $(HDRS) src/kernels/packed_impl.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512VNNI_FLAGS) -c $< -o $@
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@

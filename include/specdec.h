@@ -109,6 +109,10 @@ typedef struct sd_model_params {
     int quantize;        /* SD_TYPE_NONE (default) keeps weights as stored;
                             SD_TYPE_Q8_0 converts F16/F32 matrices on load */
     sd_backend backend;  /* kernels to use (default SD_BACKEND_AUTO)       */
+    int pack;            /* 1 (default): quantized matrices (Q8_0, Q4_0,
+                            Q5_0, Q4_K, Q5_K, Q6_K) are also held repacked
+                            for the multi-row kernels: same results, faster;
+                            0: the stored layout only                        */
 } sd_model_params;
 
 SD_API sd_model_params sd_model_default_params(void);
