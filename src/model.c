@@ -182,14 +182,29 @@ static sd_status bind_mat(sd_model *m, const sd_model_params *p, const char *nam
     return SD_OK;
 }
 
-sd_status sd_weight_pack(sd_model *m, sd_weight *w) {
+sd_status sd_weight_pack_copy(const sd_kernels *kern, sd_weight *w, void **owned) {
+    *owned = NULL;
     const int pk = sd_pack_type_of(w->type);
-    if (pk < 0 || !m->kern->gemm_packed[pk] || w->packed || !w->data || w->rows % SD_PACK_ROWS != 0) return SD_OK;
-    const size_t bytes = w->row_bytes * (size_t)w->rows;
-    void *buf = malloc(bytes);
-    if (!buf || !own(m, buf)) return SD_ERR_NOMEM; /* own frees buf */
-    if (sd_pack_matrix(w->type, buf, w->data, w->row_bytes, w->rows, w->cols) != 0) return SD_OK; /* stays stored */
+    if (pk < 0 || !kern->gemm_packed[pk] || w->packed || !w->data || w->rows % SD_PACK_ROWS != 0) return SD_OK;
+    void *buf = malloc(w->row_bytes * (size_t)w->rows);
+    if (!buf) return SD_ERR_NOMEM;
+    if (sd_pack_matrix(w->type, buf, w->data, w->row_bytes, w->rows, w->cols) != 0) {
+        free(buf); /* a shape the layout does not take: stays stored */
+        return SD_OK;
+    }
     w->packed = buf;
+    *owned = buf;
+    return SD_OK;
+}
+
+sd_status sd_weight_pack(sd_model *m, sd_weight *w) {
+    void *buf = NULL;
+    sd_status st = sd_weight_pack_copy(m->kern, w, &buf);
+    if (st != SD_OK) return st;
+    if (buf && !own(m, buf)) {
+        w->packed = NULL; /* own freed buf */
+        return SD_ERR_NOMEM;
+    }
     return SD_OK;
 }
 

@@ -16,7 +16,8 @@
 typedef struct sd_weight {
     const void *data;   /* row m at data + m*row_bytes (mapping or owned)   */
     const void *packed; /* the same rows in packed.h's layout for the
-                           table's gemm_packed (owned), or NULL             */
+                           table's gemm_packed (owned), or NULL; a copy
+                           that changes data or rows must reset it          */
     int type;           /* sd_type                                          */
     int64_t rows;       /* M                                                */
     int64_t cols;       /* K                                                */
@@ -77,6 +78,10 @@ sd_status sd_weight_q8_copy(const sd_weight *w, sd_weight *q, void **owned);
  * a packed gemm for w's type and w's rows are whole 16-row groups; else
  * leaves w as it is. */
 sd_status sd_weight_pack(sd_model *m, sd_weight *w);
+/* The same for a weight someone else owns: *owned = the packed buffer
+ * (the caller frees it) and w->packed set, or *owned = NULL and w as it
+ * was. SD_ERR_NOMEM. */
+sd_status sd_weight_pack_copy(const sd_kernels *kern, sd_weight *w, void **owned);
 
 /* The matmul of one weight in the layout the kernels read: y (N, ldy)
  * columns [m0, m1) = x W^T, x in w's activation format (xq: Q8_0 for Q8_0,
