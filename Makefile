@@ -5,6 +5,7 @@
 #   make test-san   the tests under ASan + UBSan (separate build dir)
 #   make fuzz       libFuzzer targets (clang), run for FUZZ_SECONDS each
 #   make bench      forward-pass benchmark table (bench-forward)
+#   make bench-models  the wide benchmark models in bench-models/ (scripts/bench_models.sh)
 # Variables: CC (gcc or clang), BUILD (object dir), SAN=1 (sanitizers), O (opt flags)
 
 CC      ?= cc
@@ -48,7 +49,7 @@ SHARED   := $(BUILD)/libspecdec.so
 BINDIR   ?= bin
 BIN      := $(BINDIR)/specdec
 
-.PHONY: all lib run test test-san fuzz bench clean
+.PHONY: all lib run test test-san fuzz bench bench-models clean
 # Keep objects of tests/util between test builds.
 .SECONDARY:
 all: $(STATIC) $(SHARED) $(BIN)
@@ -117,6 +118,9 @@ fuzz: $(FUZZ_BIN)
 
 bench: all
 	./$(BIN) bench-forward -t 2
+
+bench-models: all
+	BIN=$(BIN) sh scripts/bench_models.sh bench-models
 
 clean:
 	rm -rf build build-san build-fuzz bin

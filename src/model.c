@@ -391,6 +391,22 @@ void sd_model_get_info(const sd_model *m, sd_model_info *info) {
     info->weight_type = m->vocab_only ? SD_TYPE_NONE : m->layers[0].w_gate.type;
     info->weight_bytes = m->weight_bytes;
     info->weight_bytes_per_token = m->weight_bytes_per_token;
+    for (int il = 0; !m->vocab_only && il <= m->n_layer; il++) {
+        const sd_layer *L = il < m->n_layer ? &m->layers[il] : NULL;
+        const sd_weight *ws[7] = {&m->output};
+        int n = 1;
+        if (L) {
+            const sd_weight *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            memcpy(ws, lw, sizeof lw);
+            n = 7;
+        }
+        for (int i = 0; i < n; i++) {
+            const double macs = (double)ws[i]->rows * (double)ws[i]->cols;
+            const int t = ws[i]->type;
+            if (t == SD_TYPE_F32 || t == SD_TYPE_F16 || t == SD_TYPE_BF16) info->macs_float_per_token += macs;
+            else info->macs_int8_per_token += macs;
+        }
+    }
     info->n_early_exit = m->n_early_exit;
     memcpy(info->early_exit, m->early_exit, sizeof info->early_exit);
 }

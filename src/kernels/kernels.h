@@ -65,6 +65,12 @@ typedef struct sd_kernels {
      * m0, m1 multiples of 16), indexed by sd_pack_type; bit-identical to
      * the stored-layout references. NULL: this table packs no weights. */
     sd_gemm_fn gemm_packed[SD_PK_COUNT];
+    /* Peak probes (bench-forward's roofline): run reps rounds of the
+     * table's integer dot (u8 x s8 multiply-adds, the quantized kernels'
+     * instruction) / its F32 FMA on registers; return the multiply-adds
+     * done. NULL in "ref". */
+    int64_t (*probe_dot)(int64_t reps);
+    int64_t (*probe_fma)(int64_t reps);
 
     /* x (K) -> K/32 Q8_0 blocks (K multiple of 32), round-to-nearest like
      * ggml's quantize_row_q8_0. */
@@ -203,7 +209,9 @@ void sd_gemm_q6_K_vnni(float *, size_t, const void *, size_t, const void *, size
     void sd_gemm_q5_0_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
     void sd_gemm_q4_K_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
     void sd_gemm_q5_K_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
-    void sd_gemm_q6_K_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+    void sd_gemm_q6_K_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
+    int64_t sd_probe_dot_##sfx(int64_t reps);                                                      \
+    int64_t sd_probe_fma_##sfx(int64_t reps);
 SD_PACKED_DECL(avx2)
 SD_PACKED_DECL(avxvnni)
 SD_PACKED_DECL(avx512)

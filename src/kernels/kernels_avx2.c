@@ -389,10 +389,14 @@ const sd_kernels sd_kernels_avx2_table = {
     .name = "avx2",
     AVX2_TABLE_COMMON
     .gemm_packed = SD_PACKED_TABLE(avx2),
+    .probe_dot = sd_probe_dot_avx2,
+    .probe_fma = sd_probe_fma_avx2,
 };
 
 const sd_kernels sd_kernels_avx2vnni_table = {
     .name = "avx2vnni",
     AVX2_TABLE_COMMON
     .gemm_packed = SD_PACKED_TABLE(avxvnni),
+    .probe_dot = sd_probe_dot_avxvnni,
+    .probe_fma = sd_probe_fma_avxvnni,
 };

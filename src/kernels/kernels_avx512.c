@@ -413,6 +413,8 @@ const sd_kernels sd_kernels_avx512_table = {
     .attn_f32_rows = sd_attn_f32_rows_avx512,
     .sum_exp = sd_sum_exp_avx512,
     .gemm_packed = SD_PACKED_TABLE(avx512),
+    .probe_dot = sd_probe_dot_avx512,
+    .probe_fma = sd_probe_fma_avx512,
 };
 
 
@@ -445,4 +447,6 @@ const sd_kernels sd_kernels_avx512vnni_table = {
     .attn_f32_rows = sd_attn_f32_rows_avx512,
     .sum_exp = sd_sum_exp_avx512,
     .gemm_packed = SD_PACKED_TABLE(avx512vnni),
+    .probe_dot = sd_probe_dot_avx512vnni,
+    .probe_fma = sd_probe_fma_avx512vnni,
 };

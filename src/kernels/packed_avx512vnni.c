@@ -41,6 +41,7 @@ PKI vf setf(float f) { return _mm512_set1_ps(f); }
 PKI void stf(float *p, vf a) { _mm512_storeu_ps(p, a); }
 PKI vf addf(vf a, vf b) { return _mm512_add_ps(a, b); }
 PKI vf subf(vf a, vf b) { return _mm512_sub_ps(a, b); }
+PKI vf fmaf_(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 PKI vf mulf(vf a, vf b) { return _mm512_mul_ps(a, b); }
 PKI vf ldh(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
 PKI vi dp4(vi acc, vi u, vi s) { return _mm512_dpbusd_epi32(acc, u, s); }

@@ -42,6 +42,7 @@ PKI vf setf(float f) { return _mm256_set1_ps(f); }
 PKI void stf(float *p, vf a) { _mm256_storeu_ps(p, a); }
 PKI vf addf(vf a, vf b) { return _mm256_add_ps(a, b); }
 PKI vf subf(vf a, vf b) { return _mm256_sub_ps(a, b); }
+PKI vf fmaf_(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 PKI vf mulf(vf a, vf b) { return _mm256_mul_ps(a, b); }
 PKI vf ldh(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
 PKI vi dp4(vi acc, vi u, vi s) { return _mm256_dpbusd_avx_epi32(acc, u, s); }

@@ -66,9 +66,14 @@ static inline __attribute__((always_inline)) vi PK_NAME(dotx)(vi acc, const vi *
                                                                 int max16) {
 #if PK_VNNI
     (void)max16;
+    /* two chains: vpdpbusd's latency is about 2.5x its issue interval */
+    vi acc2 = seti(0);
     PK_UNROLL
-    for (int v = 0; v < nv; v++) acc = dp4(acc, w[v], bc32(x + 4 * v));
-    return acc;
+    for (int v = 0; v + 1 < nv; v += 2) {
+        acc = dp4(acc, w[v], bc32(x + 4 * v));
+        acc2 = dp4(acc2, w[v + 1], bc32(x + 4 * v + 4));
+    }
+    return add32(acc, acc2);
 #else
     const vi ones = seti(0x00010001);
     PK_UNROLL
@@ -89,10 +94,14 @@ static inline __attribute__((always_inline)) vi PK_NAME(dotx_scaled)(vi acc, con
 #if PK_VNNI
     (void)sc16;
     (void)max16;
-    vi t = dp4(seti(0), w[0], bc32(x));
+    /* two chains: vpdpbusd's latency is about 2.5x its issue interval */
+    vi t = dp4(seti(0), w[0], bc32(x)), t2 = dp4(seti(0), w[1], bc32(x + 4));
     PK_UNROLL
-    for (int v = 1; v < nv; v++) t = dp4(t, w[v], bc32(x + 4 * v));
-    return add32(acc, mul32(t, sc32));
+    for (int v = 2; v + 1 < nv; v += 2) {
+        t = dp4(t, w[v], bc32(x + 4 * v));
+        t2 = dp4(t2, w[v + 1], bc32(x + 4 * v + 4));
+    }
+    return add32(acc, mul32(add32(t, t2), sc32));
 #else
     (void)sc32;
     PK_UNROLL
@@ -428,4 +437,57 @@ void PK_NAME(sd_gemm_q5_K_packed)(float *y, size_t ldy, const void *x, size_t xs
 void PK_NAME(sd_gemm_q6_K_packed)(float *y, size_t ldy, const void *x, size_t xs, const void *w, size_t ws, int K,
                                   int N, int m0, int m1) {
     PK_NAME(gemmK)(y, ldy, x, xs, w, ws, K, N, m0, m1, PK_F_Q6_K);
+}
+
+/* ------------------------------------------------------------ peak probes */
+
+#define PK_CHAINS (PK_LANES == 16 ? 16 : 12)
+
+/* The table's peak arithmetic, for bench-forward's roofline: 8
+ * independent chains of the integer dot the quantized kernels use (dp4, or
+ * vpmaddubsw + vpmaddwd without VNNI), and of float FMAs. Returns the
+ * multiply-adds done (reps * PK_CHAINS vectors each). */
+int64_t PK_NAME(sd_probe_dot)(int64_t reps) {
+    vi a[PK_CHAINS];
+    const vi u = seti(0x01020304);
+#if PK_VNNI
+    const vi x = seti(0x05060708);
+#endif
+    PK_UNROLL
+    for (int i = 0; i < PK_CHAINS; i++) a[i] = seti(i);
+    for (int64_t r = 0; r < reps; r++) {
+        PK_UNROLL
+        for (int i = 0; i < PK_CHAINS; i++) {
+#if PK_VNNI
+            a[i] = dp4(a[i], u, x);
+#else
+            a[i] = dp2w(a[i], mb16(u, a[i]), seti(0x00010001)); /* a[i] as input: not hoisted */
+#endif
+        }
+    }
+    int32_t sink[PK_LANES];
+    vi t = a[0];
+    PK_UNROLL
+    for (int i = 1; i < PK_CHAINS; i++) t = add32(t, a[i]);
+    memcpy(sink, &t, sizeof sink);
+    __asm__ volatile("" : : "r"(sink[0]) : "memory");
+    return reps * PK_CHAINS * PK_VB;
+}
+
+int64_t PK_NAME(sd_probe_fma)(int64_t reps) {
+    vf a[PK_CHAINS];
+    const vf m = setf(0.999f), c = setf(1e-3f);
+    PK_UNROLL
+    for (int i = 0; i < PK_CHAINS; i++) a[i] = setf((float)i);
+    for (int64_t r = 0; r < reps; r++) {
+        PK_UNROLL
+        for (int i = 0; i < PK_CHAINS; i++) a[i] = fmaf_(a[i], m, c);
+    }
+    float sink[PK_LANES];
+    vf t = a[0];
+    PK_UNROLL
+    for (int i = 1; i < PK_CHAINS; i++) t = addf(t, a[i]);
+    memcpy(sink, &t, sizeof sink);
+    __asm__ volatile("" : : "r"(sink[0]) : "memory");
+    return reps * PK_CHAINS * PK_LANES;
 }
