@@ -57,6 +57,24 @@
 
 /* ------------------------------------------------------------ sums */
 
+#if !PK_VNNI
+/* Without VNNI: vpmaddubsw per vector, runs of max16 of them summed in
+ * int16, each run widened by vpmaddwd with the int16 pairs m (ones, or a
+ * scale (sc, sc)) into acc. nv and max16 are constants once inlined: the
+ * loop unrolls and its branches fold. */
+static inline __attribute__((always_inline)) vi PK_NAME(dot16)(vi acc, const vi *w, int nv, const int8_t *x,
+                                                                 int max16, vi m) {
+    vi s = seti(0);
+    PK_UNROLL
+    for (int v = 0; v < nv; v++) {
+        const vi p = mb16(w[v], bc32(x + 4 * v));
+        s = v % max16 == 0 ? p : add16(s, p);
+        if (v % max16 == max16 - 1 || v == nv - 1) acc = dp2w(acc, s, m);
+    }
+    return acc;
+}
+#endif
+
 /* Exact integer dot of nv weight vectors (unsigned bytes) with the
  * activation bytes x[4v..4v+3] broadcast, plus acc. Without VNNI up to
  * max16 vpmaddubsw results are summed in int16 before widening: the
@@ -75,14 +93,7 @@ static inline __attribute__((always_inline)) vi PK_NAME(dotx)(vi acc, const vi *
     }
     return add32(acc, acc2);
 #else
-    const vi ones = seti(0x00010001);
-    PK_UNROLL
-    for (int v0 = 0; v0 < nv; v0 += max16) {
-        vi s = mb16(w[v0], bc32(x + 4 * v0));
-        for (int v = v0 + 1; v < v0 + max16 && v < nv; v++) s = add16(s, mb16(w[v], bc32(x + 4 * v)));
-        acc = dp2w(acc, s, ones);
-    }
-    return acc;
+    return PK_NAME(dot16)(acc, w, nv, x, max16, seti(0x00010001));
 #endif
 }
 
@@ -104,13 +115,7 @@ static inline __attribute__((always_inline)) vi PK_NAME(dotx_scaled)(vi acc, con
     return add32(acc, mul32(add32(t, t2), sc32));
 #else
     (void)sc32;
-    PK_UNROLL
-    for (int v0 = 0; v0 < nv; v0 += max16) {
-        vi s = mb16(w[v0], bc32(x + 4 * v0));
-        for (int v = v0 + 1; v < v0 + max16 && v < nv; v++) s = add16(s, mb16(w[v], bc32(x + 4 * v)));
-        acc = dp2w(acc, s, sc16);
-    }
-    return acc;
+    return PK_NAME(dot16)(acc, w, nv, x, max16, sc16);
 #endif
 }
 
