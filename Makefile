@@ -5,6 +5,7 @@
 #   make test-san   the tests under ASan + UBSan (separate build dir)
 #   make fuzz       libFuzzer targets (clang), run for FUZZ_SECONDS each
 #   make bench      forward-pass benchmark table (bench-forward)
+#   make bench-models  the wide benchmark models in bench-models/ (scripts/bench_models.sh)
 # Variables: CC (gcc or clang), BUILD (object dir), SAN=1 (sanitizers), O (opt flags)
 
 CC      ?= cc
@@ -26,6 +27,9 @@ endif
 
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx2
+# VNNI files: their tables are handed out only to CPUs with the extension
+AVXVNNI_FLAGS := $(AVX2_FLAGS) -mavxvnni
+AVX512VNNI_FLAGS := $(AVX512_FLAGS) -mavx512vnni
 
 LIB_SRC  := $(sort $(wildcard src/*.c src/kernels/*.c src/spec/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -45,7 +49,7 @@ SHARED   := $(BUILD)/libspecdec.so
 BINDIR   ?= bin
 BIN      := $(BINDIR)/specdec
 
-.PHONY: all lib run test test-san fuzz bench clean
+.PHONY: all lib run test test-san fuzz bench bench-models clean
 # Keep objects of tests/util between test builds.
 .SECONDARY:
 all: $(STATIC) $(SHARED) $(BIN)
@@ -57,6 +61,12 @@ $(BUILD)/%_avx2.o: %_avx2.c $(HDRS)
 $(BUILD)/%_avx512.o: %_avx512.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+$(BUILD)/%_avxvnni.o: %_avxvnni.c $(HDRS) src/kernels/packed_impl.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVXVNNI_FLAGS) -c $< -o $@
+$(BUILD)/%_avx512vnni.o: %_avx512vnni.c $(HDRS) src/kernels/packed_impl.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512VNNI_FLAGS) -c $< -o $@
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -108,6 +118,9 @@ fuzz: $(FUZZ_BIN)
 
 bench: all
 	./$(BIN) bench-forward -t 2
+
+bench-models: all
+	BIN=$(BIN) sh scripts/bench_models.sh bench-models
 
 clean:
 	rm -rf build build-san build-fuzz bin

@@ -109,6 +109,10 @@ typedef struct sd_model_params {
     int quantize;        /* SD_TYPE_NONE (default) keeps weights as stored;
                             SD_TYPE_Q8_0 converts F16/F32 matrices on load */
     sd_backend backend;  /* kernels to use (default SD_BACKEND_AUTO)       */
+    int pack;            /* 1 (default): quantized matrices (Q8_0, Q4_0,
+                            Q5_0, Q4_K, Q5_K, Q6_K) are also held repacked
+                            for the multi-row kernels: same results, faster;
+                            0: the stored layout only                        */
 } sd_model_params;
 
 SD_API sd_model_params sd_model_default_params(void);
@@ -147,11 +151,30 @@ typedef struct sd_model_info {
     size_t weight_bytes;     /* bytes of all weights as used at run time    */
     size_t weight_bytes_per_token; /* weight bytes read by one decode step
                                       (all matrices, one embedding row)     */
+    double macs_int8_per_token;    /* multiply-adds per token in matrices
+                                      computed with integer dots (quantized) */
+    double macs_float_per_token;   /* ... and with F32 FMAs (F32/F16/BF16)  */
     int n_early_exit;        /* specdec.early_exit_layers                   */
     int early_exit[SD_MAX_EARLY_EXITS];
 } sd_model_info;
 
 SD_API void sd_model_get_info(const sd_model *model, sd_model_info *info);
+
+/* The machine's limits for a roofline (bench-forward): measured, not
+ * looked up. */
+typedef struct sd_machine {
+    const char *table;       /* the kernel table probed ("avx512vnni", ...)  */
+    int n_threads;           /* threads that ran the probes                  */
+    double read_gbps;        /* streaming read of a 256 MB buffer, all threads */
+    double dot_gmacs;        /* peak int8 multiply-adds (the quantized
+                                kernels' dot instruction), G/s, all threads  */
+    double fma_gmacs;        /* peak F32 fused multiply-adds, G/s, all threads */
+} sd_machine;
+
+/* Measures *out with backend's kernel table on the pool's threads (NULL:
+ * this thread): about 1 s. SD_ERR_UNSUPPORTED (backend unavailable),
+ * SD_ERR_NOMEM. Peaks are 0 for the "ref" table. */
+SD_API sd_status sd_machine_probe(sd_backend backend, sd_threadpool *pool, sd_machine *out);
 
 /* ------------------------------------------------------------ vocabulary */
 

@@ -30,6 +30,7 @@ void sd_ctx_free(sd_ctx *ctx) {
     free(ctx->hidden);
     free(ctx->sub_ids);
     free(ctx->sub_rows);
+    free(ctx->sub_packed);
     free(ctx->sub_logits);
     free(ctx);
 }
@@ -61,15 +62,20 @@ static sd_status subset_init(sd_ctx *ctx, const int32_t *ids, int n) {
     }
     free(seen);
     if (st != SD_OK) return st;
-    const int n_pad = (4 - n_grouped % 4) % 4, S = n + n_pad;
     const sd_weight *w = &m->output;
+    /* A packed head computes every row alike (packed.h): all ids go in
+     * one group, padded to whole 16-row groups, and the compact rows are
+     * packed too. */
+    const int unit = w->packed ? SD_PACK_ROWS : 4;
+    if (w->packed) n_grouped = n;
+    const int n_pad = (unit - n_grouped % unit) % unit, S = n + n_pad;
     ctx->sub_ids = malloc((size_t)S * sizeof *ctx->sub_ids);
     ctx->sub_rows = calloc((size_t)S, w->row_bytes); /* zero rows are valid F32 / F16 / Q8_0 */
     if (!ctx->sub_ids || !ctx->sub_rows) return SD_ERR_NOMEM; /* freed with ctx */
     int r = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int j = 0; j < n; j++) {
-            if ((ids[j] < V4) != (pass == 0)) continue;
+            if ((w->packed || ids[j] < V4) != (pass == 0)) continue;
             ctx->sub_ids[r] = ids[j];
             memcpy((char *)ctx->sub_rows + (size_t)r * w->row_bytes,
                    (const char *)w->data + (size_t)ids[j] * w->row_bytes, w->row_bytes);
@@ -79,6 +85,14 @@ static sd_status subset_init(sd_ctx *ctx, const int32_t *ids, int n) {
     }
     ctx->sub_output = *w;
     ctx->sub_output.data = ctx->sub_rows;
+    ctx->sub_output.packed = NULL;
+    if (w->packed) {
+        ctx->sub_packed = malloc((size_t)S * w->row_bytes);
+        if (!ctx->sub_packed) return SD_ERR_NOMEM;
+        if (sd_pack_matrix(w->type, ctx->sub_packed, ctx->sub_rows, w->row_bytes, S, w->cols) != 0)
+            return SD_ERR_INVALID_ARG; /* cannot happen: w was packed */
+        ctx->sub_output.packed = ctx->sub_packed;
+    }
     ctx->sub_output.rows = S;
     ctx->n_sub = S;
     return SD_OK;

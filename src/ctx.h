@@ -74,6 +74,7 @@ struct sd_ctx {
     int n_sub;             /* S: compact rows, padding included              */
     int32_t *sub_ids;      /* (S) token id of each compact row; -1: padding  */
     void *sub_rows;        /* (S, row_bytes) copy of model->output rows       */
+    void *sub_packed;      /* sub_rows packed (packed.h) when the head is     */
     sd_weight sub_output;  /* (S, E) view of sub_rows                        */
     float *sub_logits;     /* (cap_sub, S) head output before the scatter    */
     size_t cap_sub;        /* rows sub_logits holds                          */

@@ -108,35 +108,28 @@ static size_t q8k_row_bytes(int K) { return (size_t)(K / SD_QK_K) * sizeof(sd_bl
 /* y (N, ld) columns [0, M) of w applied to x (N, K), or to the copy of x in
  * the weight type's activation format prepared by prepare_rows; this
  * thread's share of the columns. */
+static int need_of(int type);
+enum { NEED_Q8 = 1, NEED_F16 = 2, NEED_Q8_1 = 4, NEED_Q8_K = 8, NEED_BF16 = 16 };
+
 static void matmul_cols(const fwd_job *J, int set, const sd_weight *w, const float *x, float *y, size_t ldy,
                         int ra, int rb, int m0, int m1) {
-    const sd_kernels *kn = J->kern;
     const struct sd_prep *s = &J->s->prep[set];
     const int N = rb - ra;
     if (m0 >= m1 || N <= 0) return;
     const int K = (int)w->cols;
     const size_t fs = (size_t)K * sizeof(float), r = (size_t)ra;
-    const size_t q8 = q8_row_bytes(K), q81 = q81_row_bytes(K), q8k = q8k_row_bytes(K);
-    const void *wd = w->data;
-    const size_t wb = w->row_bytes;
-    y += r * ldy;
-    const char *xq = (const char *)s->xq + r * q8, *xq1 = (const char *)s->xq1 + r * q81;
-    const char *xqk = (const char *)s->xqk + r * q8k;
-    switch (w->type) {
-    case SD_TYPE_F32: kn->gemm_f32(y, ldy, x + r * (size_t)K, fs, wd, wb, K, N, m0, m1); break;
+    const void *xa;
+    size_t xs;
+    switch (need_of(w->type)) {
+    case NEED_Q8: xa = (const char *)s->xq + r * q8_row_bytes(K), xs = q8_row_bytes(K); break;
+    case NEED_Q8_1: xa = (const char *)s->xq1 + r * q81_row_bytes(K), xs = q81_row_bytes(K); break;
+    case NEED_Q8_K: xa = (const char *)s->xqk + r * q8k_row_bytes(K), xs = q8k_row_bytes(K); break;
     /* ggml feeds F16 (BF16) matmuls F16- (BF16-) rounded activations */
-    case SD_TYPE_F16: kn->gemm_f16(y, ldy, s->xr + r * (size_t)K, fs, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_BF16: kn->gemm_bf16(y, ldy, s->xb + r * (size_t)K, fs, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q8_0: kn->gemm_q8_0(y, ldy, xq, q8, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q4_0: kn->gemm_q4_0(y, ldy, xq, q8, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q5_0: kn->gemm_q5_0(y, ldy, xq, q8, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q4_1: kn->gemm_q4_1(y, ldy, xq1, q81, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q5_1: kn->gemm_q5_1(y, ldy, xq1, q81, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q4_K: kn->gemm_q4_K(y, ldy, xqk, q8k, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q5_K: kn->gemm_q5_K(y, ldy, xqk, q8k, wd, wb, K, N, m0, m1); break;
-    case SD_TYPE_Q6_K: kn->gemm_q6_K(y, ldy, xqk, q8k, wd, wb, K, N, m0, m1); break;
-    default: break; /* rejected at load */
+    case NEED_F16: xa = s->xr + r * (size_t)K, xs = fs; break;
+    case NEED_BF16: xa = s->xb + r * (size_t)K, xs = fs; break;
+    default: xa = x + r * (size_t)K, xs = fs; break; /* F32 */
     }
+    sd_weight_matmul(J->kern, w, xa, xs, N, y + r * ldy, ldy, m0, m1);
 }
 
 /* matmul_cols over this thread's share of the columns. Every kernel's
@@ -151,7 +144,6 @@ static void matmul(const fwd_job *J, int ith, int nth, int set, const sd_weight 
 }
 
 /* Which input formats the weights reading one activation buffer need. */
-enum { NEED_Q8 = 1, NEED_F16 = 2, NEED_Q8_1 = 4, NEED_Q8_K = 8, NEED_BF16 = 16 };
 static int need_of(int type) {
     switch (type) {
     case SD_TYPE_Q8_0: case SD_TYPE_Q4_0: case SD_TYPE_Q5_0: return NEED_Q8;

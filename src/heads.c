@@ -98,11 +98,15 @@ static sd_status bind_vec(sd_heads *h, const char *name, int64_t len, const floa
     return SD_OK;
 }
 
-/* *q = a Q8_0 copy of w owned by h (sd_weight_q8_copy). */
+/* *q = a Q8_0 copy of w owned by h (sd_weight_q8_copy), packed for the
+ * target's table (sd_weight_pack_copy) like the target's own weights. */
 static sd_status quantize_copy(sd_heads *h, const sd_weight *w, sd_weight *q) {
-    if (h->n_owned == (int)(sizeof h->owned / sizeof h->owned[0])) return SD_ERR_NOMEM;
+    if (h->n_owned + 2 > (int)(sizeof h->owned / sizeof h->owned[0])) return SD_ERR_NOMEM;
     void *owned = NULL;
     sd_status st = sd_weight_q8_copy(w, q, &owned);
+    if (owned) h->owned[h->n_owned++] = owned;
+    if (st != SD_OK) return st;
+    st = sd_weight_pack_copy(h->target->kern, q, &owned);
     if (owned) h->owned[h->n_owned++] = owned;
     return st;
 }

@@ -9,11 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/packed.h"
 #include "kernels/quants.h"
 #include "threadpool.h"
 
 sd_model_params sd_model_default_params(void) {
-    sd_model_params p = {.quantize = SD_TYPE_NONE, .backend = SD_BACKEND_AUTO};
+    sd_model_params p = {.quantize = SD_TYPE_NONE, .backend = SD_BACKEND_AUTO, .pack = 1};
     return p;
 }
 
@@ -174,7 +175,36 @@ static sd_status bind_mat(sd_model *m, const sd_model_params *p, const char *nam
     w->rows = rows;
     w->cols = cols;
     w->row_bytes = sd_type_row_size(t->type, cols);
-    if (p->quantize == SD_TYPE_Q8_0) return quantize_q8_0(m, w);
+    if (p->quantize == SD_TYPE_Q8_0 && (st = quantize_q8_0(m, w)) != SD_OK) return st;
+    /* token_embd is only read row by row (unless it is the tied output,
+     * packed in load_tensors) */
+    if (p->pack && strcmp(name, "token_embd.weight") != 0) return sd_weight_pack(m, w);
+    return SD_OK;
+}
+
+sd_status sd_weight_pack_copy(const sd_kernels *kern, sd_weight *w, void **owned) {
+    *owned = NULL;
+    const int pk = sd_pack_type_of(w->type);
+    if (pk < 0 || !kern->gemm_packed[pk] || w->packed || !w->data || w->rows % SD_PACK_ROWS != 0) return SD_OK;
+    void *buf = malloc(w->row_bytes * (size_t)w->rows);
+    if (!buf) return SD_ERR_NOMEM;
+    if (sd_pack_matrix(w->type, buf, w->data, w->row_bytes, w->rows, w->cols) != 0) {
+        free(buf); /* a shape the layout does not take: stays stored */
+        return SD_OK;
+    }
+    w->packed = buf;
+    *owned = buf;
+    return SD_OK;
+}
+
+sd_status sd_weight_pack(sd_model *m, sd_weight *w) {
+    void *buf = NULL;
+    sd_status st = sd_weight_pack_copy(m->kern, w, &buf);
+    if (st != SD_OK) return st;
+    if (buf && !own(m, buf)) {
+        w->packed = NULL; /* own freed buf */
+        return SD_ERR_NOMEM;
+    }
     return SD_OK;
 }
 
@@ -241,7 +271,10 @@ static sd_status load_tensors(sd_model *m, const sd_model_params *p, char *err, 
         (st = bind_vec(m, "output_norm.weight", E, true, &m->output_norm, err, err_size)) ||
         (st = bind_mat(m, p, "output.weight", E, V, false, &m->output, err, err_size)))
         return st;
-    if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
+    if (!m->output.data) { /* tied embeddings */
+        m->output = m->tok_embd;
+        if (p->pack && (st = sd_weight_pack(m, &m->output)) != SD_OK) return st;
+    }
     m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
     if (!m->layers) return SD_ERR_NOMEM;
     char name[96];
@@ -358,6 +391,22 @@ void sd_model_get_info(const sd_model *m, sd_model_info *info) {
     info->weight_type = m->vocab_only ? SD_TYPE_NONE : m->layers[0].w_gate.type;
     info->weight_bytes = m->weight_bytes;
     info->weight_bytes_per_token = m->weight_bytes_per_token;
+    for (int il = 0; !m->vocab_only && il <= m->n_layer; il++) {
+        const sd_layer *L = il < m->n_layer ? &m->layers[il] : NULL;
+        const sd_weight *ws[7] = {&m->output};
+        int n = 1;
+        if (L) {
+            const sd_weight *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            memcpy(ws, lw, sizeof lw);
+            n = 7;
+        }
+        for (int i = 0; i < n; i++) {
+            const double macs = (double)ws[i]->rows * (double)ws[i]->cols;
+            const int t = ws[i]->type;
+            if (t == SD_TYPE_F32 || t == SD_TYPE_F16 || t == SD_TYPE_BF16) info->macs_float_per_token += macs;
+            else info->macs_int8_per_token += macs;
+        }
+    }
     info->n_early_exit = m->n_early_exit;
     memcpy(info->early_exit, m->early_exit, sizeof info->early_exit);
 }
@@ -389,6 +438,32 @@ sd_status sd_weight_q8_copy(const sd_weight *w, sd_weight *q, void **owned) {
     return SD_OK;
 }
 
+void sd_weight_matmul(const sd_kernels *kern, const sd_weight *w, const void *x, size_t xs, int N, float *y,
+                      size_t ldy, int m0, int m1) {
+    const int K = (int)w->cols;
+    const void *wd = w->data;
+    const size_t wb = w->row_bytes;
+    if (m0 >= m1 || N <= 0) return;
+    if (w->packed) {
+        kern->gemm_packed[sd_pack_type_of(w->type)](y, ldy, x, xs, w->packed, wb, K, N, m0, m1);
+        return;
+    }
+    switch (w->type) {
+    case SD_TYPE_F32: kern->gemm_f32(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_F16: kern->gemm_f16(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_BF16: kern->gemm_bf16(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q8_0: kern->gemm_q8_0(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_0: kern->gemm_q4_0(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_0: kern->gemm_q5_0(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_1: kern->gemm_q4_1(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_1: kern->gemm_q5_1(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q4_K: kern->gemm_q4_K(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q5_K: kern->gemm_q5_K(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    case SD_TYPE_Q6_K: kern->gemm_q6_K(y, ldy, x, xs, wd, wb, K, N, m0, m1); break;
+    default: break; /* rejected at load */
+    }
+}
+
 typedef struct gemm_job {
     const sd_kernels *kern;
     const sd_weight *w;
@@ -402,17 +477,9 @@ typedef struct gemm_job {
 /* This thread's share of the output columns. */
 static void gemm_worker(void *arg, int ith, int nth) {
     const gemm_job *j = arg;
-    const sd_weight *w = j->w;
     int m0, m1;
-    sd_split((int)w->rows, ith, nth, 16, &m0, &m1);
-    if (m0 >= m1) return;
-    const int K = (int)w->cols;
-    switch (w->type) {
-    case SD_TYPE_F32: j->kern->gemm_f32(j->y, j->ldy, j->x, j->x_stride, w->data, w->row_bytes, K, j->N, m0, m1); break;
-    case SD_TYPE_F16: j->kern->gemm_f16(j->y, j->ldy, j->x, j->x_stride, w->data, w->row_bytes, K, j->N, m0, m1); break;
-    case SD_TYPE_Q8_0: j->kern->gemm_q8_0(j->y, j->ldy, j->x, j->x_stride, w->data, w->row_bytes, K, j->N, m0, m1); break;
-    default: break; /* refused by sd_weight_gemm */
-    }
+    sd_split((int)j->w->rows, ith, nth, 16, &m0, &m1);
+    sd_weight_matmul(j->kern, j->w, j->x, j->x_stride, j->N, j->y, j->ldy, m0, m1);
 }
 
 sd_status sd_weight_gemm(const sd_kernels *kern, sd_threadpool *pool, const sd_weight *w, const float *x, int N,

@@ -15,6 +15,9 @@
 
 typedef struct sd_weight {
     const void *data;   /* row m at data + m*row_bytes (mapping or owned)   */
+    const void *packed; /* the same rows in packed.h's layout for the
+                           table's gemm_packed (owned), or NULL; a copy
+                           that changes data or rows must reset it          */
     int type;           /* sd_type                                          */
     int64_t rows;       /* M                                                */
     int64_t cols;       /* K                                                */
@@ -70,6 +73,23 @@ void sd_weight_get_row(const sd_weight *w, int64_t row, float *out);
  * itself (and *owned NULL) when w is Q8_0 already or its rows are not
  * whole Q8_0 blocks. For drafting heads, which need not be exact. */
 sd_status sd_weight_q8_copy(const sd_weight *w, sd_weight *q, void **owned);
+
+/* Gives w a packed copy (w->packed, owned by m) when the model's table has
+ * a packed gemm for w's type and w's rows are whole 16-row groups; else
+ * leaves w as it is. */
+sd_status sd_weight_pack(sd_model *m, sd_weight *w);
+/* The same for a weight someone else owns: *owned = the packed buffer
+ * (the caller frees it) and w->packed set, or *owned = NULL and w as it
+ * was. SD_ERR_NOMEM. */
+sd_status sd_weight_pack_copy(const sd_kernels *kern, sd_weight *w, void **owned);
+
+/* The matmul of one weight in the layout the kernels read: y (N, ldy)
+ * columns [m0, m1) = x W^T, x in w's activation format (xq: Q8_0 for Q8_0,
+ * Q4_0 and Q5_0; Q8_K for the K types; Q8_1 for Q4_1, Q5_1; F32 rounded as
+ * the type needs for the float types) with x_stride bytes per row. Packed
+ * weights: m0, m1 multiples of 16. */
+void sd_weight_matmul(const sd_kernels *kern, const sd_weight *w, const void *x, size_t x_stride, int N,
+                      float *y, size_t ldy, int m0, int m1);
 
 /* y (N, ldy) = x (N, K) W^T for w (M, K) of type F32, F16 or Q8_0 on the
  * pool's threads (pool NULL: this thread); x is F32 (converted to Q8_0

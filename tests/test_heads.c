@@ -683,6 +683,7 @@ static void test_vocab_trim(const sd_heads *h, sd_ctx *ctx, sd_threadpool *pool,
                    src->row_bytes);
         sd_weight w = *src;
         w.data = rows;
+        w.packed = NULL; /* the compact rows in the stored layout */
         w.rows = n_ids;
         CHECK(sd_heads_logits(h, pool, q8, f, 1, full) == SD_OK, "full head");
         CHECK(sd_model_head_logits(h->target, pool, &w, f, 1, part, (size_t)n_ids) == SD_OK, "trimmed head");

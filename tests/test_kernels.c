@@ -5,11 +5,13 @@
  *  - fp16 conversions: exact (all 65536 halves; F16C hardware on random and
  *    rounding-boundary floats when the CPU has it).
  *  - gemm F32/F16: err <= 1e-5 * sum_k |x_k w_k| (+1e-30), ref in double.
- *  - gemm Q8_0: err <= 1e-5 * sum_b |d_w d_x| sum_j |q_w q_x| vs the ref
- *    (integer block sums are exact; only the float scaling order differs).
- *    Also the ref against double math on the dequantized values (same
- *    bound), and against F32 math on the unquantized values within the
- *    quantization bound sum_k 0.6 (|x_k| d_w + |w_k| d_x + d_w d_x).
+ *  - gemm Q8_0: bit-identical to the ref (every table runs the ref's
+ *    arithmetic: exact int32 per block, then sumf += sumi * (d_x d_w), so
+ *    packed and stored weights agree, packed.h). Also the ref against
+ *    double math on the dequantized values (err <= 1e-5 * sum_b |d_w d_x|
+ *    sum_j |q_w q_x|), and against F32 math on the unquantized values
+ *    within the quantization bound sum_k 0.6 (|x_k| d_w + |w_k| d_x +
+ *    d_w d_x).
  *  - quantize_row_q8_0: byte-exact (scales and quants), ties and NaN too.
  *  - dot: 1e-5 * sum|a b|; axpy: 1e-6 * (|y| + |a x|); rmsnorm: 1e-5 |ref|;
  *    swiglu: 1e-5 |ref| + 1e-30.
@@ -292,7 +294,10 @@ static int gemm_compare(const sd_kernels *t, const gemm_case *c, const float *yr
                 ok = isnan(got);
             } else {
                 float want = yref[(size_t)n * c->M + m];
-                ok = fabs((double)got - want) <= bound_at(c, n, m);
+                /* Q8_0 is exact by design (every table runs the
+                 * reference's arithmetic): bit for bit */
+                ok = c->type == T_Q8 ? memcmp(&got, &want, sizeof got) == 0
+                                     : fabs((double)got - want) <= bound_at(c, n, m);
             }
             if (!ok && bad++ == 0)
                 fprintf(stderr, "  %s gemm_%s K=%d M=%d N=%d [%d,%d) n=%d m=%d: "
@@ -590,7 +595,18 @@ static sd_isa probe_cpu(void) {
 /* Every lookup against want, the family the library may use: tables above
  * it are refused. Compares pointers and names only (nothing is called, so
  * a lookup that ignored the CPU fails here rather than faulting). */
-static void check_lookups(sd_isa want, const char *cap) {
+/* The test's own probe of AVX-VNNI (CPUID.(7,1):EAX bit 4). */
+static int probe_avxvnni(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1u);
+#else
+    return 0;
+#endif
+}
+
+/* vnni2: whether "avx2vnni" (the AVX2 family with AVX-VNNI) may be used. */
+static void check_lookups(sd_isa want, const char *cap, int vnni2) {
     static const char *const names[4] = {"ref", "avx2", "avx512", "avx512vnni"};
     CHECK(sd_cpu_isa() == want, "cap '%s': sd_cpu_isa() = %d, want %d", cap, (int)sd_cpu_isa(), (int)want);
     for (int i = 0; i < 4; i++) {
@@ -601,9 +617,10 @@ static void check_lookups(sd_isa want, const char *cap) {
     }
     CHECK(sd_kernels_by_name("avx") == NULL && sd_kernels_by_name(NULL) == NULL, "unknown names refused");
     const sd_kernels *a = sd_kernels_get(SD_BACKEND_AUTO);
-    CHECK(a && strcmp(a->name, names[want]) == 0, "cap '%s': AUTO gave %s, want %s", cap, a ? a->name : "NULL",
-          names[want]);
-    CHECK(strcmp(sd_backend_name(SD_BACKEND_AUTO), names[want]) == 0, "cap '%s': backend name", cap);
+    const char *want_auto = want == SD_ISA_AVX2 && vnni2 ? "avx2vnni" : names[want];
+    CHECK(a && strcmp(a->name, want_auto) == 0, "cap '%s': AUTO gave %s, want %s", cap, a ? a->name : "NULL",
+          want_auto);
+    CHECK(strcmp(sd_backend_name(SD_BACKEND_AUTO), want_auto) == 0, "cap '%s': backend name", cap);
     CHECK((sd_kernels_get(SD_BACKEND_AVX512) != NULL) == (want >= SD_ISA_AVX512), "cap '%s': avx512 avail", cap);
     CHECK(sd_kernels_get(SD_BACKEND_AVX512) == sd_kernels_avx512(), "cap '%s': avx512 table", cap);
     CHECK(want < SD_ISA_AVX512 || strcmp(sd_kernels_avx512()->name, names[want]) == 0, "cap '%s': best avx512 name",
@@ -612,7 +629,13 @@ static void check_lookups(sd_isa want, const char *cap) {
     CHECK(want < SD_ISA_AVX512 || strcmp(sd_kernels_avx512_plain()->name, "avx512") == 0,
           "cap '%s': avx512 plain name", cap);
     CHECK((sd_kernels_get(SD_BACKEND_AVX2) != NULL) == (want >= SD_ISA_AVX2), "cap '%s': avx2 avail", cap);
-    CHECK(sd_kernels_get(SD_BACKEND_AVX2) == sd_kernels_avx2(), "cap '%s': avx2 table", cap);
+    CHECK((sd_kernels_avx2vnni() != NULL) == vnni2, "cap '%s': avx2vnni %s", cap,
+          sd_kernels_avx2vnni() ? "given" : "refused");
+    CHECK(!vnni2 || strcmp(sd_kernels_by_name("avx2vnni")->name, "avx2vnni") == 0, "cap '%s': avx2vnni name", cap);
+    CHECK(sd_kernels_get(SD_BACKEND_AVX2) == (vnni2 ? sd_kernels_avx2vnni() : sd_kernels_avx2()),
+          "cap '%s': avx2 table", cap);
+    CHECK(want != SD_ISA_AVX2 || sd_kernels_get(SD_BACKEND_AUTO) == sd_kernels_get(SD_BACKEND_AVX2),
+          "cap '%s': AUTO is the AVX2 family's best", cap);
     CHECK(sd_kernels_get(SD_BACKEND_REF) == sd_kernels_ref(), "cap '%s': ref", cap);
     CHECK(sd_kernels_get((sd_backend)77) == NULL, "cap '%s': unknown backend id", cap);
 }
@@ -623,18 +646,22 @@ static void test_dispatch(void) {
     const char *env = getenv("SPECDEC_CPU_CAP");
     char *saved = env ? strdup(env) : NULL;
     sd_isa want = cpu < sd_cpu_cap() ? cpu : sd_cpu_cap();
-    check_lookups(want, saved ? saved : "(unset)");
+    const int vnni2 = probe_avxvnni() && cpu >= SD_ISA_AVX2;
+    /* avx2vnni: allowed by a cap above avx2, or by the cap "avx2vnni" */
+#define VNNI2_OK(capv, capstr) (vnni2 && ((capv) > SD_ISA_AVX2 || !strcmp((capstr), "avx2vnni")))
+    check_lookups(want, saved ? saved : "(unset)", VNNI2_OK(sd_cpu_cap(), saved ? saved : "(unset)"));
     printf("dispatch: AUTO = %s (cpu family %d, SPECDEC_CPU_CAP=%s)\n", sd_backend_name(SD_BACKEND_AUTO), (int)cpu,
            saved ? saved : "(unset)");
     static const struct { const char *value; sd_isa cap; } caps[] = {
         {"ref", SD_ISA_REF}, {"avx2", SD_ISA_AVX2}, {"avx512", SD_ISA_AVX512},
         {"avx512vnni", SD_ISA_AVX512VNNI}, {"", SD_ISA_AVX512VNNI}, {"AVX2", SD_ISA_REF}, {"bogus", SD_ISA_REF},
+        {"avx2vnni", SD_ISA_AVX2},
     };
     for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) {
         setenv("SPECDEC_CPU_CAP", caps[i].value, 1);
         CHECK(sd_cpu_cap() == caps[i].cap, "SPECDEC_CPU_CAP='%s' read as %d, want %d", caps[i].value,
               (int)sd_cpu_cap(), (int)caps[i].cap);
-        check_lookups(cpu < caps[i].cap ? cpu : caps[i].cap, caps[i].value);
+        check_lookups(cpu < caps[i].cap ? cpu : caps[i].cap, caps[i].value, VNNI2_OK(caps[i].cap, caps[i].value));
     }
     if (saved) setenv("SPECDEC_CPU_CAP", saved, 1);
     else unsetenv("SPECDEC_CPU_CAP");

@@ -49,7 +49,20 @@ typedef struct bench_row {
     const char *type;
     double tps_empty, tps_728, gbps_empty, gbps_728;
     double cost[6];       /* ms per forward, n = 1,2,4,8,16,32 */
+    double bytes;         /* weight bytes one forward reads */
+    double macs_int8, macs_float; /* multiply-adds per token */
 } bench_row;
+
+/* The roofline's time for a forward of n tokens: the weights' bytes at the
+ * measured read bandwidth, or the multiply-adds at the measured peaks,
+ * whichever is longer (ms). */
+static double roof_ms(const bench_row *r, const sd_machine *mc, int n) {
+    double mem = r->bytes / (mc->read_gbps * 1e9);
+    double cmp = 0;
+    if (mc->dot_gmacs > 0) cmp += n * r->macs_int8 / (mc->dot_gmacs * 1e9);
+    if (mc->fma_gmacs > 0) cmp += n * r->macs_float / (mc->fma_gmacs * 1e9);
+    return 1e3 * (mem > cmp ? mem : cmp);
+}
 
 static const int k_batch[6] = {1, 2, 4, 8, 16, 32};
 
@@ -136,6 +149,9 @@ static int bench_model(const tool_opts *o, const char *path, const char *label, 
     if (vocab_file) snprintf(row->model, sizeof row->model, "%s-%d", label, n_sub);
     else snprintf(row->model, sizeof row->model, "%s", label);
     row->type = sd_type_name(info.weight_type);
+    row->bytes = (double)info.weight_bytes_per_token;
+    row->macs_int8 = info.macs_int8_per_token;
+    row->macs_float = info.macs_float_per_token;
     decode_rate(ctx, info.n_vocab, 1, 32); /* warm-up */
     row->tps_empty = decode_rate(ctx, info.n_vocab, 1, 256);
     row->tps_728 = decode_rate(ctx, info.n_vocab, 728, 128);
@@ -163,6 +179,12 @@ int cmd_bench_forward(int argc, char **argv) {
     const char *paths[3] = {target, draft, draft}, *labels[3] = {"target", "draft", "draft"};
     const char *vocab[3] = {NULL, NULL, ex.draft_vocab};
     fprintf(stderr, "bench-forward: %d threads, %s kernels\n", o.n_threads, sd_backend_name(o.backend));
+    sd_machine mc;
+    if (sd_machine_probe(o.backend, pool, &mc) != SD_OK) {
+        fprintf(stderr, "error: cannot probe the machine\n");
+        sd_threadpool_free(pool);
+        return 1;
+    }
     for (int mi = 0; mi < (ex.single ? 1 : ex.draft_vocab ? 3 : 2); mi++)
         for (int q = 0; q < (ex.single ? 1 : 2); q++)
             if (bench_model(&o, paths[mi], labels[mi], q ? SD_TYPE_Q8_0 : SD_TYPE_NONE, vocab[mi], pool, ex.reps,
@@ -170,28 +192,49 @@ int cmd_bench_forward(int argc, char **argv) {
                 n_rows++;
     sd_threadpool_free(pool);
     if (o.json) {
-        printf("{\"threads\": %d, \"backend\": \"%s\", \"rows\": [", o.n_threads, sd_backend_name(o.backend));
+        printf("{\"threads\": %d, \"backend\": \"%s\", \"machine\": {\"read_gbps\": %.2f, \"dot_gmacs\": %.1f, "
+               "\"fma_gmacs\": %.1f}, \"rows\": [",
+               o.n_threads, sd_backend_name(o.backend), mc.read_gbps, mc.dot_gmacs, mc.fma_gmacs);
         for (int i = 0; i < n_rows; i++) {
             bench_row *r = &rows[i];
             printf("%s{\"model\": \"%s\", \"type\": \"%s\", \"decode_tps_ctx0\": %.1f, \"decode_tps_ctx728\": %.1f, "
                    "\"gbps_ctx0\": %.2f, \"gbps_ctx728\": %.2f, \"forward_ms\": {",
                    i ? ", " : "", r->model, r->type, r->tps_empty, r->tps_728, r->gbps_empty, r->gbps_728);
             for (int j = 0; j < 6; j++) printf("%s\"%d\": %.4f", j ? ", " : "", k_batch[j], r->cost[j]);
-            printf("}}");
+            printf("}, \"roofline_ms\": {");
+            for (int j = 0; j < 6; j++) printf("%s\"%d\": %.4f", j ? ", " : "", k_batch[j], roof_ms(r, &mc, k_batch[j]));
+            printf("}, \"weight_bytes\": %.0f, \"macs_int8\": %.0f, \"macs_float\": %.0f, \"read_bw_fraction_ctx0\": %.3f}",
+                   r->bytes, r->macs_int8, r->macs_float, r->gbps_empty / mc.read_gbps);
         }
         printf("]}\n");
         return 0;
     }
-    printf("| model  | type | tok/s ctx 0 | GB/s | tok/s ctx 728 | GB/s | n=1 ms | n=2 | n=4 | n=8 | n=16 | n=32 |\n");
-    printf("|--------|------|-------------|------|---------------|------|--------|-----|-----|-----|------|------|\n");
+    printf("machine: %s kernels, %d threads: streaming read %.1f GB/s, int8 dot peak %.0f GMAC/s, F32 FMA peak %.0f "
+           "GMAC/s (measured)\n\n",
+           mc.table, mc.n_threads, mc.read_gbps, mc.dot_gmacs, mc.fma_gmacs);
+    printf("| model  | type | tok/s ctx 0 | GB/s | of read | tok/s ctx 728 | GB/s | n=1 ms | n=2 | n=4 | n=8 | n=16 | n=32 |\n");
+    printf("|--------|------|-------------|------|---------|---------------|------|--------|-----|-----|-----|------|------|\n");
     for (int i = 0; i < n_rows; i++) {
         bench_row *r = &rows[i];
-        printf("| %-6s | %-4s | %11.1f | %4.1f | %13.1f | %4.1f | %6.3f |", r->model, r->type, r->tps_empty,
-               r->gbps_empty, r->tps_728, r->gbps_728, r->cost[0]);
+        printf("| %-6s | %-4s | %11.1f | %4.1f | %6.0f%% | %13.1f | %4.1f | %6.3f |", r->model, r->type, r->tps_empty,
+               r->gbps_empty, 100.0 * r->gbps_empty / mc.read_gbps, r->tps_728, r->gbps_728, r->cost[0]);
         for (int j = 1; j < 6; j++) printf(" %.2fx |", r->cost[0] > 0 ? r->cost[j] / r->cost[0] : 0);
         printf("\n");
     }
-    printf("n=1 ms: median time of one forward of 1 token at 256 tokens of context; n=k: the same for k tokens\n(all rows with logits, as verification needs), relative to n = 1\n");
+    printf("n=1 ms: median time of one forward of 1 token at 256 tokens of context; n=k: the same for k tokens\n(all rows with logits, as verification needs), relative to n = 1\n\n");
+    printf("Roofline efficiency (the longer of weight bytes / read bandwidth and multiply-adds / peak, over the\ntime taken; m: bound by memory, c: by compute):\n\n");
+    printf("| model  | type | n=1 | n=2 | n=4 | n=8 | n=16 | n=32 |\n");
+    printf("|--------|------|-----|-----|-----|-----|------|------|\n");
+    for (int i = 0; i < n_rows; i++) {
+        bench_row *r = &rows[i];
+        printf("| %-6s | %-4s |", r->model, r->type);
+        for (int j = 0; j < 6; j++) {
+            const double roof = roof_ms(r, &mc, k_batch[j]);
+            const int mem = roof <= 1e3 * r->bytes / (mc.read_gbps * 1e9) * 1.0000001;
+            printf(" %3.0f%% %c |", r->cost[j] > 0 ? 100.0 * roof / r->cost[j] : 0, mem ? 'm' : 'c');
+        }
+        printf("\n");
+    }
     if (ex.draft_vocab)
         printf("draft-K: the draft with its output head restricted to the K ids of %s (its GB/s still\ncounts the full head's bytes)\n", ex.draft_vocab);
     return 0;

@@ -85,6 +85,7 @@ int tool_parse(int argc, char **argv, int first, tool_opts *o, tool_extra_fn ext
             else if (!strcmp(a, "--no-bos")) o->no_bos = true;
             else if (!strcmp(a, "--parse-special")) o->parse_special = true;
             else if (!strcmp(a, "--attn-compat")) o->attn_compat = true;
+            else if (!strcmp(a, "--no-pack")) o->no_pack = true;
             else if (extra && (used = extra(a, next, user)) > 0) {
                 if (used < 0) return -1;
             } else {
@@ -134,6 +135,7 @@ sd_model *tool_load_model(const tool_opts *o, const char *path_or_null) {
     sd_model_params mp = sd_model_default_params();
     mp.quantize = o->quantize;
     mp.backend = o->backend;
+    mp.pack = !o->no_pack;
     sd_model *m = NULL;
     char err[512];
     sd_status st = sd_model_load(path, &mp, &m, err, sizeof err);

@@ -23,6 +23,7 @@ typedef struct tool_opts {
     int quantize;            /* --quantize q8_0                             */
     sd_backend backend;      /* --backend ref|avx2|avx512|auto              */
     bool attn_compat;        /* --attn-compat                               */
+    bool no_pack;            /* --no-pack: weights in their stored layout only */
 } tool_opts;
 
 /* Speculation options shared by generate and bench. */

@@ -20,6 +20,7 @@
  * SIMD tables must only be used after the CPU checks below. */
 extern const sd_kernels sd_kernels_ref_table;
 extern const sd_kernels sd_kernels_avx2_table;
+extern const sd_kernels sd_kernels_avx2vnni_table;
 extern const sd_kernels sd_kernels_avx512_table;
 extern const sd_kernels sd_kernels_avx512vnni_table;
 
@@ -132,15 +133,38 @@ static sd_isa cpu_probe(void) {
 #endif
 }
 
+/* AVX-VNNI (CPUID.(7,1):EAX bit 4, read directly: gcc 12's
+ * __builtin_cpu_supports does not know it): the VEX vpdpbusd of the
+ * "avx2vnni" table (Alder Lake, Zen 5). Independent of AVX-512 (Ice Lake
+ * has AVX512-VNNI and no AVX-VNNI). */
+static int cpu_has_avxvnni(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    return (a >> 4) & 1u;
+#else
+    return 0;
+#endif
+}
+
 /* Table names by family (sd_isa order). */
 static const char *const isa_names[] = {"ref", "avx2", "avx512", "avx512vnni"};
 
 sd_isa sd_cpu_cap(void) {
     const char *s = getenv("SPECDEC_CPU_CAP");
     if (!s || !*s) return SD_ISA_AVX512VNNI;
+    if (!strcmp(s, "avx2vnni")) return SD_ISA_AVX2; /* plus AVX-VNNI: avxvnni_here */
     for (int i = SD_ISA_REF; i <= SD_ISA_AVX512VNNI; i++)
         if (!strcmp(s, isa_names[i])) return (sd_isa)i;
     return SD_ISA_REF; /* a value we do not know: the safe side */
+}
+
+/* True when the "avx2vnni" table may be used: the CPU has AVX2 and
+ * AVX-VNNI, and the cap is above "avx2" (or is "avx2vnni"). */
+static int avxvnni_here(void) {
+    const char *s = getenv("SPECDEC_CPU_CAP");
+    const int cap_ok = sd_cpu_cap() > SD_ISA_AVX2 || (s && !strcmp(s, "avx2vnni"));
+    return cap_ok && sd_cpu_isa() >= SD_ISA_AVX2 && cpu_has_avxvnni();
 }
 
 sd_isa sd_cpu_isa(void) {
@@ -151,7 +175,10 @@ sd_isa sd_cpu_isa(void) {
 /* sd_kernels_pick with the capabilities of sd_cpu_isa(). */
 static const sd_kernels *pick_here(sd_backend b) {
     sd_isa isa = sd_cpu_isa();
-    return sd_kernels_pick(b, isa >= SD_ISA_AVX2, isa >= SD_ISA_AVX512, isa >= SD_ISA_AVX512VNNI);
+    const sd_kernels *k = sd_kernels_pick(b, isa >= SD_ISA_AVX2, isa >= SD_ISA_AVX512, isa >= SD_ISA_AVX512VNNI);
+    /* the AVX2 family is "avx2vnni" where AVX-VNNI may be used (same results) */
+    if (k == &sd_kernels_avx2_table && avxvnni_here()) k = &sd_kernels_avx2vnni_table;
+    return k;
 }
 
 const sd_kernels *sd_kernels_ref(void) { return &sd_kernels_ref_table; }
@@ -162,10 +189,13 @@ const sd_kernels *sd_kernels_avx512(void) { return pick_here(SD_BACKEND_AVX512);
 
 const sd_kernels *sd_kernels_avx512_plain(void) { return sd_kernels_by_name("avx512"); }
 
+const sd_kernels *sd_kernels_avx2vnni(void) { return sd_kernels_by_name("avx2vnni"); }
+
 const sd_kernels *sd_kernels_by_name(const char *name) {
     static const sd_kernels *const tables[] = {&sd_kernels_ref_table, &sd_kernels_avx2_table,
                                                &sd_kernels_avx512_table, &sd_kernels_avx512vnni_table};
     if (!name) return NULL;
+    if (!strcmp(name, "avx2vnni")) return avxvnni_here() ? &sd_kernels_avx2vnni_table : NULL;
     for (int i = SD_ISA_REF; i <= SD_ISA_AVX512VNNI; i++)
         if (!strcmp(name, isa_names[i])) return (int)sd_cpu_isa() >= i ? tables[i] : NULL;
     return NULL;

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/packed.h"
 #include "specdec.h"
 
 #define SD_QK8_0 32
@@ -46,7 +47,7 @@ typedef void (*sd_gemm_fn)(float *y, size_t ldy,
                            int K, int N, int m0, int m1);
 
 typedef struct sd_kernels {
-    const char *name;                 /* "ref", "avx2", "avx512", "avx512vnni" */
+    const char *name;                 /* "ref", "avx2", "avx2vnni", "avx512", "avx512vnni" */
 
     sd_gemm_fn gemm_f32;              /* W F32,  x F32  */
     sd_gemm_fn gemm_f16;              /* W F16,  x F32  */
@@ -60,6 +61,16 @@ typedef struct sd_kernels {
     sd_gemm_fn gemm_q5_K;             /* W Q5_K, x Q8_K */
     sd_gemm_fn gemm_q6_K;             /* W Q6_K, x Q8_K */
     sd_gemm_fn gemm_bf16;             /* W BF16, x F32 rounded to BF16 */
+    /* The same products on weights in packed.h's layout (16-row groups;
+     * m0, m1 multiples of 16), indexed by sd_pack_type; bit-identical to
+     * the stored-layout references. NULL: this table packs no weights. */
+    sd_gemm_fn gemm_packed[SD_PK_COUNT];
+    /* Peak probes (bench-forward's roofline): run reps rounds of the
+     * table's integer dot (u8 x s8 multiply-adds, the quantized kernels'
+     * instruction) / its F32 FMA on registers; return the multiply-adds
+     * done. NULL in "ref". */
+    int64_t (*probe_dot)(int64_t reps);
+    int64_t (*probe_fma)(int64_t reps);
 
     /* x (K) -> K/32 Q8_0 blocks (K multiple of 32), round-to-nearest like
      * ggml's quantize_row_q8_0. */
@@ -131,9 +142,16 @@ const sd_kernels *sd_kernels_ref(void);
 const sd_kernels *sd_kernels_avx2(void);
 const sd_kernels *sd_kernels_avx512(void);
 const sd_kernels *sd_kernels_avx512_plain(void);
-/* The table called name ("ref", "avx2", "avx512", "avx512vnni"); NULL for
- * an unknown name or a table this CPU (as capped) cannot run. */
+/* The table called name ("ref", "avx2", "avx2vnni", "avx512",
+ * "avx512vnni"); NULL for an unknown name or a table this CPU (as capped)
+ * cannot run. */
 const sd_kernels *sd_kernels_by_name(const char *name);
+/* "avx2vnni": the AVX2 table with AVX-VNNI packed gemms (Alder Lake, Zen 5),
+ * bit-identical to "avx2"; NULL when the CPU lacks AVX-VNNI or the cap is
+ * "avx2" or lower (SPECDEC_CPU_CAP=avx2vnni: the AVX2 family with AVX-VNNI,
+ * no AVX-512). AUTO and SD_BACKEND_AVX2 give it instead of "avx2" where it
+ * may be used. */
+const sd_kernels *sd_kernels_avx2vnni(void);
 /* AUTO picks the best available; an explicit request the CPU cannot run
  * (or an unknown id) returns NULL. */
 const sd_kernels *sd_kernels_get(sd_backend b);
@@ -149,6 +167,10 @@ float sd_fp16_to_fp32(uint16_t h);
 uint16_t sd_fp32_to_fp16(float f);
 /* Dequantize a Q8_0 row of K elements (reference). */
 void sd_dequantize_row_q8_0(float *y, const void *x, int K);
+
+/* The stored-layout Q8_0 gemm of every SIMD table (kernels_avx2.c): the
+ * reference's bits. */
+void sd_gemm_q8_0_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
 
 /* Scalar references of the quants.h formats (quants_ref.c) and their AVX2
  * kernels (quants_avx2.c; the AVX-512 tables use these too). */
@@ -178,5 +200,27 @@ void sd_gemm_q5_1_vnni(float *, size_t, const void *, size_t, const void *, size
 void sd_gemm_q4_K_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
 void sd_gemm_q5_K_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
 void sd_gemm_q6_K_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
+
+
+/* The packed gemms of each table (packed_impl.h, one file per table). */
+#define SD_PACKED_DECL(sfx)                                                                              \
+    void sd_gemm_q8_0_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
+    void sd_gemm_q4_0_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
+    void sd_gemm_q5_0_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
+    void sd_gemm_q4_K_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
+    void sd_gemm_q5_K_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
+    void sd_gemm_q6_K_packed_##sfx(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int); \
+    int64_t sd_probe_dot_##sfx(int64_t reps);                                                      \
+    int64_t sd_probe_fma_##sfx(int64_t reps);
+SD_PACKED_DECL(avx2)
+SD_PACKED_DECL(avxvnni)
+SD_PACKED_DECL(avx512)
+SD_PACKED_DECL(avx512vnni)
+#define SD_PACKED_TABLE(sfx)                                                                     \
+    {                                                                                            \
+        [SD_PK_Q8_0] = sd_gemm_q8_0_packed_##sfx, [SD_PK_Q4_0] = sd_gemm_q4_0_packed_##sfx,      \
+        [SD_PK_Q5_0] = sd_gemm_q5_0_packed_##sfx, [SD_PK_Q4_K] = sd_gemm_q4_K_packed_##sfx,      \
+        [SD_PK_Q5_K] = sd_gemm_q5_K_packed_##sfx, [SD_PK_Q6_K] = sd_gemm_q6_K_packed_##sfx,      \
+    }
 
 #endif

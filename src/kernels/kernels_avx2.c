@@ -184,84 +184,45 @@ static void gemm_bf16_avx2(float *y, size_t ldy, const void *x, size_t x_stride,
 
 /* ------------------------------------------------------------ Q8_0 */
 
-/* Exact int32 partial sums (8 lanes) of one block pair: quants widened to
- * int16 (lo/hi 16), multiplied pairwise with vpmaddwd. */
-SD_INLINE __m256i dot_block(__m256i w_lo, __m256i w_hi, __m256i x_lo,
-                            __m256i x_hi) {
-    return _mm256_add_epi32(_mm256_madd_epi16(w_lo, x_lo),
-                            _mm256_madd_epi16(w_hi, x_hi));
+/* y (N, ldy) [:, m0:m1] = x (N, K/32 Q8_0 blocks) * W^T, W Q8_0 (M, K),
+ * in the stored layout (weights the model could not pack, heads): the
+ * reference's arithmetic exactly (kernels_ref.c: per block the exact
+ * int32 dot, then sumf += sumi * (d_x d_w), blocks in order), so every
+ * table gives the reference's bits and packed and stored Q8_0 weights
+ * give the same results. The dot: vpmaddubsw of |w| and sign(x, w), pairs
+ * at most 2 * 128 * 127 (no saturation); up to 4 tokens per pass over a
+ * W row. Shared by every SIMD table. */
+SD_INLINE int32_t hsum_i32x8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
 }
 
-/* Tile of MR (1 or 2) rows x NT (1 or 2) tokens over nb Q8_0 blocks. */
-SD_INLINE void mk_q8(float *y, size_t ldy, const char *x, size_t xs,
-                     const char *w, size_t ws, int nb, int MR, int NT) {
-    __m256 acc[2][2];
-    __m256i wlo[2], whi[2];
-    float wd[2];
-    const sd_block_q8_0 *wr[2], *xr[2];
-#define MQ_ROW(r, _) if (r < MR) wr[r] = (const sd_block_q8_0 *)(w + (size_t)r * ws);
-    ROWS2(MQ_ROW, 0)
-#define MQ_TOK(t, _) if (t < NT) xr[t] = (const sd_block_q8_0 *)(x + (size_t)t * xs);
-    TOKS2(MQ_TOK, 0)
-#define MQ_ZERO1(r, t) if (r < MR && t < NT) acc[r][t] = _mm256_setzero_ps();
-#define MQ_ZERO(t, _) ROWS2(MQ_ZERO1, t)
-    TOKS2(MQ_ZERO, 0)
-    for (int b = 0; b < nb; b++) {
-#define MQ_LOADW(r, _)                                                         \
-    if (r < MR) {                                                              \
-        wlo[r] = _mm256_cvtepi8_epi16(                                         \
-            _mm_loadu_si128((const __m128i *)wr[r][b].qs));                    \
-        whi[r] = _mm256_cvtepi8_epi16(                                         \
-            _mm_loadu_si128((const __m128i *)(wr[r][b].qs + 16)));             \
-        wd[r] = _cvtsh_ss(wr[r][b].d);                                         \
-    }
-        ROWS2(MQ_LOADW, 0)
-#define MQ_FMA1(r, t)                                                          \
-    if (r < MR) {                                                              \
-        __m256 p = _mm256_cvtepi32_ps(dot_block(wlo[r], whi[r], xlo, xhi));    \
-        acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(wd[r] * xd), acc[r][t]); \
-    }
-#define MQ_STEP(t, _)                                                          \
-    if (t < NT) {                                                              \
-        __m256i xlo = _mm256_cvtepi8_epi16(                                    \
-            _mm_loadu_si128((const __m128i *)xr[t][b].qs));                    \
-        __m256i xhi = _mm256_cvtepi8_epi16(                                    \
-            _mm_loadu_si128((const __m128i *)(xr[t][b].qs + 16)));             \
-        float xd = _cvtsh_ss(xr[t][b].d);                                      \
-        ROWS2(MQ_FMA1, t)                                                      \
-    }
-        TOKS2(MQ_STEP, 0)
-    }
-#define MQ_STORE1(r, t) if (r < MR) y[(size_t)t * ldy + (size_t)r] = hsum(acc[r][t]);
-#define MQ_STORE(t, _) if (t < NT) { ROWS2(MQ_STORE1, t) }
-    TOKS2(MQ_STORE, 0)
-}
-
-/* y (N, ldy) [:, m0:m1] = x (N, K/32 Q8_0 blocks) * W^T, W Q8_0 (M, K). */
-static void gemm_q8_0_avx2(float *y, size_t ldy, const void *x,
-                           size_t x_stride, const void *w, size_t w_stride,
-                           int K, int N, int m0, int m1) {
-    const char *xc = (const char *)x, *wc = (const char *)w;
-    int nb = K / SD_QK8_0;
-    int tc = token_chunk((size_t)nb * sizeof(sd_block_q8_0), 2);
-    for (int n0 = 0; n0 < N; n0 += tc) {
-        int nc = N - n0 < tc ? N - n0 : tc;
-        for (int m = m0; m < m1; m += 2) {
-            int mr = m1 - m >= 2 ? 2 : 1;
-            for (int t0 = 0; t0 < nc; t0 += 2) {
-                float *yt = y + (size_t)(n0 + t0) * ldy + m;
-                const char *xt = xc + (size_t)(n0 + t0) * x_stride;
-                const char *wm = wc + (size_t)m * w_stride;
-                int nt = nc - t0 >= 2 ? 2 : 1;
-                if (mr == 2 && nt == 2)
-                    mk_q8(yt, ldy, xt, x_stride, wm, w_stride, nb, 2, 2);
-                else if (mr == 2)
-                    mk_q8(yt, ldy, xt, x_stride, wm, w_stride, nb, 2, 1);
-                else if (nt == 2)
-                    mk_q8(yt, ldy, xt, x_stride, wm, w_stride, nb, 1, 2);
-                else
-                    mk_q8(yt, ldy, xt, x_stride, wm, w_stride, nb, 1, 1);
+void sd_gemm_q8_0_avx2(float *y, size_t ldy, const void *x, size_t x_stride, const void *w, size_t w_stride, int K,
+                       int N, int m0, int m1) {
+    const int nb = K / SD_QK8_0;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int m = m0; m < m1; m++) {
+        const sd_block_q8_0 *wm = (const sd_block_q8_0 *)(const void *)((const char *)w + (size_t)m * w_stride);
+        for (int t0 = 0; t0 < N; t0 += 4) {
+            const int nt = N - t0 < 4 ? N - t0 : 4;
+            float sumf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int b = 0; b < nb; b++) {
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)wm[b].qs);
+                const __m256i aw = _mm256_sign_epi8(wv, wv);
+                const float dw = _cvtsh_ss(wm[b].d);
+                for (int t = 0; t < nt; t++) {
+                    const sd_block_q8_0 *xb =
+                        (const sd_block_q8_0 *)(const void *)((const char *)x + (size_t)(t0 + t) * x_stride) + b;
+                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)xb->qs);
+                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv)), ones);
+                    const float d = _cvtsh_ss(xb->d) * dw;
+                    const float pt = (float)hsum_i32x8(p) * d;
+                    sumf[t] = sumf[t] + pt;
+                }
             }
+            for (int t = 0; t < nt; t++) y[(size_t)(t0 + t) * ldy + (size_t)m] = sumf[t];
         }
     }
 }
@@ -397,29 +358,45 @@ static void swiglu_avx2(float *g, const float *u, int n) {
         g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+/* The AVX2 tables: "avx2" and "avx2vnni" differ only in their packed
+ * gemms (same results). */
+#define AVX2_TABLE_COMMON \
+    .gemm_f32 = gemm_f32_avx2, \
+    .gemm_f16 = gemm_f16_avx2, \
+    .gemm_bf16 = gemm_bf16_avx2, \
+    .gemm_q4_0 = sd_gemm_q4_0_avx2, \
+    .gemm_q4_1 = sd_gemm_q4_1_avx2, \
+    .gemm_q5_0 = sd_gemm_q5_0_avx2, \
+    .gemm_q5_1 = sd_gemm_q5_1_avx2, \
+    .gemm_q4_K = sd_gemm_q4_K_avx2, \
+    .gemm_q5_K = sd_gemm_q5_K_avx2, \
+    .gemm_q6_K = sd_gemm_q6_K_avx2, \
+    .round_bf16_row = sd_round_bf16_row_avx2, \
+    .gemm_q8_0 = sd_gemm_q8_0_avx2, \
+    .quantize_row_q8_0 = quantize_row_q8_0_avx2, \
+    .dot_f32 = dot_f32_avx2, \
+    .axpy_f32 = axpy_f32_avx2, \
+    .rmsnorm = rmsnorm_avx2, \
+    .swiglu = swiglu_avx2, \
+    .fp32_to_fp16_row = sd_fp32_to_fp16_row_avx2, \
+    .round_f16_row = sd_round_f16_row_avx2, \
+    .attn_f16 = sd_attn_f16_avx2, \
+    .attn_f32 = sd_attn_f32_avx2, \
+    .attn_f32_rows = sd_attn_f32_rows_avx2, \
+    .sum_exp = sd_sum_exp_ref,
+
 const sd_kernels sd_kernels_avx2_table = {
     .name = "avx2",
-    .gemm_f32 = gemm_f32_avx2,
-    .gemm_f16 = gemm_f16_avx2,
-    .gemm_bf16 = gemm_bf16_avx2,
-    .gemm_q4_0 = sd_gemm_q4_0_avx2,
-    .gemm_q4_1 = sd_gemm_q4_1_avx2,
-    .gemm_q5_0 = sd_gemm_q5_0_avx2,
-    .gemm_q5_1 = sd_gemm_q5_1_avx2,
-    .gemm_q4_K = sd_gemm_q4_K_avx2,
-    .gemm_q5_K = sd_gemm_q5_K_avx2,
-    .gemm_q6_K = sd_gemm_q6_K_avx2,
-    .round_bf16_row = sd_round_bf16_row_avx2,
-    .gemm_q8_0 = gemm_q8_0_avx2,
-    .quantize_row_q8_0 = quantize_row_q8_0_avx2,
-    .dot_f32 = dot_f32_avx2,
-    .axpy_f32 = axpy_f32_avx2,
-    .rmsnorm = rmsnorm_avx2,
-    .swiglu = swiglu_avx2,
-    .fp32_to_fp16_row = sd_fp32_to_fp16_row_avx2,
-    .round_f16_row = sd_round_f16_row_avx2,
-    .attn_f16 = sd_attn_f16_avx2,
-    .attn_f32 = sd_attn_f32_avx2,
-    .attn_f32_rows = sd_attn_f32_rows_avx2,
-    .sum_exp = sd_sum_exp_ref,
+    AVX2_TABLE_COMMON
+    .gemm_packed = SD_PACKED_TABLE(avx2),
+    .probe_dot = sd_probe_dot_avx2,
+    .probe_fma = sd_probe_fma_avx2,
+};
+
+const sd_kernels sd_kernels_avx2vnni_table = {
+    .name = "avx2vnni",
+    AVX2_TABLE_COMMON
+    .gemm_packed = SD_PACKED_TABLE(avxvnni),
+    .probe_dot = sd_probe_dot_avxvnni,
+    .probe_fma = sd_probe_fma_avxvnni,
 };

@@ -24,7 +24,6 @@
 
 enum { WT_F32 = 0, WT_F16 = 1, WT_BF16 = 2 };
 enum { NT_MAX = 6 };        /* tokens per F32/F16 tile */
-enum { NTQ_MAX = 4 };       /* tokens per Q8_0 tile    */
 /* Software prefetch distance (bytes) for W streamed by a row-block tile:
  * interleaved rows defeat the hardware prefetcher on DRAM streams; a
  * linear prefetch 8 KB ahead restores ~17 GB/s per core. */
@@ -248,180 +247,9 @@ static void gemm_bf16_avx512(float *y, size_t ldy, const void *x,
     gemm_f(y, ldy, x, x_stride, w, w_stride, K, N, m0, m1, WT_BF16);
 }
 
-/* ------------------------------------------------------------ Q8_0 */
+/* Q8_0: every table uses sd_gemm_q8_0_avx2 (the reference's bits) for
+ * weights in the stored layout, and packed.h's kernels for packed ones. */
 
-/* Q8_0 arithmetic, shared bit for bit with kernels_vnni_avx512.c (the
- * AVX512-VNNI table, which must produce identical results): per block of
- * 32, the exact int32 sums of 4 consecutive products
- *     p[j] = sum_{i<4} w[4j+i] x[4j+i]            (8 lanes, j < 8)
- * (what vpdpbusd computes natively), then
- *     acc[j] = fma((float)p[j], d_w * d_x, acc[j])  (blocks ascending)
- * and at the end the 8 lanes reduced with hsum4_256 (4 rows at once) or
- * hsum8 (a single row). Here, without VNNI: quants split into the int16
- * pairs {4j, 4j+1} (A) and {4j+2, 4j+3} (B), p = madd(A_w, A_x) +
- * madd(B_w, B_x) - exact for every int8, -128 included. */
-
-/* The A / B int16 halves of one block's 32 quants (see above). */
-typedef struct {
-    __m256i a, b;
-} q8_ab;
-
-SD_INLINE q8_ab q8_split(const int8_t *qs) {
-    /* per 128-bit lane: even 16-bit words first, then odd words */
-    const __m256i shuf = _mm256_setr_epi8(
-        0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
-        0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
-    __m256i q = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)qs), shuf);
-    q = _mm256_permute4x64_epi64(q, 0xd8); /* qwords 0 2 1 3 */
-    q8_ab r;
-    r.a = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q));
-    r.b = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1));
-    return r;
-}
-
-SD_INLINE __m256i q8_dot(q8_ab w, q8_ab x) {
-    return _mm256_add_epi32(_mm256_madd_epi16(w.a, x.a), _mm256_madd_epi16(w.b, x.b));
-}
-
-/* The 4 horizontal sums of 8-lane a, b, c, d as [sa, sb, sc, sd]. */
-SD_INLINE __m128 hsum4_256(__m256 a, __m256 b, __m256 c, __m256 d) {
-    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
-
-/* Horizontal sum of 8 lanes. */
-SD_INLINE float hsum8(__m256 a) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-#define TOKS4Q(M, a) M(0, a) M(1, a) M(2, a) M(3, a)
-
-/* Tile of MR (1 or 4) rows x NT (<= 4) tokens over nb Q8_0 blocks. */
-SD_INLINE void mk_q8(float *y, size_t ldy, const char *x, size_t xs,
-                     const char *w, size_t ws, int nb, int MR, int NT) {
-    __m256 acc[4][NTQ_MAX], wd[4];
-    q8_ab wq[4];
-    const sd_block_q8_0 *wr[4];
-    const sd_block_q8_0 *xr[NTQ_MAX];
-#define MQ_ROW(r, _) if (r < MR) wr[r] = (const sd_block_q8_0 *)(w + (size_t)r * ws);
-    ROWS4(MQ_ROW, 0)
-#define MQ_TOK(t, _) if (t < NT) xr[t] = (const sd_block_q8_0 *)(x + (size_t)t * xs);
-    TOKS4Q(MQ_TOK, 0)
-#define MQ_ZERO1(r, t) if (r < MR && t < NT) acc[r][t] = _mm256_setzero_ps();
-#define MQ_ZERO(t, _) ROWS4(MQ_ZERO1, t)
-    TOKS4Q(MQ_ZERO, 0)
-    for (int b = 0; b < nb; b++) {
-        if (MR > 1) { /* linear prefetch, see PF_DIST */
-            const char *p = w + PF_DIST + (size_t)b * MR * sizeof(sd_block_q8_0);
-            for (int j = 0; j < MR * (int)sizeof(sd_block_q8_0); j += 64)
-                _mm_prefetch(p + j, _MM_HINT_T0);
-        }
-#define MQ_LOADW(r, _)                                                         \
-    if (r < MR) {                                                              \
-        wq[r] = q8_split(wr[r][b].qs);                                         \
-        wd[r] = _mm256_set1_ps(_cvtsh_ss(wr[r][b].d));                         \
-    }
-        ROWS4(MQ_LOADW, 0)
-#define MQ_FMA1(r, t)                                                          \
-    if (r < MR) {                                                              \
-        __m256 p = _mm256_cvtepi32_ps(q8_dot(wq[r], xq));                      \
-        acc[r][t] = _mm256_fmadd_ps(p, _mm256_mul_ps(wd[r], xd), acc[r][t]);   \
-    }
-#define MQ_STEP(t, _)                                                          \
-    if (t < NT) {                                                              \
-        q8_ab xq = q8_split(xr[t][b].qs);                                      \
-        __m256 xd = _mm256_set1_ps(_cvtsh_ss(xr[t][b].d));                     \
-        ROWS4(MQ_FMA1, t)                                                      \
-    }
-        TOKS4Q(MQ_STEP, 0)
-    }
-#define MQ_STORE(t, _)                                                         \
-    if (t < NT) {                                                              \
-        float *yt = y + (size_t)t * ldy;                                       \
-        if (MR == 4)                                                           \
-            _mm_storeu_ps(yt, hsum4_256(acc[0][t], acc[1][t], acc[2][t], acc[3][t])); \
-        else                                                                   \
-            yt[0] = hsum8(acc[0][t]);                                          \
-    }
-    TOKS4Q(MQ_STORE, 0)
-}
-
-/* One W row times one token over nb blocks, in the order of mk_q8's
- * accumulators (see acc1_f): a sequential stream of the row. The same
- * exact quad sums as q8_dot, computed without the A / B split (nothing to
- * amortize here): pair sums with one zmm vpmaddwd, then adjacent pairs
- * added and packed to 8 lanes. */
-SD_INLINE __m256 acc1_q8(const sd_block_q8_0 *x, const sd_block_q8_0 *w, int nb) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        __m512i wq = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)w[b].qs));
-        __m512i xq = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)x[b].qs));
-        __m512i p2 = _mm512_madd_epi16(wq, xq);
-        __m256i p = _mm512_cvtepi64_epi32(_mm512_add_epi32(p2, _mm512_srli_epi64(p2, 32)));
-        __m256 d = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d)),
-                                 _mm256_set1_ps(_cvtsh_ss(x[b].d)));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
-    }
-    return acc;
-}
-
-SD_INLINE void mk_q8_nt(float *y, size_t ldy, const char *x, size_t xs,
-                        const char *w, size_t ws, int nb, int MR, int nt) {
-    switch (nt) {
-    case 1: mk_q8(y, ldy, x, xs, w, ws, nb, MR, 1); break;
-    case 2: mk_q8(y, ldy, x, xs, w, ws, nb, MR, 2); break;
-    case 3: mk_q8(y, ldy, x, xs, w, ws, nb, MR, 3); break;
-    default: mk_q8(y, ldy, x, xs, w, ws, nb, MR, 4); break;
-    }
-}
-
-/* y (N, ldy) [:, m0:m1] = x (N, K/32 Q8_0 blocks) * W^T, W Q8_0 (M, K). */
-static void gemm_q8_0_avx512(float *y, size_t ldy, const void *x,
-                             size_t x_stride, const void *w, size_t w_stride,
-                             int K, int N, int m0, int m1) {
-    const char *xc = (const char *)x, *wc = (const char *)w;
-    int nb = K / SD_QK8_0;
-    int tc = token_chunk((size_t)nb * sizeof(sd_block_q8_0), NTQ_MAX);
-    for (int n0 = 0; n0 < N; n0 += tc) {
-        int nc = N - n0 < tc ? N - n0 : tc;
-        float *yc = y + (size_t)n0 * ldy;
-        const char *xn = xc + (size_t)n0 * x_stride;
-        int m = m0;
-        if (nc == 1) { /* one token: row by row, a sequential stream */
-            const sd_block_q8_0 *x0 = (const sd_block_q8_0 *)xn;
-            for (; m + 4 <= m1; m += 4) {
-                const char *wm = wc + (size_t)m * w_stride;
-                __m256 a0 = acc1_q8(x0, (const sd_block_q8_0 *)wm, nb);
-                __m256 a1 = acc1_q8(x0, (const sd_block_q8_0 *)(wm + w_stride), nb);
-                __m256 a2 = acc1_q8(x0, (const sd_block_q8_0 *)(wm + 2 * w_stride), nb);
-                __m256 a3 = acc1_q8(x0, (const sd_block_q8_0 *)(wm + 3 * w_stride), nb);
-                _mm_storeu_ps(yc + m, hsum4_256(a0, a1, a2, a3));
-            }
-            for (; m < m1; m++)
-                yc[m] = hsum8(acc1_q8(x0, (const sd_block_q8_0 *)(wc + (size_t)m * w_stride), nb));
-            continue;
-        }
-        for (; m + 4 <= m1; m += 4)
-            for (int t0 = 0; t0 < nc;) {
-                int nt = token_block(nc, t0, NTQ_MAX);
-                mk_q8_nt(yc + (size_t)t0 * ldy + m, ldy,
-                         xn + (size_t)t0 * x_stride, x_stride,
-                         wc + (size_t)m * w_stride, w_stride, nb, 4, nt);
-                t0 += nt;
-            }
-        for (; m < m1; m++)
-            for (int t0 = 0; t0 < nc;) {
-                int nt = token_block(nc, t0, NTQ_MAX);
-                mk_q8_nt(yc + (size_t)t0 * ldy + m, ldy,
-                         xn + (size_t)t0 * x_stride, x_stride,
-                         wc + (size_t)m * w_stride, w_stride, nb, 1, nt);
-                t0 += nt;
-            }
-    }
-}
 
 /* roundf(v) (half away from zero) per lane, NaN -> 0, clamped to +-127:
  * exactly the reference's q8_round. */
@@ -572,7 +400,7 @@ const sd_kernels sd_kernels_avx512_table = {
     .gemm_q5_K = sd_gemm_q5_K_avx2,
     .gemm_q6_K = sd_gemm_q6_K_avx2,
     .round_bf16_row = sd_round_bf16_row_avx2,
-    .gemm_q8_0 = gemm_q8_0_avx512,
+    .gemm_q8_0 = sd_gemm_q8_0_avx2, /* the reference's bits (kernels_avx2.c) */
     .quantize_row_q8_0 = quantize_row_q8_0_avx512,
     .dot_f32 = dot_f32_avx512,
     .axpy_f32 = axpy_f32_avx512,
@@ -584,12 +412,11 @@ const sd_kernels sd_kernels_avx512_table = {
     .attn_f32 = sd_attn_f32_avx512,
     .attn_f32_rows = sd_attn_f32_rows_avx512,
     .sum_exp = sd_sum_exp_avx512,
+    .gemm_packed = SD_PACKED_TABLE(avx512),
+    .probe_dot = sd_probe_dot_avx512,
+    .probe_fma = sd_probe_fma_avx512,
 };
 
-/* kernels_vnni_avx512.c */
-void sd_gemm_q8_0_vnni(float *y, size_t ldy, const void *x, size_t x_stride,
-                       const void *w, size_t w_stride, int K, int N, int m0,
-                       int m1);
 
 /* The avx512 table with the VNNI Q8_0 gemm: kernels.c hands it out only
  * when the CPU has avx512vnni. */
@@ -607,7 +434,7 @@ const sd_kernels sd_kernels_avx512vnni_table = {
     .gemm_q5_K = sd_gemm_q5_K_vnni,
     .gemm_q6_K = sd_gemm_q6_K_vnni,
     .round_bf16_row = sd_round_bf16_row_avx2,
-    .gemm_q8_0 = sd_gemm_q8_0_vnni,
+    .gemm_q8_0 = sd_gemm_q8_0_avx2, /* the reference's bits (kernels_avx2.c) */
     .quantize_row_q8_0 = quantize_row_q8_0_avx512,
     .dot_f32 = dot_f32_avx512,
     .axpy_f32 = axpy_f32_avx512,
@@ -619,4 +446,7 @@ const sd_kernels sd_kernels_avx512vnni_table = {
     .attn_f32 = sd_attn_f32_avx512,
     .attn_f32_rows = sd_attn_f32_rows_avx512,
     .sum_exp = sd_sum_exp_avx512,
+    .gemm_packed = SD_PACKED_TABLE(avx512vnni),
+    .probe_dot = sd_probe_dot_avx512vnni,
+    .probe_fma = sd_probe_fma_avx512vnni,
 };

@@ -58,8 +58,9 @@ static float dot_q8_0_ref(const sd_block_q8_0 *a, const sd_block_q8_0 *b,
         int32_t sumi = 0;
         for (int j = 0; j < SD_QK8_0; j++)
             sumi += (int32_t)a[i].qs[j] * (int32_t)b[i].qs[j];
-        sumf += (float)sumi *
-                (sd_fp16_to_fp32(a[i].d) * sd_fp16_to_fp32(b[i].d));
+        const float d = sd_fp16_to_fp32(a[i].d) * sd_fp16_to_fp32(b[i].d);
+        const float t = (float)sumi * d; /* own statements: never contracted */
+        sumf += t;
     }
     return sumf;
 }

@@ -9,12 +9,17 @@
  *
  * Dot-product semantics (the scalar references in quants_ref.c define them;
  * the SIMD kernels in quants_avx2.c reproduce them bit for bit):
- *  - 32-element blocks (Q4_0, Q4_1, Q5_0, Q5_1), "8-lane" order as in
- *    ggml's AVX2 vec_dot: for each block b in order and each lane i < 8,
- *    p = exact int sum of q_w*q_x over elements 4i..4i+3 of the block,
- *    acc[i] = fmaf((float)p, d_w*d_x, acc[i]); the result is the lanes
- *    summed as ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), plus (Q4_1/Q5_1)
- *    summs = fmaf(m_w, s_x, summs) accumulated over blocks in order.
+ *  - Q4_0, Q5_0 (as Q8_0, kernels_ref.c, and ggml's scalar code): per
+ *    block an exact int32 sum p of the 32 products, then in float
+ *    sumf = sumf + (float)p * (d_w*d_x), blocks in order (no fma). The
+ *    packed kernels (packed.h) need this form: one float statement per
+ *    block and row, so a SIMD lane can hold a row.
+ *  - Q4_1, Q5_1: "8-lane" order as in ggml's AVX2 vec_dot: for each block
+ *    b in order and each lane i < 8, p = exact int sum of q_w*q_x over
+ *    elements 4i..4i+3 of the block, acc[i] = fmaf((float)p, d_w*d_x,
+ *    acc[i]); the result is the lanes summed as ((a0+a4)+(a2+a6)) +
+ *    ((a1+a5)+(a3+a7)), plus summs = fmaf(m_w, s_x, summs) accumulated over
+ *    blocks in order.
  *  - 256-element super-blocks (Q4_K, Q5_K, Q6_K): per super-block an exact
  *    int32 sum isum = sum_j scale_j * (sub-block j dot) and (Q4_K/Q5_K)
  *    summ = sum_j min_j * (bsums of sub-block j); then in float, as separate

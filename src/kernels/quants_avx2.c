@@ -141,14 +141,19 @@ SD_INLINE void row_q32(float *y, size_t ldy, const char *x, size_t xs, const cha
                 const sd_block_q8_0 *xb = (const sd_block_q8_0 *)xt + b;
                 __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
                 float d = dw * _cvtsh_ss(xb->d);
-                __m256 p = _mm256_cvtepi32_ps(dot_ss(q, xv));
-                acc[t] = _mm256_fmadd_ps(p, _mm256_set1_ps(d), acc[t]);
+                /* quants.h: sumf += sumi * (d_w d_x), kept in summs */
+                const float pt = (float)hsum_i32(dot_ss(q, xv)) * d;
+                summs[t] = summs[t] + pt;
             }
         }
     }
     for (int t = 0; t < NT; t++) {
+        if (!with_min) {
+            y[(size_t)t * ldy] = summs[t];
+            continue;
+        }
         float s = hsum8(acc[t]);
-        if (with_min) s = s + summs[t];
+        s = s + summs[t];
         y[(size_t)t * ldy] = s;
     }
 }
@@ -181,14 +186,23 @@ SD_INLINE void rows4_q32(float *y, const char *x, const char *w, size_t ws, int 
             float dw, mw = 0.0f;
             __m256i q = unpack32(w + (size_t)r * ws, b, f, &dw, &mw);
             float d = dw * dx;
-            __m256i p = with_min ? dot_us(q, xv) : dot_ss(q, xv);
+            if (!with_min) { /* quants.h: sumf += sumi * (d_w d_x) */
+                const float pt = (float)hsum_i32(dot_ss(q, xv)) * d;
+                summs[r] = summs[r] + pt;
+                continue;
+            }
+            __m256i p = dot_us(q, xv);
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc[r]);
-            if (with_min) summs[r] = fmaf(mw, sx, summs[r]);
+            summs[r] = fmaf(mw, sx, summs[r]);
         }
     }
     for (int r = 0; r < 4; r++) {
+        if (!with_min) {
+            y[r] = summs[r];
+            continue;
+        }
         float sum = hsum8(acc[r]);
-        if (with_min) sum = sum + summs[r];
+        sum = sum + summs[r];
         y[r] = sum;
     }
 }

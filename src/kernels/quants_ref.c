@@ -323,26 +323,34 @@ static float lanes_sum(const float a[8]) {
     return t0 + t1;
 }
 
+/* Q4_0 / Q5_0 (as Q8_0 in kernels_ref.c, and as ggml's scalar code): an
+ * exact int32 sum per block, then sumf += sumi * (d_w * d_x) in float,
+ * blocks in order. */
+static float blocks32_dot(float sumf, const int8_t qw[32], const int8_t qx[32], float d) {
+    int32_t p = 0;
+    for (int e = 0; e < 32; e++) p += (int32_t)qw[e] * (int32_t)qx[e];
+    const float t = (float)p * d; /* its own statement: never contracted */
+    return sumf + t;
+}
+
 static float dot_q4_0_ref(const sd_block_q4_0 *w, const sd_block_q8_0 *x, int nb) {
-    float acc[8] = {0};
+    float sumf = 0.0f;
     int8_t q[32];
     for (int b = 0; b < nb; b++) {
         unpack_q4_0(&w[b], q);
-        float d = sd_fp16_to_fp32(w[b].d) * sd_fp16_to_fp32(x[b].d);
-        lanes_add(acc, q, x[b].qs, d);
+        sumf = blocks32_dot(sumf, q, x[b].qs, sd_fp16_to_fp32(w[b].d) * sd_fp16_to_fp32(x[b].d));
     }
-    return lanes_sum(acc);
+    return sumf;
 }
 
 static float dot_q5_0_ref(const sd_block_q5_0 *w, const sd_block_q8_0 *x, int nb) {
-    float acc[8] = {0};
+    float sumf = 0.0f;
     int8_t q[32];
     for (int b = 0; b < nb; b++) {
         unpack_q5(w[b].qs, w[b].qh, 16, q);
-        float d = sd_fp16_to_fp32(w[b].d) * sd_fp16_to_fp32(x[b].d);
-        lanes_add(acc, q, x[b].qs, d);
+        sumf = blocks32_dot(sumf, q, x[b].qs, sd_fp16_to_fp32(w[b].d) * sd_fp16_to_fp32(x[b].d));
     }
-    return lanes_sum(acc);
+    return sumf;
 }
 
 static float dot_q4_1_ref(const sd_block_q4_1 *w, const sd_block_q8_1 *x, int nb) {

@@ -122,14 +122,19 @@ SD_VNNI void row_q32_v(float *y, size_t ldy, const char *x, size_t xs, const cha
                 __m256i xu = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)xb->qs),
                                               _mm256_set1_epi8((char)0x80));
                 float d = dw * _cvtsh_ss(xb->d);
-                __m256 p = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(corr, xu, q));
-                acc[t] = _mm256_fmadd_ps(p, _mm256_set1_ps(d), acc[t]);
+                /* quants.h: sumf += sumi * (d_w d_x), kept in summs */
+                const float pt = (float)hsum_i32_v(_mm256_dpbusd_epi32(corr, xu, q)) * d;
+                summs[t] = summs[t] + pt;
             }
         }
     }
     for (int t = 0; t < NT; t++) {
+        if (!with_min) {
+            y[(size_t)t * ldy] = summs[t];
+            continue;
+        }
         float s = hsum8_v(acc[t]);
-        if (with_min) s = s + summs[t];
+        s = s + summs[t];
         y[(size_t)t * ldy] = s;
     }
 }
@@ -163,15 +168,23 @@ SD_VNNI void rows4_q32_v(float *y, const char *x, const char *w, size_t ws, int 
             __m256i corr = _mm256_setzero_si256();
             __m256i q = unpack32_v(w + (size_t)r * ws, b, f, &dw, &mw, &corr);
             float d = dw * dx;
-            __m256i p = with_min ? _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, xv)
-                                 : _mm256_dpbusd_epi32(corr, xv, q);
+            if (!with_min) { /* quants.h: sumf += sumi * (d_w d_x) */
+                const float pt = (float)hsum_i32_v(_mm256_dpbusd_epi32(corr, xv, q)) * d;
+                summs[r] = summs[r] + pt;
+                continue;
+            }
+            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, xv);
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc[r]);
-            if (with_min) summs[r] = fmaf(mw, sx, summs[r]);
+            summs[r] = fmaf(mw, sx, summs[r]);
         }
     }
     for (int r = 0; r < 4; r++) {
+        if (!with_min) {
+            y[r] = summs[r];
+            continue;
+        }
         float sum = hsum8_v(acc[r]);
-        if (with_min) sum = sum + summs[r];
+        sum = sum + summs[r];
         y[r] = sum;
     }
 }

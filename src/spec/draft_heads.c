@@ -333,6 +333,7 @@ static void hd_free(void *self) {
     sd_sampler_free(d->smp);
     free(d->feat);
     free(d->trim_data);
+    free(d->trim_packed);
     free(d->trim_ids);
     free(d->trim_logits);
     free(d);
@@ -385,8 +386,13 @@ sd_status hd_make(const sd_heads *h, sd_threadpool *pool, const sd_heads_params 
         }
         d->trim_w = *src;
         d->trim_w.data = d->trim_data;
+        d->trim_w.packed = NULL; /* src's packed rows are all V of them */
         d->trim_w.rows = K;
         d->n_trim = K;
+        if (sd_weight_pack_copy(h->target->kern, &d->trim_w, &d->trim_packed) != SD_OK) {
+            hd_free(d);
+            return SD_ERR_NOMEM;
+        }
     }
     *out = sd_drafter_make(m->name, &hd_ops, d);
     if (!*out) {

@@ -76,6 +76,7 @@ struct hd_drafter {
      * their ids, and compact logits (cap_trim rows of n_trim) */
     sd_weight trim_w;
     void *trim_data;
+    void *trim_packed;        /* trim_w packed for the table (or NULL)      */
     int32_t *trim_ids;
     int n_trim;
     float *trim_logits;

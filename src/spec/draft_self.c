@@ -55,6 +55,7 @@ typedef struct self_state {
     sd_weight head;              /* the drafting head: a Q8_0 copy of the
                                     target's output matrix (see below)     */
     void *head_owned;
+    void *head_packed;           /* head packed for the table (or NULL)   */
     float *logits;               /* (V) early-exit logits                  */
     sd_sampler *smp;
 } self_state;
@@ -182,6 +183,7 @@ static void self_free(void *self) {
     if (!s) return;
     free(s->embd);
     free(s->head_owned);
+    free(s->head_packed);
     free(s->logits);
     sd_sampler_free(s->smp);
     free(s);
@@ -219,6 +221,7 @@ sd_status sd_drafter_new_self(sd_ctx *target_ctx, int exit_layer, float p_min, s
     s->embd = malloc(((size_t)SD_MAX_DRAFT + 1) * (size_t)s->E * sizeof(float));
     s->logits = malloc((size_t)s->V * sizeof(float));
     sd_status st = s->embd && s->logits ? sd_weight_q8_copy(&m->output, &s->head, &s->head_owned) : SD_ERR_NOMEM;
+    if (st == SD_OK) st = sd_weight_pack_copy(m->kern, &s->head, &s->head_packed);
     if (st != SD_OK) {
         self_free(s);
         return st;
