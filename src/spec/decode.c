@@ -52,6 +52,9 @@ struct sd_gen {
     bool stop;                 /* no more steps (EOS, n_predict, callback)  */
     bool ended;                /* drafter->end called, stats final         */
     sd_status rc;              /* first error; sticky                       */
+    sd_verify_fault fault;     /* SD_VERIFY_EXACT unless a test set one     */
+    sd_verify_observer observer; /* a test's, or NULL (verify_hooks.h)      */
+    void *observer_user;
     const sd_vocab *vocab;
     float *p, *scratch;        /* sampling: (SD_MAX_DRAFT + 1, V), (3 V)     */
     sd_draft dr;
@@ -366,10 +369,18 @@ static sd_status finish_tree(sd_gen *g, int32_t *acc, int *j, int32_t *next) {
         nj = sd_verify_tree_greedy(dr->tok, dr->parent, n, argmax, path, next);
     } else {
         for (int i = 0; i < R; i++) sd_sampler_dist(g->smp, sd_ctx_logits(ctx, i), g->p + (size_t)i * V);
-        nj = sd_verify_tree_sample(dr->tok, dr->parent, n, g->p, dr->has_q ? dr->q : NULL, V,
-                                   sd_sampler_rng(g->smp), g->scratch, path, next);
+        const float *q = dr->has_q ? dr->q : NULL;
+        sd_rng *rng = sd_sampler_rng(g->smp);
+        nj = g->fault == SD_VERIFY_EXACT
+                 ? sd_verify_tree_sample(dr->tok, dr->parent, n, g->p, q, V, rng, g->scratch, path, next)
+                 : sd_verify_tree_sample_faulty(dr->tok, dr->parent, n, g->p, q, V, rng, g->scratch, path,
+                                                next, g->fault);
     }
     if (nj < 0 || *next < 0) return SD_ERR_INVALID_ARG;
+    if (g->observer && !g->greedy) {
+        const sd_verify_event ev = {n, dr->tok, dr->parent, g->p, dr->has_q ? dr->q : NULL, V, nj, path, *next};
+        g->observer(g->observer_user, &ev);
+    }
     int32_t cells[SD_MAX_DRAFT];
     for (int k = 0; k < nj; k++) {
         cells[k] = n_past + 1 + path[k];
@@ -431,9 +442,16 @@ sd_status sd_gen_finish(sd_gen *g) {
         j = sd_verify_greedy(dr->tok, dr->n, argmax, &next);
     } else {
         for (int i = 0; i <= dr->n; i++) sd_sampler_dist(g->smp, sd_ctx_logits(ctx, i), g->p + (size_t)i * V);
-        j = sd_verify_sample(dr->tok, dr->n, g->p, dr->has_q ? dr->q : NULL, V, sd_sampler_rng(g->smp), g->scratch,
-                             &next);
+        const float *q = dr->has_q ? dr->q : NULL;
+        sd_rng *rng = sd_sampler_rng(g->smp);
+        j = g->fault == SD_VERIFY_EXACT
+                ? sd_verify_sample(dr->tok, dr->n, g->p, q, V, rng, g->scratch, &next)
+                : sd_verify_sample_faulty(dr->tok, dr->n, g->p, q, V, rng, g->scratch, &next, g->fault);
         if (next < 0) { rc = SD_ERR_INVALID_ARG; goto fail; }
+        if (g->observer) {
+            const sd_verify_event ev = {dr->n, dr->tok, NULL, g->p, q, V, j, NULL, next};
+            g->observer(g->observer_user, &ev);
+        }
     }
     /* keep [last, d1..dj]; the correction/bonus token is fed next step */
     sd_ctx_kv_truncate(ctx, n_past + 1 + j);
@@ -465,6 +483,19 @@ fail:
     g->rc = rc;
     gen_end(g);
     return rc;
+}
+
+sd_status sd_gen_set_verify_fault(sd_gen *g, sd_verify_fault f) {
+    if (!g || f < SD_VERIFY_EXACT || f >= SD_VERIFY_FAULT_COUNT) return SD_ERR_INVALID_ARG;
+    g->fault = f;
+    return SD_OK;
+}
+
+sd_status sd_gen_set_verify_observer(sd_gen *g, sd_verify_observer fn, void *user) {
+    if (!g) return SD_ERR_INVALID_ARG;
+    g->observer = fn;
+    g->observer_user = user;
+    return SD_OK;
 }
 
 void sd_gen_abort(sd_gen *g, sd_status why) {

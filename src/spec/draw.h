@@ -23,6 +23,20 @@ static inline int32_t sd_draw(const float *w, int n, sd_rng *rng) {
     return last; /* rounding at the top end */
 }
 
+/* The draw of the fault SD_FAULT_RESIDUAL_UNNORMALIZED (verify_hooks.h),
+ * never of an exact verifier: one uniform u in [0, 1) against the
+ * cumulative sums of w (n entries, mass Z <= 1, not divided out); when u
+ * falls past Z, a draw from the fallback law p (n entries). */
+static inline int32_t sd_draw_unnormalized(const float *w, const float *p, int n, sd_rng *rng) {
+    double u = sd_rng_uniform(rng), c = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (!(w[i] > 0.0f)) continue;
+        c += w[i];
+        if (u < c) return i;
+    }
+    return sd_draw(p, n, rng);
+}
+
 /* A token drawn from q (V entries) without replacement: the entries of
  * taken[0..nt) (distinct tokens) are left out and the rest renormalized;
  * entries that are not > 0 count as 0. -1 (no uniform consumed) if what

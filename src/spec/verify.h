@@ -12,6 +12,7 @@
 #define SD_SPEC_VERIFY_H
 
 #include "specdec.h"
+#include "spec/verify_hooks.h"
 
 /* Greedy chain. argmax: (k + 1) target argmaxes. Accepts draft[i] while it
  * equals argmax[i]; returns the number accepted j (0..k) and sets *next to
@@ -27,6 +28,11 @@ int sd_verify_greedy(const int32_t *draft, int k, const int32_t *argmax, int32_t
  * The emitted token sequence is distributed exactly as sampling from p. */
 int sd_verify_sample(const int32_t *draft, int k, const float *p, const float *q, int V,
                      sd_rng *rng, float *scratch, int32_t *next);
+
+/* sd_verify_sample with a deliberate fault (verify_hooks.h; the power
+ * checks of the sampling tests). SD_VERIFY_EXACT: sd_verify_sample. */
+int sd_verify_sample_faulty(const int32_t *draft, int k, const float *p, const float *q, int V,
+                            sd_rng *rng, float *scratch, int32_t *next, sd_verify_fault fault);
 
 /* ---- token trees (node i: tok[i], parent[i] = -1 for the root's
  * children, else < i; siblings distinct). Target rows: row 0 = the root (the
@@ -60,5 +66,11 @@ int sd_verify_tree_greedy(const int32_t *tok, const int32_t *parent, int n, cons
 int sd_verify_tree_sample(const int32_t *tok, const int32_t *parent, int n, const float *p,
                           const float *q, int V, sd_rng *rng, float *scratch, int32_t *path,
                           int32_t *next);
+
+/* sd_verify_tree_sample with a deliberate fault (verify_hooks.h).
+ * SD_VERIFY_EXACT: sd_verify_tree_sample. */
+int sd_verify_tree_sample_faulty(const int32_t *tok, const int32_t *parent, int n, const float *p,
+                                 const float *q, int V, sd_rng *rng, float *scratch, int32_t *path,
+                                 int32_t *next, sd_verify_fault fault);
 
 #endif

@@ -60,10 +60,12 @@ static double row_mass(const float *w, int n) {
  *                       first child's q row, then scratch[V, 2V) with the
  *                       rejected siblings zeroed (sm = 0: no mass left,
  *                       s = 0)
- * A rejection rewrites both in place, one pass over V. */
-int sd_verify_tree_sample(const int32_t *tok, const int32_t *parent, int n, const float *p,
-                          const float *q, int V, sd_rng *rng, float *scratch, int32_t *path,
-                          int32_t *next) {
+ * A rejection rewrites both in place, one pass over V.
+ * fault (verify_hooks.h): SD_VERIFY_EXACT is the documented rule; inlined
+ * into both entry points below, so the exact one carries no fault branch. */
+static inline __attribute__((always_inline)) int
+verify_tree_sample(const int32_t *tok, const int32_t *parent, int n, const float *p, const float *q, int V,
+                   sd_rng *rng, float *scratch, int32_t *path, int32_t *next, sd_verify_fault fault) {
     if (!next) return -1;
     *next = -1;
     if (!p || V <= 0 || !rng || !scratch || (n > 0 && !path) || !tree_ok(tok, parent, n, V))
@@ -91,7 +93,9 @@ int sd_verify_tree_sample(const int32_t *tok, const int32_t *parent, int n, cons
             const double rx = mass_of(rw[x]) / rm;
             const double sx = !q ? 1.0 : sm > 0.0 ? mass_of(sw[x]) / sm : 0.0;
             const double u = sd_rng_uniform(rng);
-            if (sx > 0.0 ? u * sx < rx : rx > 0.0) {
+            const bool take = fault == SD_FAULT_ACCEPT_POW ? (sx > 0.0 ? u < pow(fmin(1.0, rx / sx), 0.8) : rx > 0.0)
+                                                           : (sx > 0.0 ? u * sx < rx : rx > 0.0);
+            if (take) {
                 acc = c;
                 break;
             }
@@ -107,7 +111,8 @@ int sd_verify_tree_sample(const int32_t *tok, const int32_t *parent, int n, cons
                 rbuf[t] = rt;
                 nrm += rt;
                 if (q) {
-                    const float w = t == x ? 0.0f : (float)mass_of(sw[t]);
+                    const bool keep = fault == SD_FAULT_TREE_SIBLINGS_KEPT;
+                    const float w = t == x && !keep ? 0.0f : (float)mass_of(sw[t]);
                     sbuf[t] = w;
                     nsm += w;
                 }
@@ -128,6 +133,10 @@ int sd_verify_tree_sample(const int32_t *tok, const int32_t *parent, int n, cons
         }
         if (acc < 0) {
             /* no child accepted (or a leaf: rw is still the node's p) */
+            if ((fault == SD_FAULT_RESIDUAL_UNNORMALIZED || fault == SD_FAULT_RESIDUAL_IS_P) && rw != pn) {
+                *next = fault == SD_FAULT_RESIDUAL_IS_P ? sd_draw(pn, V, rng) : sd_draw_unnormalized(rw, pn, V, rng);
+                return j;
+            }
             int32_t t = sd_draw(rw, V, rng);
             *next = t >= 0 ? t : sd_draw(pn, V, rng);
             return j;
@@ -135,4 +144,16 @@ int sd_verify_tree_sample(const int32_t *tok, const int32_t *parent, int n, cons
         path[j++] = acc;
         cur = acc;
     }
+}
+
+int sd_verify_tree_sample(const int32_t *tok, const int32_t *parent, int n, const float *p,
+                          const float *q, int V, sd_rng *rng, float *scratch, int32_t *path,
+                          int32_t *next) {
+    return verify_tree_sample(tok, parent, n, p, q, V, rng, scratch, path, next, SD_VERIFY_EXACT);
+}
+
+int sd_verify_tree_sample_faulty(const int32_t *tok, const int32_t *parent, int n, const float *p,
+                                 const float *q, int V, sd_rng *rng, float *scratch, int32_t *path,
+                                 int32_t *next, sd_verify_fault fault) {
+    return verify_tree_sample(tok, parent, n, p, q, V, rng, scratch, path, next, fault);
 }
