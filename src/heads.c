@@ -48,10 +48,21 @@ static sd_status find(sd_heads *h, const char *name, int64_t cols, int64_t rows,
                 (long long)t->ne[3], (long long)cols, (long long)(rows ? rows : 1), h->n_embd);
         return SD_ERR_FORMAT;
     }
-    if ((t->type != SD_TYPE_F32 && t->type != SD_TYPE_F16 && t->type != SD_TYPE_Q8_0) ||
-        sd_type_row_size(t->type, cols) == 0) {
-        sd_set_err(err, n, "%s: tensor %s: type %s is not supported (F32, F16, Q8_0)", sd_gguf_name(h->gguf), name,
-                sd_type_name(t->type) ? sd_type_name(t->type) : "?");
+    bool type_ok = false;
+    switch (t->type) { /* the target's weight types (model.c), all through sd_weight_gemm */
+    case SD_TYPE_F32: case SD_TYPE_F16: case SD_TYPE_BF16: case SD_TYPE_Q8_0: case SD_TYPE_Q4_0:
+    case SD_TYPE_Q4_1: case SD_TYPE_Q5_0: case SD_TYPE_Q5_1: case SD_TYPE_Q4_K: case SD_TYPE_Q5_K:
+    case SD_TYPE_Q6_K:
+        type_ok = true;
+        break;
+    default:
+        break;
+    }
+    if (!type_ok || sd_type_row_size(t->type, cols) == 0) {
+        sd_set_err(err, n,
+                   "%s: tensor %s: type %s is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, "
+                   "Q5_K, Q6_K with rows of whole blocks)",
+                   sd_gguf_name(h->gguf), name, sd_type_name(t->type) ? sd_type_name(t->type) : "?");
         return SD_ERR_UNSUPPORTED;
     }
     *out = t;
@@ -68,7 +79,14 @@ static sd_status bind_mat(sd_heads *h, const char *name, int64_t cols, int64_t r
     *w = (sd_weight){.data = t->data, .type = t->type, .rows = rows, .cols = cols,
                      .row_bytes = sd_type_row_size(t->type, cols)};
     h->bytes += w->row_bytes * (size_t)rows;
-    return SD_OK;
+    /* a quantized matrix is packed for the target's table like the
+     * target's own (a quantized heads file; F16/F32 get Q8_0 copies or
+     * stay as they are) */
+    if (h->n_owned + 1 > (int)(sizeof h->owned / sizeof h->owned[0])) return SD_ERR_NOMEM;
+    void *owned = NULL;
+    st = sd_weight_pack_copy(h->target->kern, w, &owned);
+    if (owned) h->owned[h->n_owned++] = owned;
+    return st;
 }
 
 /* A finite vector of len floats, as an owned F32 copy. */
@@ -98,12 +116,17 @@ static sd_status bind_vec(sd_heads *h, const char *name, int64_t len, const floa
     return SD_OK;
 }
 
-/* *q = a Q8_0 copy of w owned by h (sd_weight_q8_copy), packed for the
- * target's table (sd_weight_pack_copy) like the target's own weights. */
+/* *q = a Q8_0 copy of w owned by h (sd_weight_q8_copy) if w is F16, F32
+ * or BF16, else w itself (a quantized target's Q6_K output or a Q4_K
+ * heads file: a Q8_0 copy would only add bytes to every draft step); packed
+ * for the target's table (sd_weight_pack_copy) like the target's own
+ * weights. */
 static sd_status quantize_copy(sd_heads *h, const sd_weight *w, sd_weight *q) {
     if (h->n_owned + 2 > (int)(sizeof h->owned / sizeof h->owned[0])) return SD_ERR_NOMEM;
     void *owned = NULL;
-    sd_status st = sd_weight_q8_copy(w, q, &owned);
+    const bool is_float = w->type == SD_TYPE_F16 || w->type == SD_TYPE_F32 || w->type == SD_TYPE_BF16;
+    sd_status st = is_float ? sd_weight_q8_copy(w, q, &owned) : SD_OK;
+    if (!is_float) *q = *w;
     if (owned) h->owned[h->n_owned++] = owned;
     if (st != SD_OK) return st;
     st = sd_weight_pack_copy(h->target->kern, q, &owned);

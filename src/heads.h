@@ -41,7 +41,9 @@ struct sd_heads {
     size_t bytes;               /* weight bytes of the heads' tensors        */
     /* Q8_0 copies for faster drafting (sd_heads_params.q8): the target's
      * output matrix, W_fc and a one-layer model over a Q8_0 copy of the
-     * EAGLE block (the others borrowed as in `eagle`) */
+     * EAGLE block (the others borrowed as in `eagle`); a matrix already
+     * quantized (a Q4_K_M target's Q6_K output, a quantized heads file) is
+     * used as it is */
     sd_weight output_q8;
     sd_weight eagle_fc_q8;
     sd_model eagle_q8;

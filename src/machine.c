@@ -22,25 +22,28 @@ static double now_s(void) {
 }
 
 typedef struct read_job {
-    const uint64_t *buf;
-    size_t n;            /* words                 */
+    const unsigned char *buf;
+    size_t n;            /* bytes                 */
     uint64_t sink[64];   /* per thread (<= 64)    */
 } read_job;
 
-/* Sums this thread's share of the buffer: 4 independent sums, so the loads,
- * not the adds, bound the loop. */
+/* 16-byte lanes (SSE2 on every x86-64; NEON elsewhere), as the kernels'
+ * loads are wide: a scalar 8-byte loop measured ~30% below the read rate
+ * of 32-byte loads on a Zen 5 (32.8 against 46 GB/s). */
+typedef uint64_t read_v __attribute__((vector_size(16), aligned(16)));
+
+/* Sums this thread's share of the buffer with 8 independent vector sums
+ * (128 bytes a turn), so the loads, not the adds, bound the loop. */
 static void read_worker(void *arg, int ith, int nth) {
     read_job *j = arg;
-    const size_t per = j->n / (size_t)nth / 8 * 8;
-    const uint64_t *p = j->buf + per * (size_t)ith;
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0; i < per; i += 8) {
-        s0 += p[i] + p[i + 4];
-        s1 += p[i + 1] + p[i + 5];
-        s2 += p[i + 2] + p[i + 6];
-        s3 += p[i + 3] + p[i + 7];
-    }
-    if (ith < 64) j->sink[ith] = s0 + s1 + s2 + s3;
+    const size_t per = j->n / (size_t)nth / 128 * 128;
+    const read_v *p = (const read_v *)(const void *)(j->buf + per * (size_t)ith);
+    read_v s[8] = {{0}};
+    for (size_t i = 0; i < per / 16; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += p[i + (size_t)k];
+    uint64_t t = 0;
+    for (int k = 0; k < 8; k++) t += s[k][0] + s[k][1];
+    if (ith < 64) j->sink[ith] = t;
 }
 
 typedef struct peak_job {
@@ -80,12 +83,12 @@ sd_status sd_machine_probe(sd_backend backend, sd_threadpool *pool, sd_machine *
     if (!k) return SD_ERR_UNSUPPORTED;
     out->table = k->name;
     out->n_threads = pool ? sd_threadpool_n_threads(pool) : 1;
-    /* read: 256 MB, far beyond any L3 this runs on, best of 6 passes */
-    const size_t bytes = (size_t)256 << 20;
-    uint64_t *buf = malloc(bytes);
+    /* read: 512 MB, far beyond any L3 this runs on, best of 6 passes */
+    const size_t bytes = (size_t)512 << 20;
+    unsigned char *buf = aligned_alloc(64, bytes);
     if (!buf) return SD_ERR_NOMEM;
-    for (size_t i = 0; i < bytes / 8; i++) buf[i] = i;
-    read_job rj = {.buf = buf, .n = bytes / 8};
+    memset(buf, 1, bytes);
+    read_job rj = {.buf = buf, .n = bytes};
     for (int r = 0; r < 6; r++) {
         double t0 = now_s();
         sd_threadpool_run(pool, read_worker, &rj);

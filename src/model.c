@@ -485,14 +485,39 @@ static void gemm_worker(void *arg, int ith, int nth) {
 sd_status sd_weight_gemm(const sd_kernels *kern, sd_threadpool *pool, const sd_weight *w, const float *x, int N,
                          float *y, size_t ldy) {
     if (N <= 0) return SD_OK;
-    if (w->type != SD_TYPE_F32 && w->type != SD_TYPE_F16 && w->type != SD_TYPE_Q8_0) return SD_ERR_UNSUPPORTED;
     const int K = (int)w->cols;
     gemm_job j = {.kern = kern, .w = w, .x = x, .x_stride = (size_t)K * sizeof(float), .N = N, .y = y, .ldy = ldy};
+    /* the activations in the weight type's format, as forward.c prepares
+     * them (F32 and F16 weights take the F32 rows as they are) */
+    size_t rb = 0;
+    switch (w->type) {
+    case SD_TYPE_F32: case SD_TYPE_F16: break;
+    case SD_TYPE_BF16: rb = (size_t)K * sizeof(float); break;
+    case SD_TYPE_Q8_0: case SD_TYPE_Q4_0: case SD_TYPE_Q5_0:
+        rb = (size_t)(K / SD_QK8_0) * sizeof(sd_block_q8_0);
+        break;
+    case SD_TYPE_Q4_1: case SD_TYPE_Q5_1: rb = (size_t)(K / SD_QK8_1) * sizeof(sd_block_q8_1); break;
+    case SD_TYPE_Q4_K: case SD_TYPE_Q5_K: case SD_TYPE_Q6_K:
+        rb = (size_t)(K / SD_QK_K) * sizeof(sd_block_q8_K);
+        break;
+    default: return SD_ERR_UNSUPPORTED;
+    }
     void *xq = NULL;
-    if (w->type == SD_TYPE_Q8_0) { /* Q8_0 weights take Q8_0 activations */
-        size_t rb = (size_t)(K / SD_QK8_0) * sizeof(sd_block_q8_0);
+    if (rb) {
         if (!(xq = malloc(rb * (size_t)N))) return SD_ERR_NOMEM;
-        for (int r = 0; r < N; r++) kern->quantize_row_q8_0((char *)xq + rb * (size_t)r, x + (size_t)r * K, K);
+        for (int r = 0; r < N; r++) {
+            char *dst = (char *)xq + rb * (size_t)r;
+            const float *xr = x + (size_t)r * K;
+            switch (w->type) {
+            case SD_TYPE_BF16:
+                memcpy(dst, xr, rb);
+                kern->round_bf16_row((float *)(void *)dst, (size_t)K);
+                break;
+            case SD_TYPE_Q4_1: case SD_TYPE_Q5_1: sd_quantize_row_q8_1(dst, xr, K); break;
+            case SD_TYPE_Q4_K: case SD_TYPE_Q5_K: case SD_TYPE_Q6_K: sd_quantize_row_q8_K(dst, xr, K); break;
+            default: kern->quantize_row_q8_0(dst, xr, K); break;
+            }
+        }
         j.x = xq;
         j.x_stride = rb;
     }

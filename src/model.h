@@ -91,10 +91,12 @@ sd_status sd_weight_pack_copy(const sd_kernels *kern, sd_weight *w, void **owned
 void sd_weight_matmul(const sd_kernels *kern, const sd_weight *w, const void *x, size_t x_stride, int N,
                       float *y, size_t ldy, int m0, int m1);
 
-/* y (N, ldy) = x (N, K) W^T for w (M, K) of type F32, F16 or Q8_0 on the
- * pool's threads (pool NULL: this thread); x is F32 (converted to Q8_0
- * inside for a Q8_0 weight). SD_ERR_UNSUPPORTED for other types,
- * SD_ERR_NOMEM. */
+/* y (N, ldy) = x (N, K) W^T for w (M, K) of any weight type the model
+ * loader takes, on the pool's threads (pool NULL: this thread); x is F32,
+ * converted inside to the type's activation format as forward.c does
+ * (Q8_0 for Q8_0 / Q4_0 / Q5_0, Q8_1 for Q4_1 / Q5_1, Q8_K for the
+ * K-quants, BF16-rounded for BF16; F32 and F16 weights take x as it is).
+ * SD_ERR_UNSUPPORTED for other types, SD_ERR_NOMEM. */
 sd_status sd_weight_gemm(const sd_kernels *kern, sd_threadpool *pool, const sd_weight *w, const float *x, int N,
                          float *y, size_t ldy);
 

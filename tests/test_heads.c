@@ -568,7 +568,8 @@ static void test_loader(const sd_model *target, const sd_model *draft) {
         {"hydra.4.bias missing", {.tensor = "hydra.4.bias", .drop = true}, SD_ERR_FORMAT, "missing tensor hydra.4.bias"},
         {"NaN in eagle.fc.bias", {.tensor = "eagle.fc.bias", .nan = true}, SD_ERR_FORMAT, "non-finite"},
         {"NaN in ffn_norm", {.tensor = "eagle.blk.0.ffn_norm.weight", .nan = true}, SD_ERR_FORMAT, "non-finite"},
-        {"Q4_0 attn_q", {.tensor = "eagle.blk.0.attn_q.weight", .type = SD_TYPE_Q4_0}, SD_ERR_UNSUPPORTED, "q4_0"},
+        {"Q4_0 attn_q (taken: the target's weight types)", {.tensor = "eagle.blk.0.attn_q.weight", .type = SD_TYPE_Q4_0}, SD_OK, NULL},
+        {"Q2_K hydra.1.weight", {.tensor = "hydra.1.weight", .type = SD_TYPE_Q2_K}, SD_ERR_UNSUPPORTED, "type q2_K is not supported"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rewrite(g, &cases[i].m, &b);

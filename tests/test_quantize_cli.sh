@@ -13,6 +13,8 @@
 #    quantized draft: greedy --spec draft ids == --spec none ids (3 bench
 #    prompts, 32 tokens, accepted > 0), target Q4_K + draft Q8_0 and target
 #    Q4_0 + draft Q4_0;
+#  - quantized heads (Q4_K_M, Q4_0) with the Q4_K target: greedy eagle,
+#    hydra and medusa ids == --spec none ids (1 prompt, 32 tokens);
 #  - bad input: unknown type, missing file, vocabulary-only input,
 #    unwritable output, missing arguments: error message, exit 1, no file.
 # SD_TEST_QUICK=1 (sanitizer runs): 4 chunks, Q8_0 and Q4_0 only, 1 prompt.
@@ -86,6 +88,29 @@ assert b["spec"]["accepted"] > 0, b["spec"]
 print("   accepted %d of %d drafted" % (b["spec"]["accepted"], b["spec"]["drafted"]))
 PY
         i=$((i+1))
+    done
+done
+
+# Quantized heads (a heads file through `specdec quantize`; their matrices
+# run as stored, packed, with no Q8_0 copy): with the Q4_K target, greedy
+# eagle / hydra / medusa ids == --spec none ids, drafts accepted.
+heads="$MODELS/kernel-c-target-heads.gguf"
+for hq in q4_k_m q4_0; do
+    [ -f "$tmp/t-q4_k.gguf" ] || break
+    if ! "$BIN" quantize "$heads" "$tmp/h-$hq.gguf" $hq 2> "$tmp/q.err"; then
+        bad "quantize heads $hq: $(cat "$tmp/q.err")"; continue
+    fi
+    "$BIN" generate -m "$tmp/t-q4_k.gguf" -f "$tmp/prompt0.txt" -n 32 --temp 0 -t 2 --spec none --json > "$tmp/a.json" 2>/dev/null
+    for m in eagle hydra medusa; do
+        "$BIN" generate -m "$tmp/t-q4_k.gguf" -mh "$tmp/h-$hq.gguf" -f "$tmp/prompt0.txt" -n 32 --temp 0 -t 2 \
+            --spec $m --json > "$tmp/b.json" 2> "$tmp/g.err"
+        python3 - "$tmp/a.json" "$tmp/b.json" <<'PY' && ok "target q4_k + heads $hq, $m: ids == --spec none ids" || bad "target q4_k + heads $hq, $m: $(tail -n 2 "$tmp/g.err")"
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert len(a["ids"]) == 32 and a["ids"] == b["ids"], (a["ids"], b["ids"])
+assert b["spec"]["accepted"] > 0, b["spec"]
+print("   accepted %d of %d drafted" % (b["spec"]["accepted"], b["spec"]["drafted"]))
+PY
     done
 done
 
