@@ -11,6 +11,7 @@
  *   x += att Wo ; xn = rmsnorm(x) ; x += (silu(xn Wg) * (xn Wu)) Wd
  */
 #include <math.h>
+#include <stdatomic.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -97,7 +98,33 @@ typedef struct fwd_job {
     bool grp_fused;    /* each thread owns whole kv heads: q, k, v, RoPE,
                           cache and attention without barriers between   */
     bool row_split;    /* each thread owns whole rows (enough rows)      */
+    /* Work counters of the column split, W_SLOTS per layer then the head's
+     * (zeroed before the threads start): each thread takes the next chunk
+     * of a matmul's columns (kv heads, attention items) until none is
+     * left, so a thread that runs slower (a busier core) does less of the
+     * work instead of keeping the other waiting at the barrier. Which
+     * thread computes a column does not change its bits (matmul's rule
+     * below), so results stay batch- and split-invariant. */
+    atomic_int *work;
 } fwd_job;
+
+enum { W_Q, W_K, W_V, W_ATT, W_O, W_GATEUP, W_DOWN, W_SLOTS };
+
+/* The counter of (layer il, slot); il = le: the output head's. */
+static atomic_int *work_ctr(const fwd_job *J, int il, int slot) {
+    return &J->work[(size_t)(il - J->lb) * W_SLOTS + (size_t)slot];
+}
+
+/* Next chunk index of a counter (each index handed out once). */
+static int work_next(atomic_int *c) { return atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
+
+/* Chunk size for n items over nth threads: about 6 chunks per thread, a
+ * multiple of align. */
+static int work_chunk(int n, int nth, int align) {
+    int c = n / (6 * nth);
+    c = (c + align - 1) / align * align;
+    return c < align ? align : c;
+}
 
 /* Bytes of one activation row of K elements in the Q8_0 / Q8_1 / Q8_K
  * formats (K a multiple of the format's block). */
@@ -136,11 +163,11 @@ static void matmul_cols(const fwd_job *J, int set, const sd_weight *w, const flo
  * output column depends only on whether it falls in a complete group of 4
  * counted from a multiple of 16 (kernels.h), so any split into ranges that
  * start at multiples of 16 gives the same bits. */
-static void matmul(const fwd_job *J, int ith, int nth, int set, const sd_weight *w, const float *x,
+static void matmul(const fwd_job *J, int nth, atomic_int *ctr, int set, const sd_weight *w, const float *x,
                    float *y, size_t ldy, int N) {
-    int m0, m1;
-    sd_split((int)w->rows, ith, nth, 16, &m0, &m1);
-    matmul_cols(J, set, w, x, y, ldy, 0, N, m0, m1);
+    const int M = (int)w->rows, ch = work_chunk(M, nth, 16);
+    for (int c; (c = work_next(ctr)) * ch < M;)
+        matmul_cols(J, set, w, x, y, ldy, 0, N, c * ch, c * ch + ch < M ? c * ch + ch : M);
 }
 
 /* Which input formats the weights reading one activation buffer need. */
@@ -446,27 +473,27 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
         prepare_rows(J, 0, s->xn, E, r0, r1, needs(&L->wq, &L->wk, &L->wv));
         BARRIER(P_NORM1);
         if (J->grp_fused) {
-            /* this thread's kv heads: their q, k, v columns, RoPE, cache,
-             * attention and wo input, no barrier in between */
-            int g0, g1;
-            sd_split(Hkv, ith, nth, 1, &g0, &g1);
-            const int qc0 = g0 * n_rep * D, qc1 = g1 * n_rep * D, kc0 = g0 * D, kc1 = g1 * D;
-            matmul_cols(J, 0, &L->wq, s->xn, s->q, QD, 0, N, qc0, qc1);
-            matmul_cols(J, 0, &L->wk, s->xn, s->k, KVD, 0, N, kc0, kc1);
-            matmul_cols(J, 0, &L->wv, s->xn, s->v, KVD, 0, N, kc0, kc1);
-            PMARK(P_QKV);
-            qkv_post(J, il, 0, N, qc0, qc1, kc0, kc1);
-            PMARK(P_ROPE);
-            for (int k = 0; k < J->n_seq; k++)
-                for (int g = g0; g < g1; g++)
+            /* kv heads taken one at a time: their q, k, v columns, RoPE,
+             * cache, attention and wo input, no barrier in between */
+            const int need = needs(&L->wo, NULL, NULL);
+            const bool prep_here = (n_rep * D) % need_block(need) == 0;
+            for (int g; (g = work_next(work_ctr(J, il, W_ATT))) < Hkv;) {
+                const int qc0 = g * n_rep * D, qc1 = (g + 1) * n_rep * D, kc0 = g * D, kc1 = (g + 1) * D;
+                matmul_cols(J, 0, &L->wq, s->xn, s->q, QD, 0, N, qc0, qc1);
+                matmul_cols(J, 0, &L->wk, s->xn, s->k, KVD, 0, N, kc0, kc1);
+                matmul_cols(J, 0, &L->wv, s->xn, s->v, KVD, 0, N, kc0, kc1);
+                PMARK(P_QKV);
+                qkv_post(J, il, 0, N, qc0, qc1, kc0, kc1);
+                PMARK(P_ROPE);
+                for (int k = 0; k < J->n_seq; k++)
                     for (int i0 = 0; i0 < J->seqs[k].b->n_tokens; i0 += J->att_chunk) {
                         int i1 = i0 + J->att_chunk;
                         attend_rows(J, il, k, g, i0, i1 < J->seqs[k].b->n_tokens ? i1 : J->seqs[k].b->n_tokens);
                     }
-            PMARK(P_ATTN);
-            int need = needs(&L->wo, NULL, NULL);
-            if ((n_rep * D) % need_block(need) == 0) {
-                prepare_range(J, 1, s->att, QD, 0, N, qc0, qc1, need);
+                PMARK(P_ATTN);
+                if (prep_here) prepare_range(J, 1, s->att, QD, 0, N, qc0, qc1, need);
+            }
+            if (prep_here) {
                 BARRIER(P_PREP_O);
             } else {
                 BARRIER(P_ATTN);
@@ -474,16 +501,14 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
                 BARRIER(P_PREP_O);
             }
         } else {
-            matmul(J, ith, nth, 0, &L->wq, s->xn, s->q, QD, N);
-            matmul(J, ith, nth, 0, &L->wk, s->xn, s->k, KVD, N);
-            matmul(J, ith, nth, 0, &L->wv, s->xn, s->v, KVD, N);
+            matmul(J, nth, work_ctr(J, il, W_Q), 0, &L->wq, s->xn, s->q, QD, N);
+            matmul(J, nth, work_ctr(J, il, W_K), 0, &L->wk, s->xn, s->k, KVD, N);
+            matmul(J, nth, work_ctr(J, il, W_V), 0, &L->wv, s->xn, s->v, KVD, N);
             BARRIER(P_QKV);
             qkv_post(J, il, r0, r1, 0, QD, 0, KVD);
             BARRIER(P_ROPE);
             /* attention: work items (sequence, kv head, chunk of rows) */
-            int a0, a1;
-            sd_split(J->n_att_items, ith, nth, 1, &a0, &a1);
-            for (int a = a0; a < a1; a++) attend_item(J, il, a);
+            for (int a; (a = work_next(work_ctr(J, il, W_ATT))) < J->n_att_items;) attend_item(J, il, a);
             BARRIER(P_ATTN);
             int need = needs(&L->wo, NULL, NULL);
             if (need) {
@@ -491,7 +516,7 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
                 BARRIER(P_PREP_O);
             }
         }
-        matmul(J, ith, nth, 1, &L->wo, s->att, s->tmp, E, N);
+        matmul(J, nth, work_ctr(J, il, W_O), 1, &L->wo, s->att, s->tmp, E, N);
         BARRIER(P_WO);
         /* --- feed-forward block */
         add_rows(s->x, s->tmp, E, r0, r1);
@@ -504,18 +529,20 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
          * aligned to the format's blocks, and SwiGLU (every table) treats
          * a range starting at a multiple of 16 as it treats whole rows */
         {
-            int need = needs(&L->w_down, NULL, NULL), f0, f1;
-            sd_split(F, ith, nth, need_block(need) > 16 ? need_block(need) : 16, &f0, &f1);
-            matmul_cols(J, 0, &L->w_gate, s->xn, s->gate, F, 0, N, f0, f1);
-            matmul_cols(J, 0, &L->w_up, s->xn, s->up, F, 0, N, f0, f1);
-            PMARK(P_GATEUP);
-            if (f0 < f1)
+            const int need = needs(&L->w_down, NULL, NULL);
+            const int ch = work_chunk(F, nth, need_block(need) > 16 ? need_block(need) : 16);
+            for (int c; (c = work_next(work_ctr(J, il, W_GATEUP))) * ch < F;) {
+                const int f0 = c * ch, f1 = f0 + ch < F ? f0 + ch : F;
+                matmul_cols(J, 0, &L->w_gate, s->xn, s->gate, F, 0, N, f0, f1);
+                matmul_cols(J, 0, &L->w_up, s->xn, s->up, F, 0, N, f0, f1);
+                PMARK(P_GATEUP);
                 for (int r = 0; r < N; r++)
                     kern->swiglu(s->gate + (size_t)r * F + f0, s->up + (size_t)r * F + f0, f1 - f0);
-            prepare_range(J, 2, s->gate, F, 0, N, f0, f1, need);
+                prepare_range(J, 2, s->gate, F, 0, N, f0, f1, need);
+            }
             BARRIER(P_SWIGLU);
         }
-        matmul(J, ith, nth, 2, &L->w_down, s->gate, s->tmp, E, N);
+        matmul(J, nth, work_ctr(J, il, W_DOWN), 2, &L->w_down, s->gate, s->tmp, E, N);
         BARRIER(P_DOWN);
     }
     add_rows(s->x, s->tmp, E, r0, r1);
@@ -533,14 +560,14 @@ static void forward_layers(const fwd_job *J, int ith, int nth) {
     prepare_rows(J, 0, s->xn, E, o0, o1, needs(&m->output, NULL, NULL));
     BARRIER(P_OUTNORM);
     if (J->n_sub == 0) {
-        matmul(J, ith, nth, 0, &m->output, s->xn, J->logits, (size_t)m->n_vocab, J->n_out);
+        matmul(J, nth, work_ctr(J, J->le, 0), 0, &m->output, s->xn, J->logits, (size_t)m->n_vocab, J->n_out);
         PMARK(P_HEAD);
         return;
     }
     /* VocabTrim: the head over the S compact rows (same type and kernel as
      * the full head, so the same bits), then each thread scatters its output
      * rows; the other V - S entries of a row are already -inf (ctx.h). */
-    matmul(J, ith, nth, 0, J->sub_head, s->xn, J->sub_logits, (size_t)J->n_sub, J->n_out);
+    matmul(J, nth, work_ctr(J, J->le, 0), 0, J->sub_head, s->xn, J->sub_logits, (size_t)J->n_sub, J->n_out);
     BARRIER(P_HEAD);
     for (int o = o0; o < o1; o++) {
         float *dst = J->logits + (size_t)o * (size_t)m->n_vocab;
@@ -744,8 +771,15 @@ sd_status sd_decode_multi(sd_ctx *const *ctxs, const sd_batch *batches, int n_se
         /* enough rows per thread that the weights' compute, not their
          * traffic, bounds each thread (see SD_ROW_SPLIT_MIN) */
         J.row_split = nth > 1 && (owner->split == 2 || (owner->split == 0 && N >= SD_ROW_SPLIT_MIN * nth));
-        sd_threadpool_run(owner->pool, forward_worker, &J);
-        for (int k = 0; k < n_seq; k++) {
+        /* the work counters: on the stack up to 63 layers */
+        const size_t n_work = (size_t)(le - lb + 1) * W_SLOTS;
+        atomic_int work_stack[64 * W_SLOTS];
+        J.work = n_work <= sizeof work_stack / sizeof work_stack[0] ? work_stack : malloc(n_work * sizeof *J.work);
+        if (!J.work) st = SD_ERR_NOMEM;
+        for (size_t i = 0; J.work && i < n_work; i++) atomic_init(&J.work[i], 0);
+        if (J.work) sd_threadpool_run(owner->pool, forward_worker, &J);
+        if (J.work != work_stack) free(J.work);
+        for (int k = 0; k < n_seq && st == SD_OK; k++) {
             sd_ctx *ctx = seqs[k].ctx;
             if (n_seq > 1) {
                 memcpy(ctx->logits, comb_logits + (size_t)seqs[k].out0 * m->n_vocab,

@@ -184,6 +184,10 @@ SD_INLINE void mk_f_nt(float *y, size_t ldy, const char *x, size_t xs,
     }
 }
 
+#ifndef F1_PF_ROWS
+#define F1_PF_ROWS 4
+#endif
+
 /* Rows [m0, m1) of W times tokens [0, nc) of x: one token row by row
  * (sequential stream), else blocks of MR = 4 rows (then 1) x <= 6 tokens. */
 SD_INLINE void gemm_f_chunk(float *y, size_t ldy, const char *x, size_t xs,
@@ -194,6 +198,11 @@ SD_INLINE void gemm_f_chunk(float *y, size_t ldy, const char *x, size_t xs,
         const float *x0 = (const float *)x;
         for (; m + 4 <= m1; m += 4) {
             const char *wm = w + (size_t)m * ws;
+            /* the group F1_PF_ROWS rows ahead, into L2: the hardware
+             * prefetcher alone left a one-token F16 forward at ~60% of the
+             * read bandwidth (Zen 5) */
+            if (m + F1_PF_ROWS + 4 <= m1)
+                for (size_t o = 0; o < 4 * ws; o += 64) _mm_prefetch(wm + F1_PF_ROWS * ws + o, _MM_HINT_T1);
             __m512 a0 = acc1_f(x0, wm, K, wt), a1 = acc1_f(x0, wm + ws, K, wt);
             __m512 a2 = acc1_f(x0, wm + 2 * ws, K, wt), a3 = acc1_f(x0, wm + 3 * ws, K, wt);
             _mm_storeu_ps(y + m, hsum4(a0, a1, a2, a3));
