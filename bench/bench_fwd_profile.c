@@ -10,6 +10,7 @@
  * (without -DSD_FWD_PROFILE and against build/libspecdec.a: times only).
  *
  * For n = 1, 2, 4, 6, 8, 16, 32 rows (all with logits) at 256 tokens of
+ * (SD_PROFILE_CTX: that many tokens of)
  * context: the fastest, 25th-percentile and median forward (ms). splits: a
  * comma list of forward work splits (ctx.h: 0 auto, 1 columns, 2 rows;
  * default 0); each gets its own context on the same model and pool, and
@@ -64,15 +65,18 @@ int main(int argc, char **argv) {
     sd_threadpool *pool = NULL;
     if (sd_threadpool_new(nth, &pool) != SD_OK) return 1;
     sd_ctx_params cp = sd_ctx_default_params();
-    cp.n_ctx = 1024;
+    /* SD_PROFILE_CTX: tokens of context (default 256, at most 4000) */
+    const char *env_ctx = getenv("SD_PROFILE_CTX");
+    const int n_pre = env_ctx && atoi(env_ctx) >= 1 && atoi(env_ctx) <= 4000 ? atoi(env_ctx) : 256;
+    cp.n_ctx = n_pre + 64;
     cp.pool = pool;
     sd_ctx *ctx[MAX_SPLITS];
-    int32_t pre[256];
-    for (int i = 0; i < 256; i++) pre[i] = (int32_t)((i * 7919 + 13) % 8192);
+    int32_t pre[4000];
+    for (int i = 0; i < n_pre; i++) pre[i] = (int32_t)((i * 7919 + 13) % 8192);
     for (int k = 0; k < n_splits; k++) {
         if (sd_ctx_new(m, &cp, &ctx[k]) != SD_OK) return 1;
         ctx[k]->split = splits[k];
-        sd_batch pb = sd_batch_simple(pre, 256);
+        sd_batch pb = sd_batch_simple(pre, n_pre);
         if (sd_ctx_decode(ctx[k], &pb) != SD_OK) return 1;
     }
     static const int ns[] = {1, 2, 4, 6, 8, 16, 32};
@@ -84,7 +88,7 @@ int main(int argc, char **argv) {
                                   "swiglu+prep", "down", "out norm+prep", "head", "scatter"};
     enum { NS = sizeof names / sizeof *names };
 #endif
-    printf("%d threads, %d reps, 256 tokens of context, splits (0 auto, 1 columns, 2 rows):", nth, reps);
+    printf("%d threads, %d reps, %d tokens of context, splits (0 auto, 1 columns, 2 rows):", nth, reps, n_pre);
     for (int k = 0; k < n_splits; k++) printf(" %d", splits[k]);
     printf("\n");
     for (size_t in = 0; in < sizeof ns / sizeof *ns; in++) {
@@ -101,7 +105,7 @@ int main(int argc, char **argv) {
         double best = 1e30;
         for (int r = 0; r < reps + 3; r++)
             for (int k = 0; k < n_splits; k++) {
-                sd_ctx_kv_truncate(ctx[k], 256);
+                sd_ctx_kv_truncate(ctx[k], n_pre);
                 sd_batch b = sd_batch_simple(toks, n);
                 b.output = out;
 #ifdef SD_FWD_PROFILE
