@@ -6,6 +6,7 @@
 #   make fuzz       libFuzzer targets (clang), run for FUZZ_SECONDS each
 #   make bench      forward-pass benchmark table (bench-forward)
 #   make bench-models  the wide benchmark models in bench-models/ (scripts/bench_models.sh)
+#   make bench-wide    bench-forward and every method on them (scripts/bench_wide.sh)
 # Variables: CC (gcc or clang), BUILD (object dir), SAN=1 (sanitizers), O (opt flags)
 
 CC      ?= cc
@@ -49,7 +50,7 @@ SHARED   := $(BUILD)/libspecdec.so
 BINDIR   ?= bin
 BIN      := $(BINDIR)/specdec
 
-.PHONY: all lib run test test-san fuzz bench bench-models clean
+.PHONY: all lib run test test-san fuzz bench bench-models bench-wide clean
 # Keep objects of tests/util between test builds.
 .SECONDARY:
 all: $(STATIC) $(SHARED) $(BIN)
@@ -121,6 +122,9 @@ bench: all
 
 bench-models: all
 	BIN=$(BIN) sh scripts/bench_models.sh bench-models
+
+bench-wide: bench-models
+	BIN=$(BIN) sh scripts/bench_wide.sh
 
 clean:
 	rm -rf build build-san build-fuzz bin

@@ -3,8 +3,10 @@
 # target widened to a real model's size (../shared/tools/widen.py, 226.5 M
 # parameters, the same function as the shipped target), its Q4_K_M, Q4_0
 # and Q8_0 files (specdec quantize), and the trained heads widened alike, at
-# F16 and Q8_0. Files already there are kept. Needs Debian's python3 with
-# numpy (python3-numpy): installed here when missing and we are root.
+# F16, Q8_0 and Q4_K_M (the heads the wide bench runs with: each EAGLE
+# level streams its layer, so its bytes are the drafting cost). Files
+# already there are kept. Needs Debian's python3 with numpy
+# (python3-numpy): installed here when missing and we are root.
 #   sh scripts/bench_models.sh [OUT_DIR]      (default bench-models)
 set -eu
 BIN=${BIN:-bin/specdec}
@@ -44,5 +46,7 @@ make_file "$H-F16.gguf" "$PY" "$WIDEN" "$SHARED/models/kernel-c-target-heads.ggu
 for q in Q4_K_M Q4_0 Q8_0; do
     make_file "$T-$q.gguf" "$BIN" quantize "$T-F16.gguf" "$T-$q.gguf.part" "$(echo $q | tr A-Z a-z)" -t 2
 done
-make_file "$H-Q8_0.gguf" "$BIN" quantize "$H-F16.gguf" "$H-Q8_0.gguf.part" q8_0 -t 2
+for q in Q8_0 Q4_K_M; do
+    make_file "$H-$q.gguf" "$BIN" quantize "$H-F16.gguf" "$H-$q.gguf.part" "$(echo $q | tr A-Z a-z)" -t 2
+done
 ls -l "$OUT"
