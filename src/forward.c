@@ -206,7 +206,7 @@ static void prepare_range(const fwd_job *J, int set, const float *x, int K, int 
         if (need & NEED_Q8_1)
             sd_quantize_row_q8_1((char *)s->xq1 + (size_t)r * q81_row_bytes(K) + q81_row_bytes(c0), xr, nc);
         if (need & NEED_Q8_K)
-            sd_quantize_row_q8_K((char *)s->xqk + (size_t)r * q8k_row_bytes(K) + q8k_row_bytes(c0), xr, nc);
+            J->kern->quantize_row_q8_K((char *)s->xqk + (size_t)r * q8k_row_bytes(K) + q8k_row_bytes(c0), xr, nc);
         if (need & NEED_F16) {
             float *dst = s->xr + (size_t)r * K + c0;
             memcpy(dst, xr, (size_t)nc * sizeof(float));

@@ -514,7 +514,7 @@ sd_status sd_weight_gemm(const sd_kernels *kern, sd_threadpool *pool, const sd_w
                 kern->round_bf16_row((float *)(void *)dst, (size_t)K);
                 break;
             case SD_TYPE_Q4_1: case SD_TYPE_Q5_1: sd_quantize_row_q8_1(dst, xr, K); break;
-            case SD_TYPE_Q4_K: case SD_TYPE_Q5_K: case SD_TYPE_Q6_K: sd_quantize_row_q8_K(dst, xr, K); break;
+            case SD_TYPE_Q4_K: case SD_TYPE_Q5_K: case SD_TYPE_Q6_K: kern->quantize_row_q8_K(dst, xr, K); break;
             default: kern->quantize_row_q8_0(dst, xr, K); break;
             }
         }

@@ -454,6 +454,53 @@ static void test_real_rows(void) {
     sd_model_free(ref);
 }
 
+
+/* Every table's quantize_row_q8_K equals the reference byte for byte
+ * (forward.c quantizes every K-quant activation with it): random rows at
+ * several scales, and blocks built to hit each rule: all zero, a NaN, an
+ * infinity, the largest |x| twice with opposite signs (the first wins), a
+ * negative maximum, exact .5 ties of iscale * x (round half to even),
+ * denormals. Mutation check: the rule "first element with |x| = amax"
+ * replaced by "last" fails the opposite-signs block. */
+static void test_q8_K_tables(void) {
+    rng_t r = {77};
+    const char *names[] = {"ref", "avx2", "avx2vnni", "avx512", "avx512vnni"};
+    enum { K = 1024, NB = K / 256 };
+    static float x[K];
+    static sd_block_q8_K want[NB], got[NB];
+    for (int ti = 0; ti < 5; ti++) {
+        /* avx2vnni (AVX2 + AVX-VNNI) is not in tables.c's list */
+        const sd_kernels *k = ti == 2 ? sd_kernels_by_name(names[ti]) : test_kernel_table(names[ti]);
+        if (!k && ti == 2) check_skip("kernel table avx2vnni: the CPU lacks AVX-VNNI (or a cap excludes it)");
+        if (!k) continue; /* named skip */
+        CHECK(k->quantize_row_q8_K != NULL, "%s: quantize_row_q8_K set", names[ti]);
+        if (!k->quantize_row_q8_K) continue;
+        int bad = 0;
+        for (int rep = 0; rep < 200; rep++) {
+            const float scale = rep % 5 == 0 ? 1e-30f : rep % 5 == 1 ? 1e3f : 1.0f;
+            for (int i = 0; i < K; i++) x[i] = rng_f(&r) * scale;
+            switch (rep % 8) {
+            case 0: for (int i = 0; i < 256; i++) x[i] = 0.0f; break;
+            case 1: x[17] = NAN; break;
+            case 2: x[300] = INFINITY; break;
+            case 3: x[40] = 9.0f; x[200] = -9.0f; x[600] = -9.0f; x[700] = 9.0f; break;
+            case 4: x[5] = -7.0f; break;
+            case 5: /* iscale = -127 / -127 = 1: x = k + 0.5 are exact ties */
+                for (int i = 0; i < 256; i++) x[i] = (float)((i % 100) - 50) + 0.5f;
+                x[255] = -127.0f;
+                break;
+            case 6: for (int i = 256; i < 512; i++) x[i] = (float)(i - 384) * 1e-40f; break; /* denormals */
+            default: break;
+            }
+            sd_quantize_row_q8_K(want, x, K);
+            memset(got, 0x5a, sizeof got);
+            k->quantize_row_q8_K(got, x, K);
+            if (memcmp(want, got, sizeof want) != 0) bad++;
+        }
+        CHECK(bad == 0, "%s: quantize_row_q8_K differs from the reference in %d of 200 rows", names[ti], bad);
+    }
+}
+
 /* ------------------------------------------------------------ 3. activations */
 
 static void test_act_quant(void) {
@@ -921,6 +968,7 @@ static void test_bf16_model(void) {
 int main(void) {
     test_round_trip();
     test_act_quant();
+    test_q8_K_tables();
     test_round_bf16();
     test_gemms();
     test_real_rows();

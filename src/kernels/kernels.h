@@ -75,6 +75,9 @@ typedef struct sd_kernels {
     /* x (K) -> K/32 Q8_0 blocks (K multiple of 32), round-to-nearest like
      * ggml's quantize_row_q8_0. */
     void (*quantize_row_q8_0)(void *dst, const float *x, int K);
+    /* x (K) -> K/256 Q8_K blocks (K multiple of 256), byte for byte
+     * sd_quantize_row_q8_K (the K-quants' activations). */
+    void (*quantize_row_q8_K)(void *dst, const float *x, int K);
 
     /* Attention helpers. */
     float (*dot_f32)(const float *a, const float *b, int n);
@@ -191,6 +194,7 @@ void sd_gemm_q4_K_avx2(float *, size_t, const void *, size_t, const void *, size
 void sd_gemm_q5_K_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
 void sd_gemm_q6_K_avx2(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);
 void sd_round_bf16_row_avx2(float *x, size_t n);
+void sd_quantize_row_q8_K_avx2(void *dst, const float *x, int K);
 /* AVX512-VNNI versions (quants_vnni_avx512.c; the "avx512vnni" table only),
  * bit-identical to the AVX2 ones. */
 void sd_gemm_q4_0_vnni(float *, size_t, const void *, size_t, const void *, size_t, int, int, int, int);

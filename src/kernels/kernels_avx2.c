@@ -374,6 +374,7 @@ static void swiglu_avx2(float *g, const float *u, int n) {
     .round_bf16_row = sd_round_bf16_row_avx2, \
     .gemm_q8_0 = sd_gemm_q8_0_avx2, \
     .quantize_row_q8_0 = quantize_row_q8_0_avx2, \
+    .quantize_row_q8_K = sd_quantize_row_q8_K_avx2, \
     .dot_f32 = dot_f32_avx2, \
     .axpy_f32 = axpy_f32_avx2, \
     .rmsnorm = rmsnorm_avx2, \

@@ -12,6 +12,7 @@
 
 #include "kernels/attn.h"
 #include "kernels/kernels.h"
+#include "kernels/quants.h"
 
 /* Row helpers: byte-strided row addressing. */
 static const void *row_at(const void *base, size_t stride, int i) {
@@ -158,6 +159,7 @@ const sd_kernels sd_kernels_ref_table = {
     .gemm_bf16 = sd_gemm_bf16_ref,
     .round_bf16_row = sd_round_bf16_row_ref,
     .quantize_row_q8_0 = quantize_row_q8_0_ref,
+    .quantize_row_q8_K = sd_quantize_row_q8_K,
     .dot_f32 = dot_f32_ref,
     .axpy_f32 = axpy_f32_ref,
     .rmsnorm = rmsnorm_ref,
