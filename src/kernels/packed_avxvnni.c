@@ -1,10 +1,10 @@
 /*
  * packed_avxvnni.c - packed.h's gemms on ymm vectors with AVX-VNNI (the
  * VEX vpdpbusd / vpdpwssd of Alder Lake and Zen 5): 8 rows per vector, a
- * 16-row group as two halves. The kernels are packed_impl.h's; this file
- * gives them their vector operations. Compiled with -mavxvnni (Makefile);
- * used only by the "avx2vnni" table, which kernels.c hands out only to
- * CPUs with AVX-VNNI.
+ * 16-row group as two halves. The kernels are packed_impl.h's, the common
+ * vector operations packed_ops_ymm.h's; this file gives them its integer
+ * dot products. Compiled with -mavxvnni (Makefile); used only by the
+ * "avx2vnni" table, which kernels.c hands out only to CPUs with AVX-VNNI.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -12,49 +12,10 @@
 #include "kernels/kernels.h"
 
 #define PK_NAME(x) x##_avxvnni
-#define PK_LANES 8
 #define PK_VNNI 1
-#define PK_NT 4
-#define PKI static inline __attribute__((always_inline))
-typedef __m256i vi;
-typedef __m256 vf;
+#include "kernels/packed_ops_ymm.h"
 
-PKI vi ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-PKI vi bc32(const void *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-PKI vi seti(int32_t c) { return _mm256_set1_epi32(c); }
-PKI vi and_(vi a, vi b) { return _mm256_and_si256(a, b); }
-PKI vi or_(vi a, vi b) { return _mm256_or_si256(a, b); }
-PKI vi add32(vi a, vi b) { return _mm256_add_epi32(a, b); }
-PKI vi sub32(vi a, vi b) { return _mm256_sub_epi32(a, b); }
-PKI vi mul32(vi a, vi b) { return _mm256_mullo_epi32(a, b); }
-PKI vi sll32(vi a, int n) { return _mm256_slli_epi32(a, n); }
-PKI vi srl32(vi a, int n) { return _mm256_srli_epi32(a, n); }
-PKI vi srai32(vi a, int n) { return _mm256_srai_epi32(a, n); }
-PKI vi sll16(vi a, int n) { return _mm256_slli_epi16(a, n); }
-PKI vi srl16(vi a, int n) { return _mm256_srli_epi16(a, n); }
-PKI vi srai16(vi a, int n) { return _mm256_srai_epi16(a, n); }
-PKI vf cvt(vi a) { return _mm256_cvtepi32_ps(a); }
-PKI vf setf(float f) { return _mm256_set1_ps(f); }
-PKI void stf(float *p, vf a) { _mm256_storeu_ps(p, a); }
-PKI vf addf(vf a, vf b) { return _mm256_add_ps(a, b); }
-PKI vf subf(vf a, vf b) { return _mm256_sub_ps(a, b); }
-PKI vf fmaf_(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
-PKI vf mulf(vf a, vf b) { return _mm256_mul_ps(a, b); }
-PKI vf ldh(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
 PKI vi dp4(vi acc, vi u, vi s) { return _mm256_dpbusd_avx_epi32(acc, u, s); }
 PKI vi dp2w(vi acc, vi a, vi b) { return _mm256_dpwssd_avx_epi32(acc, a, b); }
-PKI vi bits16(const uint8_t *p, int h) {
-    uint32_t u;
-    memcpy(&u, p + 4 * h, 4);
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)u), shuf);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
-}
 
 #include "kernels/packed_impl.h"
