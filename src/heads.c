@@ -48,17 +48,8 @@ static sd_status find(sd_heads *h, const char *name, int64_t cols, int64_t rows,
                 (long long)t->ne[3], (long long)cols, (long long)(rows ? rows : 1), h->n_embd);
         return SD_ERR_FORMAT;
     }
-    bool type_ok = false;
-    switch (t->type) { /* the target's weight types (model.c), all through sd_weight_gemm */
-    case SD_TYPE_F32: case SD_TYPE_F16: case SD_TYPE_BF16: case SD_TYPE_Q8_0: case SD_TYPE_Q4_0:
-    case SD_TYPE_Q4_1: case SD_TYPE_Q5_0: case SD_TYPE_Q5_1: case SD_TYPE_Q4_K: case SD_TYPE_Q5_K:
-    case SD_TYPE_Q6_K:
-        type_ok = true;
-        break;
-    default:
-        break;
-    }
-    if (!type_ok || sd_type_row_size(t->type, cols) == 0) {
+    /* the target's weight types, all through sd_weight_gemm */
+    if (!sd_weight_type_ok(t->type) || sd_type_row_size(t->type, cols) == 0) {
         sd_set_err(err, n,
                    "%s: tensor %s: type %s is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, "
                    "Q5_K, Q6_K with rows of whole blocks)",

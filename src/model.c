@@ -53,7 +53,7 @@ void sd_weight_get_row(const sd_weight *w, int64_t row, float *out) {
 }
 
 /* Weight types the forward pass computes with (kernel table entries). */
-static bool weight_type_ok(int type) {
+bool sd_weight_type_ok(int type) {
     switch (type) {
     case SD_TYPE_F32: case SD_TYPE_F16: case SD_TYPE_BF16: case SD_TYPE_Q8_0:
     case SD_TYPE_Q4_0: case SD_TYPE_Q4_1: case SD_TYPE_Q5_0: case SD_TYPE_Q5_1:
@@ -71,7 +71,7 @@ static bool weight_type_ok(int type) {
 static sd_status check_type(const sd_model *m, const char *name, int type, int64_t cols, char *err,
                             size_t err_size) {
     const char *tn = sd_type_name(type) ? sd_type_name(type) : "?";
-    if (!weight_type_ok(type)) {
+    if (!sd_weight_type_ok(type)) {
         sd_set_err(err, err_size,
                 "%s: tensor %s: weight type %s is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
                 "Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)",

@@ -74,6 +74,11 @@ void sd_weight_get_row(const sd_weight *w, int64_t row, float *out);
  * whole Q8_0 blocks. For drafting heads, which need not be exact. */
 sd_status sd_weight_q8_copy(const sd_weight *w, sd_weight *q, void **owned);
 
+/* True for the weight types a model's (or heads') matrices may have: F32,
+ * F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (every one
+ * sd_weight_matmul and sd_weight_gemm run). */
+bool sd_weight_type_ok(int type);
+
 /* Gives w a packed copy (w->packed, owned by m) when the model's table has
  * a packed gemm for w's type and w's rows are whole 16-row groups; else
  * leaves w as it is. */
