@@ -23,7 +23,8 @@ static int serve_opt(const char *a, const char *next, void *user) {
     srv_config *c = user;
     static const char *const names[] = {"--host", "--port", "--parallel", "-np", "--queue", "--timeout",
                                         "--max-body", "--api-key", "--spec", "--ngram-cache",
-                                        "--chat-template", "--alias", "--port-file"};
+                                        "--chat-template", "--alias", "--port-file", "--read-timeout",
+                                        "--write-timeout", "--max-conn", "--max-conn-per-ip", "--http-threads"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(a, names[i])) which = i;
@@ -39,7 +40,7 @@ static int serve_opt(const char *a, const char *next, void *user) {
     case 1: rc = int_opt(a, next, 0, 65535, &v); c->port = (int)v; break;
     case 2: case 3: rc = int_opt(a, next, 1, 64, &v); c->n_parallel = (int)v; break;
     case 4: rc = int_opt(a, next, 0, 4096, &v); c->n_queue = (int)v; break;
-    case 5: rc = int_opt(a, next, 1, 3600, &v); c->timeout_s = (int)v; break;
+    case 5: case 13: rc = int_opt(a, next, 1, 3600, &v); c->read_timeout_s = (int)v; break;
     case 6: rc = int_opt(a, next, 1024, 1L << 30, &v); c->max_body = v; break;
     case 7: c->api_key = next; break;
     case 8: c->method = next; break;
@@ -47,12 +48,17 @@ static int serve_opt(const char *a, const char *next, void *user) {
     case 10: c->chat_template = next; break;
     case 11: c->alias = next; break;
     case 12: c->port_file = next; break;
+    case 14: rc = int_opt(a, next, 1, 86400, &v); c->write_timeout_s = (int)v; break;
+    case 15: rc = int_opt(a, next, 16, 1000000, &v); c->max_conn = (int)v; break;
+    case 16: rc = int_opt(a, next, 1, 1000000, &v); c->max_conn_per_ip = (int)v; break;
+    case 17: rc = int_opt(a, next, 1, 64, &v); c->http_threads = (int)v; break;
     }
     return rc ? -1 : 2;
 }
 
 int cmd_serve(int argc, char **argv) {
-    srv_config c = {.host = "127.0.0.1", .port = 8080, .n_parallel = 2, .n_queue = 16, .timeout_s = 30,
+    srv_config c = {.host = "127.0.0.1", .port = 8080, .n_parallel = 2, .n_queue = 16, .read_timeout_s = 10,
+                    .write_timeout_s = 30, .max_conn = 4096, .max_conn_per_ip = 32, .http_threads = 2,
                     .max_body = 1L << 20, .method = "none", .spec = tool_spec_defaults()};
     if (tool_parse(argc, argv, 2, &c.o, serve_opt, &c) != 0) return 1;
     if (c.o.prompt || c.o.file) {

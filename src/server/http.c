@@ -1,17 +1,22 @@
 /*
- * http.c - the HTTP side of `specdec serve` (libmicrohttpd, one thread per
- * connection; JSON with jansson): routing, request validation, chat
- * templates, responses (plain JSON or server-sent events), start-up and
- * shutdown.
+ * http.c - the HTTP side of `specdec serve` (libmicrohttpd, event-driven:
+ * a small pool of epoll threads, no thread per connection; JSON with
+ * jansson): routing, request validation, chat templates, responses (plain
+ * JSON or server-sent events), start-up and shutdown.
  *
  * A generation request: the body is collected (at most max_body bytes,
- * else 413), parsed and validated (4xx with a JSON error body), tokenized
- * and queued (503 + Retry-After when the queue is full). Non-streaming
- * requests wait in the handler and answer with one JSON object; streaming
- * requests answer with a chunked response whose reader callback waits for
- * text and sends `data: {...}\n\n` events, then `data: [DONE]\n\n`. While
- * waiting, both poll the client's socket: a client that went away cancels
- * its generation, which frees the slot at the scheduler's next step.
+ * else 413; all of it within --read-timeout of the headers, else 408),
+ * parsed and validated (4xx with a JSON error body), tokenized and only
+ * then queued (503 + Retry-After when the queue is full): slots and queue
+ * count requests, never sockets. Non-streaming requests park their
+ * connection until the generation is done and answer with one JSON object;
+ * streaming requests answer with a chunked response whose reader callback
+ * parks the connection whenever it has nothing to send and sends
+ * `data: {...}\n\n` events, then `data: [DONE]\n\n`. The scheduler resumes a
+ * parked connection when there is output, and polls its socket meanwhile:
+ * a client that went away cancels its generation, which frees the slot at
+ * the scheduler's next step. A client that stops reading its response is
+ * dropped after --write-timeout, and its generation cancelled.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +28,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +88,11 @@ static enum MHD_Result send_error(server *s, struct MHD_Connection *c, unsigned 
 
 /* ------------------------------------------------------------ connections */
 
+typedef struct gen_opts {
+    bool chat, stream;
+    int64_t id;
+} gen_opts;
+
 /* Per-request state of a connection (MHD's con_cls). */
 typedef struct conn {
     char *body;
@@ -89,34 +100,24 @@ typedef struct conn {
     bool too_big;
     bool answered;   /* a response was queued before the body was read */
     double t_start;  /* srv_now_s() when the headers were in          */
-    srv_req *req;    /* the connection's reference, for cancelling    */
+    srv_req *req;    /* the connection's reference, once admitted     */
+    bool stream;     /* req answers with server-sent events           */
+    gen_opts go;     /* req's response settings                       */
 } conn;
-
-/* True if the peer of fd closed the connection. */
-static bool client_gone(int fd) {
-    if (fd < 0) return false;
-    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0) return false;
-    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
-    if (p.revents & POLLIN) {
-        char ch;
-        ssize_t r = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
-        return r == 0;
-    }
-    return false;
-}
-
-/* The idle timeout (--timeout) is for clients that stall while sending a
- * request; while the server generates it is off (0), and turning it back on
- * restarts its clock (libmicrohttpd refreshes the last activity when a
- * connection's timeout goes from 0 to non-zero). */
-static void gen_timeout(server *s, struct MHD_Connection *c, bool on) {
-    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, on ? (unsigned)s->cfg->timeout_s : 0u);
-}
 
 static int conn_fd(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     return ci ? ci->connect_fd : -1;
+}
+
+/* srv_req.resume: the scheduler has output for a parked connection. */
+static void conn_resume(void *c) { MHD_resume_connection(c); }
+
+/* Suspends c until r has news (r->mu held): the scheduler resumes it
+ * (srv_req_unpark + r->resume) and polls the client's socket meanwhile. */
+static void park(srv_req *r, struct MHD_Connection *c) {
+    r->parked = c;
+    MHD_suspend_connection(c);
 }
 
 /* End of the text a stream may send now: all of it once done, else short of
@@ -129,34 +130,7 @@ static size_t sendable(const srv_req *r) {
     return to;
 }
 
-/* Waits (r->mu held) until r has more than `have` bytes of sendable text or is done;
- * marks r cancelled when the client goes away (the scheduler then drops it
- * at its next step) and returns false. A stopping server ends every request
- * (done with an error status). */
-static bool wait_output(srv_req *r, size_t have, int fd) {
-    while (!r->done && sendable(r) <= have) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-        if (!r->done && sendable(r) <= have && client_gone(fd)) {
-            r->cancelled = true; /* the scheduler drops it at its next step */
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ------------------------------------------------------------ request parsing */
-
-typedef struct gen_opts {
-    bool chat, stream;
-    int64_t id;
-} gen_opts;
 
 /* The settings a request is checked against (request.h). */
 static void parse_env(server *s, srv_parse_env *e) {
@@ -248,13 +222,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         srv_req *r = ss->req;
         pthread_mutex_lock(&r->mu);
-        if (!wait_output(r, ss->sent, conn_fd(ss->c))) {
-            pthread_mutex_unlock(&r->mu);
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
         size_t from = ss->sent, to = sendable(r);
         bool done = r->done;
-        if (done) gen_timeout(ss->s, ss->c, true);
+        if (!done && to <= from) { /* nothing new: wait for the scheduler */
+            park(r, ss->c);
+            pthread_mutex_unlock(&r->mu);
+            return 0;
+        }
         json_t *o = NULL;
         if (done && r->status != SD_OK) {
             o = json_pack("{s:{s:s, s:s}}", "error", "message", sd_status_str(r->status), "type", "server_error");
@@ -263,9 +237,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
             o = gen_json(ss->s, &ss->go, r, r->text ? r->text + from : "", to - from, true, done, ss->first);
             ss->first = false;
             ss->sent = to;
+            r->taken = to;
             if (done) ss->phase = 1;
         }
         pthread_mutex_unlock(&r->mu);
+        srv_stream_took(ss->s, r);
         if (o) event(ss, o);
     }
     size_t k = ss->pend.len - ss->pend_off;
@@ -281,6 +257,28 @@ static void stream_free(void *cls) {
     srv_req_unref(ss->req);
     free(ss->pend.p);
     free(ss);
+}
+
+/* The answer of an admitted plain (non-streaming) request: once the
+ * scheduler is done with it, one JSON object; until then the connection is
+ * parked and this runs again when the scheduler resumes it. */
+static enum MHD_Result answer_plain(server *s, struct MHD_Connection *c, conn *cn) {
+    srv_req *r = cn->req;
+    pthread_mutex_lock(&r->mu);
+    if (!r->done) {
+        park(r, c);
+        pthread_mutex_unlock(&r->mu);
+        return MHD_YES;
+    }
+    cn->answered = true;
+    bool gone = r->cancelled;
+    int status = r->status;
+    json_t *o = NULL;
+    if (!gone && status == SD_OK) o = gen_json(s, &cn->go, r, r->text ? r->text : "", r->len, false, true, true);
+    pthread_mutex_unlock(&r->mu);
+    if (gone) return MHD_NO; /* the client went away: close */
+    if (status != SD_OK) return send_error(s, c, 500, "generation failed: %s", sd_status_str(status));
+    return send_json(c, 200, o, false);
 }
 
 static enum MHD_Result handle_gen(server *s, struct MHD_Connection *c, conn *cn, bool chat) {
@@ -300,44 +298,41 @@ static enum MHD_Result handle_gen(server *s, struct MHD_Connection *c, conn *cn,
     pthread_mutex_lock(&s->mu);
     go.id = (int64_t)++s->next_id;
     pthread_mutex_unlock(&s->mu);
+    r->stream = stream;
+    r->resume = conn_resume;
+    r->fd = conn_fd(c);
     int q = srv_enqueue(s, r);
     if (q < 0) {
         srv_req_unref(r);
         return send_error(s, c, 503, q == -1 ? "the server is busy (queue full), retry later" : "shutting down");
     }
     cn->req = r; /* the connection's reference: cancelled when it ends */
-    gen_timeout(s, c, false);
-    if (stream) {
-        stream_st *ss = calloc(1, sizeof *ss);
-        if (!ss) return MHD_NO;
-        ss->s = s;
-        ss->c = c;
-        ss->go = go;
-        ss->first = true;
-        srv_req_ref(r);
-        ss->req = r;
-        struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, ss,
-                                                                      stream_free);
-        if (!resp) {
-            stream_free(ss);
-            return MHD_NO;
-        }
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-        enum MHD_Result rc = MHD_queue_response(c, 200, resp);
-        MHD_destroy_response(resp);
-        return rc;
+    cn->stream = stream;
+    cn->go = go;
+    /* from here on the connection's timeout is the write timeout: it runs
+     * only while a response waits for the client (a parked connection has
+     * none), so generation time does not count */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->cfg->write_timeout_s);
+    if (!stream) return answer_plain(s, c, cn);
+    cn->answered = true;
+    stream_st *ss = calloc(1, sizeof *ss);
+    if (!ss) return MHD_NO;
+    ss->s = s;
+    ss->c = c;
+    ss->go = go;
+    ss->first = true;
+    srv_req_ref(r);
+    ss->req = r;
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, ss, stream_free);
+    if (!resp) {
+        stream_free(ss);
+        return MHD_NO;
     }
-    pthread_mutex_lock(&r->mu);
-    bool ok = wait_output(r, SIZE_MAX, conn_fd(c));
-    gen_timeout(s, c, true);
-    json_t *o = NULL;
-    int status = r->status;
-    if (ok && status == SD_OK) o = gen_json(s, &go, r, r->text ? r->text : "", r->len, false, true, true);
-    pthread_mutex_unlock(&r->mu);
-    if (!ok) return MHD_NO; /* the client is gone: close */
-    if (status != SD_OK) return send_error(s, c, 500, "generation failed: %s", sd_status_str(status));
-    return send_json(c, 200, o, false);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result rc = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
 }
 
 /* ------------------------------------------------------------ routing */
@@ -353,6 +348,45 @@ static bool authorized(const server *s, struct MHD_Connection *c) {
     unsigned char diff = (unsigned char)(kl != hl);
     for (size_t i = 0; i < kl; i++) diff |= (unsigned char)(key[i] ^ (i < hl ? h[i] : 0));
     return diff == 0;
+}
+
+/* 408 for a body still incomplete after --read-timeout. libmicrohttpd
+ * 0.9.75 cannot queue a response before the whole body is in (it reports
+ * an internal error), so these few bytes go straight to the socket (it is
+ * non-blocking; a client whose buffer is full gets only the close) and the
+ * connection is then closed. */
+static void send_408(server *s, struct MHD_Connection *c) {
+    char msg[128], head[256];
+    json_t *j = json_pack("{s:{s:s, s:s, s:i}}", "error", "message", "", "type", "invalid_request_error", "code", 408);
+    snprintf(msg, sizeof msg, "the request was not received within %d s", s->cfg->read_timeout_s);
+    if (j) json_object_set_new(json_object_get(j, "error"), "message", json_string(msg));
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    int fd = conn_fd(c);
+    if (body && fd >= 0) {
+        int n = snprintf(head, sizeof head,
+                         "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n",
+                         strlen(body));
+        if (send(fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
+            (void)!send(fd, body, strlen(body), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    free(body);
+}
+
+/* Counts connections (the gauge of /metrics). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    server *s = cls;
+    (void)socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        int fd = conn_fd(c), sz = SRV_SNDBUF;
+        if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) s->m.conn_opened++;
+    else s->m.conn_closed++;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -384,10 +418,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * (before MHD knows the body is read) closes the connection */
         return MHD_YES;
     }
+    if (cn->req && !cn->stream && !cn->answered) return answer_plain(s, c, cn); /* resumed */
     if (post && *upload_size > 0) {
         /* a body trickling in (each byte restarts the idle timeout) must
-         * still be complete within --timeout seconds: else drop the client */
-        if (srv_now_s() - cn->t_start > (double)s->cfg->timeout_s) return MHD_NO;
+         * still be complete within --read-timeout seconds of its headers */
+        if (!cn->answered && srv_now_s() - cn->t_start > (double)s->cfg->read_timeout_s) {
+            cn->answered = true;
+            pthread_mutex_lock(&s->mu);
+            s->m.read_timeouts++;
+            pthread_mutex_unlock(&s->mu);
+            *upload_size = 0;
+            send_408(s, c);
+            return MHD_NO; /* close */
+        }
         if (!cn->answered && !cn->too_big) {
             if (cn->len + *upload_size > (size_t)s->cfg->max_body) {
                 cn->too_big = true;
@@ -440,14 +483,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)c;
-    (void)toe;
+    server *s = cls;
     conn *cn = *con_cls;
     if (!cn) return;
+    /* a kept-alive connection waits for its next request on the read clock */
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->cfg->read_timeout_s);
+    if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) {
+        pthread_mutex_lock(&s->mu);
+        if (cn->req) s->m.write_timeouts++; /* admitted: its response was not read */
+        else s->m.read_timeouts++;
+        pthread_mutex_unlock(&s->mu);
+    }
     if (cn->req) {
-        srv_req_cancel(cn->req);
-        srv_req_unref(cn->req);
+        srv_req *r = cn->req;
+        pthread_mutex_lock(&r->mu);
+        r->fd = -1; /* the socket closes after this: never poll it again */
+        r->parked = NULL;
+        if (!r->done) r->cancelled = true;
+        pthread_mutex_unlock(&r->mu);
+        srv_req_unref(r);
     }
     free(cn->body);
     free(cn);
@@ -555,11 +610,34 @@ int srv_run(srv_config *cfg) {
         fprintf(stderr, "error: --host expects an IPv4 address, got '%s'\n", cfg->host);
         goto done;
     }
-    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+    /* every connection is a file descriptor: make room for --max-conn of
+     * them (the soft limit is often 1024; the hard one much higher) */
+    unsigned max_conn = (unsigned)cfg->max_conn;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < max_conn + 64u) {
+        rlim_t want = max_conn + 64u;
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) want = rl.rlim_max;
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < max_conn + 64u) {
+            max_conn = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64u : 64u;
+            fprintf(stderr, "serve: the open-file limit (%llu) allows %u connections, not %d\n",
+                    (unsigned long long)rl.rlim_cur, max_conn, cfg->max_conn);
+        }
+    }
+    /* Event-driven: a few threads poll every connection (epoll); a request
+     * waiting for its generation is suspended, not a blocked thread. A
+     * connection's memory pool is 64 KiB: above 32 KiB libmicrohttpd maps it
+     * (mmap) so that it goes back to the system when the connection closes. */
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                             MHD_USE_ERROR_LOG,
                          (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->n_parallel + cfg->n_queue + 64),
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+                         (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->read_timeout_s,
+                         MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                         (unsigned)cfg->max_conn_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+                         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "error: cannot listen on %s:%d\n", cfg->host, cfg->port);
         goto done;

@@ -11,8 +11,10 @@
  *   sd_gen_finish for every slot (verify, accept, KV rollback, tokens out)
  */
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "server/srv.h"
@@ -38,6 +40,7 @@ srv_req *srv_req_new(void) {
         return NULL;
     }
     r->refs = 1;
+    r->fd = -1;
     return r;
 }
 
@@ -65,6 +68,37 @@ void srv_req_cancel(srv_req *r) {
     pthread_mutex_lock(&r->mu);
     if (!r->done) r->cancelled = true;
     pthread_mutex_unlock(&r->mu);
+}
+
+void *srv_req_unpark(srv_req *r) {
+    void *c = r->parked;
+    r->parked = NULL;
+    return c;
+}
+
+/* Wakes whoever waits for r's output: r->mu held; returns the parked
+ * connection, which the caller resumes after unlocking r->mu (resuming
+ * under r->mu could meet the HTTP thread taking r->mu inside MHD). */
+static void *req_wake(srv_req *r) {
+    pthread_cond_broadcast(&r->cv);
+    return srv_req_unpark(r);
+}
+
+static void req_resume(srv_req *r, void *conn) {
+    if (conn && r->resume) r->resume(conn);
+}
+
+bool srv_client_gone(int fd) {
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
+    if (p.revents & POLLIN) {
+        char ch;
+        ssize_t r = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+        return r == 0;
+    }
+    return false;
 }
 
 /* Appends text under r->mu (held). False on NOMEM. */
@@ -110,8 +144,9 @@ static bool slot_on_tokens(void *user, const int32_t *ids, int n) {
     }
     if (r->n_gen == 0 && n > 0) r->t_first = srv_now_s();
     r->n_gen += n;
-    pthread_cond_broadcast(&r->cv);
+    void *conn = r->stream ? req_wake(r) : NULL; /* a plain request waits for done */
     pthread_mutex_unlock(&r->mu);
+    req_resume(r, conn);
     return ok;
 }
 
@@ -149,6 +184,11 @@ void srv_metrics_text(server *s, srv_buf *b) {
         {"specdec_requests_rejected_total", "requests rejected with 503 (queue full)", m.rejected},
         {"specdec_requests_cancelled_total", "generations cancelled by a client disconnect", m.cancelled},
         {"specdec_requests_failed_total", "generations that failed inside the engine", m.failed},
+        {"specdec_read_timeouts_total", "requests not received within --read-timeout (408)", m.read_timeouts},
+        {"specdec_write_timeouts_total", "responses dropped: the client read nothing for --write-timeout",
+         m.write_timeouts},
+        {"specdec_connections_opened_total", "TCP connections accepted", m.conn_opened},
+        {"specdec_connections_closed_total", "TCP connections closed", m.conn_closed},
         {"specdec_prompt_tokens_total", "prompt tokens prefilled", m.prompt_tokens},
         {"specdec_generated_tokens_total", "tokens generated", m.gen_tokens},
         {"specdec_drafted_tokens_total", "drafted tokens sent to verification", m.drafted},
@@ -172,6 +212,9 @@ void srv_metrics_text(server *s, srv_buf *b) {
                       "# HELP specdec_queue_length requests waiting for a slot\n# TYPE specdec_queue_length gauge\n"
                       "specdec_queue_length %d\n",
                    busy, s->n_slots, queued);
+    srv_buf_printf(b, "# HELP specdec_connections_open TCP connections open\n# TYPE specdec_connections_open gauge\n"
+                      "specdec_connections_open %llu\n",
+                   (unsigned long long)(m.conn_opened - m.conn_closed));
     hist_print(b, "specdec_request_duration_seconds", "time from arrival to the last token", &m.latency);
     hist_print(b, "specdec_time_to_first_token_seconds", "time from arrival to the first token", &m.ttft);
 }
@@ -232,9 +275,10 @@ static void slot_complete(server *s, srv_slot *sl, sd_status rc) {
     r->hit_length = !r->hit_stop && r->n_gen >= r->n_predict;
     r->t_done = now;
     r->done = true;
-    pthread_cond_broadcast(&r->cv);
+    void *conn = req_wake(r);
     double t_first = r->t_first, t_arrive = r->t_arrive;
     pthread_mutex_unlock(&r->mu);
+    req_resume(r, conn);
     pthread_mutex_lock(&s->mu);
     if (cancelled) s->m.cancelled++;
     else if (rc != SD_OK) s->m.failed++;
@@ -288,8 +332,32 @@ static void slot_start(server *s, srv_slot *sl) {
     if (sd_gen_done(sl->g)) slot_complete(s, sl, SD_OK);
 }
 
+/* True if r is a stream whose client lags (see SRV_STREAM_AHEAD): marks it
+ * paused, so that srv_stream_took wakes the scheduler. */
+static bool req_lagging(srv_req *r) {
+    pthread_mutex_lock(&r->mu);
+    bool lag = r->stream && r->len > r->taken + SRV_STREAM_AHEAD;
+    r->paused = lag;
+    pthread_mutex_unlock(&r->mu);
+    return lag;
+}
+
+void srv_stream_took(server *s, srv_req *r) {
+    pthread_mutex_lock(&r->mu);
+    bool was = r->paused && r->len <= r->taken + SRV_STREAM_AHEAD;
+    if (was) r->paused = false;
+    pthread_mutex_unlock(&r->mu);
+    if (!was) return;
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* True if r was cancelled or its client hung up while its connection is
+ * parked (a parked connection is not watched by libmicrohttpd). */
 static bool req_cancelled(srv_req *r) {
     pthread_mutex_lock(&r->mu);
+    if (!r->cancelled && r->parked && srv_client_gone(r->fd)) r->cancelled = true;
     bool c = r->cancelled;
     pthread_mutex_unlock(&r->mu);
     return c;
@@ -339,13 +407,17 @@ void *srv_sched_main(void *arg) {
             else slot_start(s, sl);
         }
         /* prepare every active slot's verification batch */
-        int n = 0;
+        int n = 0, n_paused = 0;
         for (int i = 0; i < S; i++) {
             srv_slot *sl = &s->slots[i];
             if (!sl->req) continue;
             if (req_cancelled(sl->req)) {
                 sd_gen_abort(sl->g, SD_ERR_INVALID_ARG);
                 slot_complete(s, sl, SD_OK);
+                continue;
+            }
+            if (req_lagging(sl->req)) {
+                n_paused++;
                 continue;
             }
             int pr = sd_gen_prepare(sl->g, &bs[n]);
@@ -357,6 +429,20 @@ void *srv_sched_main(void *arg) {
             grp[n] = -1;
             ok[n] = false;
             n++;
+        }
+        if (n == 0 && n_paused > 0) { /* only lagging streams: wait for a reader or news */
+            pthread_mutex_lock(&s->mu);
+            if (!s->quit && s->q_len == 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 50 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            }
+            pthread_mutex_unlock(&s->mu);
         }
         /* one forward per group of equal layer range and outputs */
         for (int a = 0; a < n; a++) {
@@ -411,8 +497,9 @@ void *srv_sched_main(void *arg) {
         pthread_mutex_lock(&r->mu);
         r->status = SD_ERR_INVALID_ARG;
         r->done = true;
-        pthread_cond_broadcast(&r->cv);
+        void *conn = req_wake(r);
         pthread_mutex_unlock(&r->mu);
+        req_resume(r, conn);
         srv_req_unref(r);
     }
     s->q_tail = NULL;

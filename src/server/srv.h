@@ -2,13 +2,17 @@
  * srv.h - internals of `specdec serve`, an OpenAI-compatible HTTP server
  * (libmicrohttpd + jansson) over the step-wise generation API.
  *
- * Threads: libmicrohttpd runs one thread per connection (reading the body,
- * JSON, validation, tokenizing, waiting for and sending the output); ONE
- * scheduler thread (sched.c) owns the slots - a target context and its
+ * Threads: libmicrohttpd runs a small pool of event-driven threads (epoll)
+ * that read requests, parse and tokenize them and send the output; a
+ * connection costs no thread, so idle clients cost nothing but a socket.
+ * ONE scheduler thread (sched.c) owns the slots - a target context and its
  * drafters each - and runs every forward (continuous batching). A request
  * passes between them as an srv_req: refcounted, its own lock; the
  * connection fills the inputs before queueing, the scheduler appends text
- * under the lock and sets done.
+ * under the lock and sets done. While a connection waits for output it is
+ * suspended ("parked" in its srv_req); the scheduler resumes it when there
+ * is something to send, and polls the parked client's socket at each step
+ * so that a client that went away cancels its generation.
  */
 #ifndef SD_SERVER_SRV_H
 #define SD_SERVER_SRV_H
@@ -32,7 +36,15 @@ typedef struct srv_config {
     int n_parallel;            /* --parallel slots (default 2)               */
     int n_queue;               /* --queue: requests waiting beyond the free
                                   slots before a 503 (default 16)            */
-    int timeout_s;             /* --timeout: idle connection seconds (30)    */
+    int read_timeout_s;        /* --read-timeout: a request's headers and
+                                  body must arrive within this (10 s); an
+                                  idle connection is closed after it       */
+    int write_timeout_s;       /* --write-timeout: a client that accepts no
+                                  byte of its response for this long is
+                                  dropped, its generation cancelled (30 s) */
+    int max_conn;              /* --max-conn: open connections (4096)        */
+    int max_conn_per_ip;       /* --max-conn-per-ip (32)                     */
+    int http_threads;          /* --http-threads: event loop threads (2)     */
     long max_body;             /* --max-body bytes (default 1 MiB)           */
     const char *api_key;       /* --api-key (NULL: none)                     */
     const char *method;        /* --spec: the default method (none)          */
@@ -63,6 +75,8 @@ typedef struct srv_req {
     sd_sampler_params sp;
     int n_predict;
     bool ignore_eos;
+    bool stream;               /* wake the connection at every new text     */
+    void (*resume)(void *conn);/* resumes a parked connection (http.c)      */
     int method;                /* index into srv_methods                    */
     int draft_max;             /* >= 0, SD_DRAFT_AUTO or SD_DRAFT_FEEDBACK  */
     double t_arrive;           /* srv_now_s() when queued                   */
@@ -76,7 +90,15 @@ typedef struct srv_req {
     size_t len, cap;
     int n_gen;                 /* tokens generated                          */
     double t_first, t_done;
+    size_t taken;              /* text bytes a stream has put into events   */
+    bool paused;               /* the scheduler skips it: a stream whose
+                                  client lags SRV_STREAM_AHEAD bytes behind */
     bool done;                 /* the scheduler is finished with it         */
+    void *parked;              /* the suspended connection waiting for
+                                  output, or NULL; whoever clears it
+                                  resumes it (srv_req_wake)                */
+    int fd;                    /* the client's socket while its connection
+                                  lives, else -1 (polled for a hang-up)    */
     bool cancelled;            /* the client went away                      */
     bool hit_length;           /* stopped at n_predict                      */
     bool hit_stop;             /* stopped at a stop string (text cut there) */
@@ -85,10 +107,23 @@ typedef struct srv_req {
     struct srv_req *next;      /* queue link (under server.mu)              */
 } srv_req;
 
+/* A stream's generation pauses while this many bytes of its text wait
+ * beyond what the client's socket has taken: a client that does not read
+ * costs no compute (and is dropped after --write-timeout). */
+#define SRV_STREAM_AHEAD 1024
+/* The send buffer of every connection (SO_SNDBUF; the kernel doubles it):
+ * bounds the kernel memory a slow reader holds and makes its lag visible. */
+#define SRV_SNDBUF (32 * 1024)
+
 srv_req *srv_req_new(void);    /* refs = 1; NULL on NOMEM */
 void srv_req_ref(srv_req *r);
 void srv_req_unref(srv_req *r);
 void srv_req_cancel(srv_req *r);
+/* r->mu held: takes the parked connection (NULL if none); the caller
+ * passes it to r->resume after unlocking r->mu. */
+void *srv_req_unpark(srv_req *r);
+/* True if the peer of socket fd hung up (a non-blocking poll). */
+bool srv_client_gone(int fd);
 
 typedef struct srv_slot {
     sd_ctx *ctx;
@@ -108,6 +143,9 @@ typedef struct srv_hist {
 
 typedef struct srv_metrics {
     uint64_t requests, completed, bad, rejected, cancelled, failed;
+    uint64_t read_timeouts;         /* requests answered 408                */
+    uint64_t write_timeouts;        /* responses dropped: client not reading */
+    uint64_t conn_opened, conn_closed; /* TCP connections accepted / closed */
     uint64_t prompt_tokens, gen_tokens, drafted, accepted, steps;
     uint64_t forwards, forward_rows, forward_seqs;
     srv_hist latency, ttft;
@@ -145,6 +183,8 @@ double srv_now_s(void);
 /* Queues r (takes a reference). 0, -1 when the queue is full (503), -2
  * when the server is shutting down. */
 int srv_enqueue(server *s, srv_req *r);
+/* A stream took text (r->taken moved): wakes the scheduler if r was paused. */
+void srv_stream_took(server *s, srv_req *r);
 void *srv_sched_main(void *server_ptr);
 /* Prometheus text of the metrics. */
 void srv_metrics_text(server *s, srv_buf *b);
