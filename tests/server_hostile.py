@@ -312,6 +312,7 @@ def case_keepalive(srv):
 def case_no_read(srv):
     w0 = srv.metric("specdec_write_timeouts_total")
     c0 = srv.metric("specdec_requests_cancelled_total")
+    g0 = srv.metric("specdec_generated_tokens_total")
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", srv.port))
@@ -320,7 +321,7 @@ def case_no_read(srv):
     w1 = wait_metric(srv, "specdec_write_timeouts_total", lambda v: v is not None and v > w0, 60)
     dt = time.time() - t0
     busy = wait_metric(srv, "specdec_slots_busy", lambda v: v == 0, 10)
-    gen = srv.metric("specdec_generated_tokens_total")
+    gen = srv.metric("specdec_generated_tokens_total") - g0
     c1 = srv.metric("specdec_requests_cancelled_total")
     check(w1 == w0 + 1 and busy == 0,
           "no-read: a client that stops reading is dropped after %.1f s (--write-timeout 4), its slot freed"
@@ -355,9 +356,19 @@ def main():
         case_slow_reader(srv, base)
         case_json(srv, base)
         srv2 = st.Server("-t", "1", "--read-timeout", "2", "--write-timeout", "4")
+        ts = [threading.Thread(target=srv2.json, args=("POST", "/v1/completions", long)) for _ in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        time.sleep(0.5)
+        base2 = rss_kb(srv2)
         case_408(srv2)
+        settled(srv2, base2, "408")
         case_keepalive(srv2)
+        settled(srv2, base2, "keepalive")
         case_no_read(srv2)
+        settled(srv2, base2, "no-read")
         check(srv.stop() == 0, "SIGTERM: exit 0 (no leak reported under the sanitizers)")
         check(srv2.stop() == 0, "second server: SIGTERM exit 0")
     finally:
