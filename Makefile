@@ -2,6 +2,7 @@
 #   make            library (static + shared) and bin/specdec
 #   make run        generate with the shipped models (../shared/models)
 #   make test       build and run every test (tests/run.sh)
+#   make deps       install / name the Debian packages the build needs
 #   make test-san   the tests under ASan + UBSan (separate build dir)
 #   make fuzz       libFuzzer targets (clang), run for FUZZ_SECONDS each
 #   make bench      forward-pass benchmark table (bench-forward)
@@ -50,7 +51,7 @@ SHARED   := $(BUILD)/libspecdec.so
 BINDIR   ?= bin
 BIN      := $(BINDIR)/specdec
 
-.PHONY: all lib run test test-san fuzz bench bench-models bench-wide clean
+.PHONY: all lib deps run test test-san fuzz bench bench-models bench-wide clean
 # Keep objects of tests/util between test builds.
 .SECONDARY:
 all: $(STATIC) $(SHARED) $(BIN)
@@ -89,11 +90,20 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(STATIC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_UTIL_OBJ) $(STATIC) $(TOOL_LDLIBS)
 
-run: all
+# run, test, fuzz and bench-models first make sure the Debian packages they
+# need are here (scripts/deps.sh: installs them as root, else names them).
+deps:
+	@sh scripts/deps.sh build
+
+run:
+	@sh scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
 	./$(BIN) generate -p "static int btrfs_" -n 64 --temp 0
 	./$(BIN) generate --spec draft -p "static int btrfs_" -n 64 --temp 0
 
-test: all $(TEST_BIN)
+test:
+	@sh scripts/deps.sh test
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	BUILD=$(BUILD) BIN=$(BIN) sh tests/run.sh
 
 # Sanitizer runs use a subset of the long end-to-end tests (SD_TEST_QUICK), at
@@ -114,13 +124,17 @@ build-fuzz/%: tests/%.c $$(FUZZ_DEPS_$$*) $(HDRS)
 	@mkdir -p build-fuzz
 	clang -std=c11 -O1 -g -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_DEPS_$*) $(FUZZ_LIBS_$*) -lm
-fuzz: $(FUZZ_BIN)
+fuzz:
+	@sh scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	sh tests/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 bench: all
 	./$(BIN) bench-forward -t 2
 
-bench-models: all
+bench-models:
+	@sh scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
 	BIN=$(BIN) sh scripts/bench_models.sh bench-models
 
 bench-wide: bench-models
