@@ -33,7 +33,12 @@ AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx2
 AVXVNNI_FLAGS := $(AVX2_FLAGS) -mavxvnni
 AVX512VNNI_FLAGS := $(AVX512_FLAGS) -mavx512vnni
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/kernels/*.c src/spec/*.c))
+# src/: model (GGUF files, weights, heads, quantizer), tokenizer (vocabulary,
+# BPE / SentencePiece), compute (contexts, forward pass, threads, machine
+# probe), kernels, sampling, speculative (drafters, verification, decoding);
+# src/server is the HTTP server, linked into bin/specdec only.
+LIB_DIRS := src src/model src/tokenizer src/compute src/kernels src/sampling src/speculative
+LIB_SRC  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
@@ -44,7 +49,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL_SRC := $(sort $(wildcard tests/util/*.c))
 TEST_UTIL_OBJ := $(TEST_UTIL_SRC:%.c=$(BUILD)/%.o)
-HDRS     := $(wildcard include/*.h src/*.h src/kernels/*.h src/spec/*.h tools/*.h tests/util/*.h)
+HDRS     := $(wildcard include/*.h $(LIB_DIRS:%=%/*.h) tools/*.h tests/util/*.h)
 
 STATIC   := $(BUILD)/libspecdec.a
 SHARED   := $(BUILD)/libspecdec.so
@@ -114,8 +119,9 @@ test-san:
 FUZZ_SRC := $(sort $(wildcard tests/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/%.c=build-fuzz/%)
 # Each fuzz target links only the sources it exercises (FUZZ_DEPS_<name>).
-FUZZ_DEPS_fuzz_gguf := src/gguf.c src/gguf_write.c src/status.c src/vocab.c src/tokenizer.c src/tokenizer_bpe.c src/unicode_data.c
-FUZZ_DEPS_fuzz_vocab_subset := src/vocab_subset.c src/status.c
+FUZZ_DEPS_fuzz_gguf := src/model/gguf.c src/model/gguf_write.c src/status.c src/tokenizer/vocab.c \
+    src/tokenizer/tokenizer.c src/tokenizer/tokenizer_bpe.c src/tokenizer/unicode_data.c
+FUZZ_DEPS_fuzz_vocab_subset := src/tokenizer/vocab_subset.c src/status.c
 FUZZ_DEPS_fuzz_request := src/server/request.c src/server/buf.c $(FUZZ_DEPS_fuzz_gguf)
 FUZZ_LIBS_fuzz_request := -ljansson -pthread
 FUZZ_DEPS_fuzz_tokenizer := $(FUZZ_DEPS_fuzz_gguf)

@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ctx.h"
+#include "compute/ctx.h"
 #include "specdec.h"
 
 static double now_ms(void) {

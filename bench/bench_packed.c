@@ -15,7 +15,7 @@
 #include "kernels/kernels.h"
 #include "kernels/packed.h"
 #include "kernels/quants.h"
-#include "quantize.h"
+#include "model/quantize.h"
 
 static double now_s(void) {
     struct timespec ts;

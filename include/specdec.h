@@ -404,7 +404,7 @@ SD_API int32_t sd_argmax(const float *x, int n);
 /* ------------------------------------------------------------ speculation */
 
 /* A drafter proposes tokens that the target verifies in one batched forward
- * (src/spec/drafter.h has the interface). Create one with a constructor
+ * (src/speculative/drafter.h has the interface). Create one with a constructor
  * below; free it with sd_drafter_free. A drafter is used by one generation
  * at a time. */
 typedef struct sd_drafter sd_drafter;
@@ -435,7 +435,7 @@ SD_API sd_status sd_drafter_new_model_ex(const sd_model *draft, const sd_model *
  * SD_ERR_INVALID_ARG for another drafter or a value outside [0, 1]. */
 SD_API sd_status sd_drafter_model_set_reject_max(sd_drafter *d, float reject_max);
 
-/* `tree-draft`: the draft model drafts a token tree (src/spec/draft_tree.c).
+/* `tree-draft`: the draft model drafts a token tree (src/speculative/draft_tree.c).
  * Greedy: a dynamic tree (EAGLE-2 style): per level the `width` best nodes
  * by cumulative draft probability are expanded into their `topk` children;
  * the best nodes (at most the step's budget, draft_max) with cumulative
@@ -463,7 +463,7 @@ SD_API sd_status sd_drafter_new_model_tree_ex(const sd_model *draft, const sd_mo
                                               sd_drafter **out, char *err, size_t err_size);
 
 /* `self`: self-speculative drafting with the target's own early exit
- * (src/spec/draft_self.c): the first exit_layer layers of the target plus
+ * (src/speculative/draft_self.c): the first exit_layer layers of the target plus
  * its final norm and head draft, on target_ctx itself, which must be the
  * context passed to sd_generate (borrowed; the drafter refuses to draft on
  * a context out of step with the history). Verification then runs only the
@@ -474,7 +474,7 @@ SD_API sd_status sd_drafter_new_model_tree_ex(const sd_model *draft, const sd_mo
  * exits), SD_ERR_NOMEM. */
 SD_API sd_status sd_drafter_new_self(sd_ctx *target_ctx, int exit_layer, float p_min, sd_drafter **out);
 
-/* `draft-xtok` (universal assisted decoding, src/spec/draft_xtok.c): a draft
+/* `draft-xtok` (universal assisted decoding, src/speculative/draft_xtok.c): a draft
  * model whose vocabulary may differ from the target's. The drafter keeps the
  * draft model's own context over the draft-vocabulary tokenization of the
  * accepted text (prompt + accepted tokens, re-tokenized near the end after
@@ -494,7 +494,7 @@ SD_API sd_status sd_drafter_new_xtok(const sd_model *draft, const sd_model *targ
                                      int n_ctx, float p_min, sd_drafter **out, char *err, size_t err_size);
 
 /* `pearl`: the draft model drafts on a background thread of its own while
- * the target verifies (PEARL's post-verify overlap; src/spec/draft_pearl.c):
+ * the target verifies (PEARL's post-verify overlap; src/speculative/draft_pearl.c):
  * up to `ahead` tokens beyond the accepted history; a step verifies the
  * drafted tokens whose draft probability is >= p_min. Greedy only (under
  * sampling it drafts nothing). Give the target's pool one core less. The
@@ -511,7 +511,7 @@ SD_API sd_status sd_drafter_new_lookup(int ngram_min, int ngram_max, sd_drafter 
  * step's node budget keeps the most supported nodes. */
 SD_API sd_status sd_drafter_new_lookup_tree(int ngram_min, int ngram_max, sd_drafter **out);
 
-/* `rasd` (retrieval-augmented speculative decoding, src/spec/draft_rasd.c):
+/* `rasd` (retrieval-augmented speculative decoding, src/speculative/draft_rasd.c):
  * a retrieval tree - `tree-lookup` continuations of the prompt and
  * generated text (n-grams ngram_min..ngram_max) plus, if n_corpus > 0,
  * continuations counted in a corpus of token ids (n-grams up to 4) - is
@@ -557,7 +557,7 @@ SD_API sd_status sd_ngram_cache_build(const int32_t *ids, size_t n, const char *
  * across the generations of this drafter, plus an optional fixed
  * distribution counted from a corpus of token ids. Each draft is a token
  * tree (is_tree) chosen by a Monte-Carlo tree search (PUCT) over the
- * continuations of the last two tokens (src/spec/draft_aded.c).
+ * continuations of the last two tokens (src/speculative/draft_aded.c).
  * Deterministic, no draft distribution (has_q false). Memory is bounded by
  * max_contexts and max_succ (two tables: history and corpus). */
 typedef struct sd_aded_params {
@@ -644,7 +644,7 @@ SD_API sd_status sd_heads_run_probe(const sd_heads *h, sd_ctx *target_ctx, const
                                     int n_chain, sd_heads_probe *out);
 
 /* `eagle`, `hydra`, `medusa`: drafters on trained heads
- * (src/spec/draft_heads.c and draft_{eagle,hydra,medusa}.c). They draft
+ * (src/speculative/draft_heads.c and draft_{eagle,hydra,medusa}.c). They draft
  * from the target's hidden states of the accepted positions, which the
  * decode loop hands them through the drafter interface's features hook, so
  * they cost the target nothing extra. All three end in the target's
@@ -748,7 +748,7 @@ SD_API double sd_cost_table_ms(const sd_cost_table *t, int rows, int n_past);
 
 /* draft_max = SD_DRAFT_AUTO: each step picks the draft length (chains) or
  * node budget (trees), 0..16, that maximizes expected tokens per ms from
- * the cost table and the acceptance seen so far (src/spec/auto.h). */
+ * the cost table and the acceptance seen so far (src/speculative/auto.h). */
 #define SD_DRAFT_AUTO (-1)
 /* draft_max = SD_DRAFT_FEEDBACK: the length follows recent acceptance
  * without a cost model (Hugging Face's schedule, as in DiffuSpec's

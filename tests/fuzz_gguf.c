@@ -12,9 +12,9 @@
  * writes that to memory and reads it back: the writer must accept anything
  * the reader accepted, and the copy must have identical kvs and tensors.
  */
-#include "gguf.h"
-#include "gguf_write.h"
-#include "vocab.h"
+#include "model/gguf.h"
+#include "model/gguf_write.h"
+#include "tokenizer/vocab.h"
 
 #include <stdint.h>
 #include <stdlib.h>

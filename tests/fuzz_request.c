@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "model/gguf.h"
 #include "server/request.h"
-#include "vocab.h"
+#include "tokenizer/vocab.h"
 
 static sd_gguf *g_gguf;
 static sd_vocab *g_vocab;

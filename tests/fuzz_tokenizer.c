@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "model/gguf.h"
 #include "specdec.h"
-#include "vocab.h"
+#include "tokenizer/vocab.h"
 
 static const char *const k_files[] = {"llama-spm", "phi-3", "gpt-2", "deepseek-coder", "deepseek-llm",
                                       "falcon", "mpt", "refact", "starcoder"};

@@ -1,6 +1,6 @@
 /*
  * test_aded.c - the `aded` drafter (tri-gram model + Monte-Carlo tree
- * search, src/spec/draft_aded.c):
+ * search, src/speculative/draft_aded.c):
  *  1. exact drafts on small histories: a repeated pattern is continued, a
  *     branching context gives both branches in probability order, budget
  *     and max_depth are respected;
@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spec/drafter.h"
+#include "speculative/drafter.h"
 #include "specdec.h"
 #include "util/check.h"
 

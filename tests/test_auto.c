@@ -1,4 +1,4 @@
-/* test_auto.c - `--draft-max auto` (src/spec/auto.c):
+/* test_auto.c - `--draft-max auto` (src/speculative/auto.c):
  *  - the cost table: measured on the shipped draft model it is finite and
  *    positive; a synthetic linear table is reproduced exactly (inside and
  *    beyond the measured rows and context lengths);
@@ -9,7 +9,7 @@
  *    always accepted and verification is cheap, and keeps probing (one
  *    draft after 8 plain steps; the whole budget for a drafter that stops
  *    itself) so acceptance stays measured;
- *  - the drafters' stopping rule (src/spec/stop.c): its calibration learns
+ *  - the drafters' stopping rule (src/speculative/stop.c): its calibration learns
  *    acceptance rates that contradict the drafter's confidence; it keeps a
  *    token exactly when that raises the step's expected tokens per ms
  *    (checked against the formula), drafts long chains when rows are free,
@@ -26,8 +26,8 @@
 #include <stdlib.h>
 
 #include "specdec.h"
-#include "spec/auto.h"
-#include "spec/stop.h"
+#include "speculative/auto.h"
+#include "speculative/stop.h"
 #include "util/check.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;

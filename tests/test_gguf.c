@@ -12,7 +12,7 @@
  * `test_gguf --write-corpus DIR` writes the synthetic seed files used by the
  * fuzz target (tests/fuzz_corpus/gguf/) and exits.
  */
-#include "gguf.h"
+#include "model/gguf.h"
 #include "util/check.h"
 
 #include <dirent.h>

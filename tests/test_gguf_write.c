@@ -1,6 +1,6 @@
 /*
  * test_gguf_write.c - the GGUF writer, checked through the hostile-input
- * reader (src/gguf.c):
+ * reader (src/model/gguf.c):
  *
  *  1. a synthetic file with a kv of every value type (all scalars, a
  *     string with a NUL byte, empty and non-empty arrays of every element
@@ -18,8 +18,8 @@
  *     wrong data size, ne[0] not a multiple of the block, unknown type,
  *     bad dims; an unwritable path fails with SD_ERR_IO and leaves no file.
  */
-#include "gguf.h"
-#include "gguf_write.h"
+#include "model/gguf.h"
+#include "model/gguf_write.h"
 #include "util/check.h"
 
 #include <stdlib.h>

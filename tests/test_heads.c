@@ -22,11 +22,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ctx.h"
-#include "gguf.h"
-#include "heads.h"
+#include "compute/ctx.h"
+#include "model/gguf.h"
+#include "model/heads.h"
 #include "specdec.h"
-#include "spec/drafter.h"
+#include "speculative/drafter.h"
 #include "util/check.h"
 
 typedef struct ref_line {
@@ -95,7 +95,7 @@ static bool same4(const int32_t *a, const int32_t *b) { return memcmp(a, b, 4 * 
 
 /* gap[k] for k = next, medusa, hydra, eagle: logit[a] - logit[b] at the
  * first position where this engine's token a differs from the reference's
- * b (computed as sd_heads_run_probe computes its tokens, src/heads.c), or
+ * b (computed as sd_heads_run_probe computes its tokens, src/model/heads.c), or
  * 0 where all agree; a chain after a different next token is judged by
  * next's gap alone. Returns false on an error. */
 static bool probe_gaps(const sd_heads *h, sd_ctx *ctx, const ref_line *r, double gap[4]) {

@@ -22,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spec/drafter.h"
-#include "spec/ngram_cache.h"
+#include "speculative/drafter.h"
+#include "speculative/ngram_cache.h"
 #include "specdec.h"
 #include "util/check.h"
 

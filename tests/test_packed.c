@@ -27,7 +27,7 @@
 #include "kernels/kernels.h"
 #include "kernels/packed.h"
 #include "kernels/quants.h"
-#include "quantize.h"
+#include "model/quantize.h"
 #include "specdec.h"
 #include "util/check.h"
 

@@ -19,9 +19,9 @@
  *     elsewhere.
  *  4. Errors: missing input, vocabulary-only input, unwritable output.
  */
-#include "gguf.h"
+#include "model/gguf.h"
 #include "kernels/quants.h"
-#include "quantize.h"
+#include "model/quantize.h"
 #include "util/check.h"
 
 #include <math.h>

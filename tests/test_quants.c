@@ -45,7 +45,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/quants.h"
-#include "model.h"
+#include "model/model.h"
 #include "util/check.h"
 #include "util/tables.h"
 

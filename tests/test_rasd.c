@@ -1,4 +1,4 @@
-/* test_rasd.c - the `rasd` drafter (src/spec/draft_rasd.c).
+/* test_rasd.c - the `rasd` drafter (src/speculative/draft_rasd.c).
  *
  * Fusion alone (sd_rasd_fuse) on synthetic trees:
  *  - random draft candidate trees and retrieval trees (several sources
@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "specdec.h"
-#include "spec/draft_rasd.h"
+#include "speculative/draft_rasd.h"
 #include "util/check.h"
 
 /* Parents before children, siblings distinct, within the budget. */

@@ -115,7 +115,7 @@
 #include "specdec.h"
 #include "util/check.h"
 #include "util/stats.h"
-#include "spec/verify_hooks.h"
+#include "speculative/verify_hooks.h"
 
 #include <math.h>
 #include <stdio.h>

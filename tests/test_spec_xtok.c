@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spec/drafter.h"
+#include "speculative/drafter.h"
 #include "specdec.h"
 #include "util/check.h"
 #include "util/prompts.h"

@@ -18,10 +18,10 @@
  *     qwen2 ones that have no vector file here), lossless invalid UTF-8,
  *     special tokens, long inputs.
  */
-#include "gguf.h"
+#include "model/gguf.h"
 #include "specdec.h"
 #include "util/check.h"
-#include "vocab.h"
+#include "tokenizer/vocab.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_tree_verify.c - token-tree verification alone (src/spec/verify_tree.c)
+/* test_tree_verify.c - token-tree verification alone (src/speculative/verify_tree.c)
  * on synthetic distributions; the tree counterpart of test_verify.c.
  *
  * Multi-draft speculative sampling is lossless: whatever tree the drafter
@@ -41,7 +41,7 @@
  * trees of up to 4 nodes (V = 3) and on random trees of up to 12 nodes;
  * invalid input returns -1 from both verifiers. */
 #include "specdec.h"
-#include "spec/verify.h"
+#include "speculative/verify.h"
 #include "util/check.h"
 #include "util/stats.h"
 

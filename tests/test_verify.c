@@ -1,4 +1,4 @@
-/* test_verify.c - the verification step alone (src/spec/verify.c), on
+/* test_verify.c - the verification step alone (src/speculative/verify.c), on
  * synthetic distributions.
  *
  * Speculative sampling is lossless: whatever the drafter proposes, the
@@ -32,7 +32,7 @@
  * from the wrong row) must be rejected by the same statistics.
  * sd_verify_greedy is checked exhaustively against a reference on V = 3. */
 #include "specdec.h"
-#include "spec/verify.h"
+#include "speculative/verify.h"
 #include "util/check.h"
 #include "util/stats.h"
 

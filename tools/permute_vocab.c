@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "common.h"
-#include "gguf.h"
-#include "gguf_write.h"
+#include "model/gguf.h"
+#include "model/gguf_write.h"
 
 /* splitmix64: the permutation's random stream. */
 static uint64_t splitmix64(uint64_t *s) {

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "common.h"
-#include "gguf.h"
-#include "quantize.h"
+#include "model/gguf.h"
+#include "model/quantize.h"
 
 int cmd_quantize(int argc, char **argv) {
     const char *pos[3] = {NULL, NULL, NULL};

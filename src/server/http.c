@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gguf.h"
+#include "model/gguf.h"
 #include "server/request.h"
 #include "server/srv.h"
 
