@@ -47,6 +47,9 @@ SERVER_SRC := $(sort $(wildcard src/server/*.c))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# examples/: programs on the public header and the static library alone
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 TEST_UTIL_SRC := $(sort $(wildcard tests/util/*.c))
 TEST_UTIL_OBJ := $(TEST_UTIL_SRC:%.c=$(BUILD)/%.o)
 HDRS     := $(wildcard include/*.h $(LIB_DIRS:%=%/*.h) tools/*.h tests/util/*.h)
@@ -91,6 +94,10 @@ $(BIN): $(TOOL_OBJ) $(SERVER_OBJ) $(STATIC)
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(SERVER_OBJ) $(STATIC) $(TOOL_LDLIBS) $(SERVER_LDLIBS)
 
+$(BUILD)/examples/%: examples/%.c $(STATIC) include/specdec.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(O) $(WARN) -Iinclude $(LDFLAGS) $(filter -fsanitize%,$(CFLAGS)) -o $@ $< $(STATIC) $(LDLIBS)
+
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(STATIC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_UTIL_OBJ) $(STATIC) $(TOOL_LDLIBS)
@@ -108,7 +115,7 @@ run:
 
 test:
 	@sh scripts/deps.sh test
-	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@$(MAKE) --no-print-directory all $(TEST_BIN) $(EXAMPLE_BIN)
 	BUILD=$(BUILD) BIN=$(BIN) sh tests/run.sh
 
 # Sanitizer runs use a subset of the long end-to-end tests (SD_TEST_QUICK), at

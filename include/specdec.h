@@ -780,6 +780,93 @@ SD_API sd_status sd_generate(sd_ctx *ctx, sd_sampler *smp, sd_drafter *drafter,
                              const int32_t *prompt, int n_prompt, const sd_gen_params *gp,
                              int32_t *out, int *n_out, sd_spec_stats *stats);
 
+/* ------------------------------------------------------------ drafters by name */
+/*
+ * The method registry: one place that knows every method's name, what it
+ * needs and how to make it, for programs that pick a drafter from a string
+ * (the CLI, bench and the server all use it). A method spec is
+ *
+ *   METHOD[:K|:auto|:feedback][/pX]
+ *
+ * METHOD one of sd_spec_methods() ("ngram" is accepted for "ngram-cache");
+ * :K the budget (tokens for chains, nodes for trees; 0..SD_MAX_DRAFT_POS);
+ * /pX the draft's stop threshold p_min in [0, 1]. Examples: "draft",
+ * "eagle:auto", "lookup:8", "draft:6/p0.4".
+ */
+
+/* Every setting a method may read; each method ignores the others. */
+typedef struct sd_spec_params {
+    int draft_max;          /* chain budget: tokens, SD_DRAFT_AUTO (default) or
+                               SD_DRAFT_FEEDBACK; pearl: its window (16 if <= 0) */
+    int tree_nodes;         /* tree budget: nodes (default 8) or SD_DRAFT_AUTO */
+    float p_min;            /* draft model / heads chains: stop drafting below
+                               this probability (default 0.5)                 */
+    int lookup_min, lookup_max; /* lookup, tree-lookup, rasd: n-gram sizes (1, 4) */
+    const char *ngram_static;   /* ngram-cache: a static cache file or NULL    */
+    const char *ngram_dynamic;  /* ngram-cache: the dynamic cache file or NULL */
+    int self_exit;          /* self: the exit layer (0: chosen per step)       */
+    float reject_max;       /* draft: SpecDec++'s stop rule (0: off)           */
+    sd_tree_params tree;    /* tree shapes (default sd_tree_default_params())  */
+    bool tree_given;        /* heads methods use .tree instead of their own    */
+    const char *draft_vocab;/* VocabTrim ids file for draft, tree-draft and the
+                               heads' output head, or NULL                     */
+    const char *rasd_corpus;/* rasd: a text file for its datastore, or NULL    */
+    int heads_q8;           /* heads: draft with Q8_0 copies (1), not (0), the
+                               method's default (-1, default)                  */
+    bool draft_single_thread; /* the draft model without the pool (default false) */
+} sd_spec_params;
+
+SD_API sd_spec_params sd_spec_default_params(void);
+
+/* What a method needs besides the target (flags of sd_spec_method_needs). */
+enum {
+    SD_SPEC_KNOWN = 1,       /* the name is a method                          */
+    SD_SPEC_NEEDS_DRAFT = 2, /* a draft model (draft, tree-draft, pearl, rasd,
+                                draft-xtok)                                    */
+    SD_SPEC_NEEDS_HEADS = 4, /* trained heads (eagle, hydra, medusa, -chain)   */
+    SD_SPEC_TREE = 8,        /* drafts trees: the budget is tree_nodes         */
+    SD_SPEC_OWN_CORE = 16,   /* drafts on a core of its own (pearl): give the
+                                target one thread less                         */
+};
+
+/* The models and resources a drafter borrows (the caller keeps them alive
+ * while the drafter lives). */
+typedef struct sd_spec_models {
+    const sd_model *target;     /* required                                     */
+    sd_ctx *target_ctx;         /* the context the generation runs on (self)    */
+    const sd_model *draft;      /* SD_SPEC_NEEDS_DRAFT methods                  */
+    const sd_model *xtok_draft; /* draft-xtok's draft (NULL: .draft)            */
+    const sd_heads *heads;      /* SD_SPEC_NEEDS_HEADS methods                  */
+    sd_threadpool *pool;        /* for the draft model and heads (may be NULL)  */
+    int n_ctx;                  /* the target context's cells (0: training ctx) */
+} sd_spec_models;
+
+/* The method names, comma-separated, "none" first (static storage). */
+SD_API const char *sd_spec_methods(void);
+/* SD_SPEC_* flags of a method name (not a spec); 0 if unknown. */
+SD_API unsigned sd_spec_method_needs(const char *method);
+/* The budget a method drafts with under p: draft_max or tree_nodes. */
+SD_API int sd_spec_method_budget(const char *method, const sd_spec_params *p);
+
+/* Parses a spec: its method name (canonical, e.g. "ngram-cache") into
+ * method[0..method_size), and in p the budget (:K into draft_max or
+ * tree_nodes, as the method drafts) and p_min (/pX); other fields of p are
+ * kept. *explicit_budget (may be NULL) tells whether :K was given.
+ * SD_ERR_INVALID_ARG with a message in err for an unknown method or a bad
+ * suffix; p is unchanged then. */
+SD_API sd_status sd_spec_parse(const char *spec, char *method, size_t method_size, sd_spec_params *p,
+                               bool *explicit_budget, char *err, size_t err_size);
+
+/* Makes the drafter of spec (sd_spec_parse, over a copy of p) with the
+ * models of m. *out = NULL for "none". *budget (may be NULL) gets the
+ * draft_max to pass in sd_gen_params. Errors: SD_ERR_INVALID_ARG (unknown
+ * method, bad spec, a needed model or heads missing: err says which), the
+ * constructor's status otherwise (SD_ERR_MISMATCH for a draft of another
+ * vocabulary, SD_ERR_IO for an unreadable file). The caller frees *out
+ * with sd_drafter_free. */
+SD_API sd_status sd_drafter_from_spec(const char *spec, const sd_spec_params *p, const sd_spec_models *m,
+                                      sd_drafter **out, int *budget, char *err, size_t err_size);
+
 /* ------------------------------------------------------------ step-wise generation */
 
 /* The generation of sd_generate cut into steps, so that a caller (a server

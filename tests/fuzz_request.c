@@ -36,10 +36,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         exit(1);
     }
     memset(&g_cfg, 0, sizeof g_cfg);
-    g_cfg.o.sp.temp = 0.8f;
-    g_cfg.o.sp.top_p = 0.95f;
-    g_cfg.o.sp.top_k = 40;
-    g_cfg.o.sp.min_p = 0.05f;
+    g_cfg.sp.temp = 0.8f;
+    g_cfg.sp.top_p = 0.95f;
+    g_cfg.sp.top_k = 40;
+    g_cfg.sp.min_p = 0.05f;
     return 0;
 }
 

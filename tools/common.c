@@ -237,45 +237,41 @@ void tool_json_ids(FILE *f, const int32_t *ids, int n) {
 }
 
 tool_spec tool_spec_defaults(void) {
-    tool_spec s = {.draft = NULL, .draft_max = SD_DRAFT_AUTO, .draft_min = 0, .p_min = 0.5f,
-                   .lookup_min = 1, .lookup_max = 4, .ngram_static = NULL, .ngram_dynamic = NULL,
-                   .tree_nodes = 8, .tree = sd_tree_default_params(), .draft_vocab = NULL,
-                   .draft_threads = 2, .heads_q8 = -1};
+    sd_spec_params p = sd_spec_default_params(); /* the library's defaults */
+    tool_spec s = {.draft = NULL, .draft_max = p.draft_max, .draft_min = 0, .p_min = p.p_min,
+                   .lookup_min = p.lookup_min, .lookup_max = p.lookup_max, .ngram_static = NULL,
+                   .ngram_dynamic = NULL, .tree_nodes = p.tree_nodes, .tree = p.tree, .draft_vocab = NULL,
+                   .draft_threads = 2, .heads_q8 = p.heads_q8};
     return s;
 }
 
-bool tool_method_known(const char *m) {
-    static const char *const k[] = {"none", "draft", "lookup", "ngram-cache", "ngram", "tree-draft", "tree-lookup",
-                                    "aded", "self", "pearl", "rasd", "draft-xtok", "eagle", "hydra", "medusa", "eagle-chain",
-                                    "hydra-chain", "medusa-chain"};
-    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
-        if (!strcmp(m, k[i])) return true;
-    return false;
+bool tool_method_known(const char *m) { return sd_spec_method_needs(m) != 0; }
+
+bool tool_method_needs_draft(const char *m) { return (sd_spec_method_needs(m) & SD_SPEC_NEEDS_DRAFT) != 0; }
+
+bool tool_method_own_core(const char *m) { return (sd_spec_method_needs(m) & SD_SPEC_OWN_CORE) != 0; }
+
+bool tool_method_needs_heads(const char *m) { return (sd_spec_method_needs(m) & SD_SPEC_NEEDS_HEADS) != 0; }
+
+sd_spec_params tool_spec_params(const tool_spec *s) {
+    sd_spec_params p = sd_spec_default_params();
+    p.draft_max = s->draft_max;
+    p.tree_nodes = s->tree_nodes;
+    p.p_min = s->p_min;
+    p.lookup_min = s->lookup_min;
+    p.lookup_max = s->lookup_max;
+    p.ngram_static = s->ngram_static;
+    p.ngram_dynamic = s->ngram_dynamic;
+    p.self_exit = s->self_exit;
+    p.reject_max = s->reject_max;
+    p.tree = s->tree;
+    p.tree_given = s->tree_given;
+    p.draft_vocab = s->draft_vocab;
+    p.rasd_corpus = s->rasd_corpus;
+    p.heads_q8 = s->heads_q8;
+    p.draft_single_thread = s->draft_threads <= 1;
+    return p;
 }
-
-bool tool_method_needs_draft(const char *m) {
-    return !strcmp(m, "draft") || !strcmp(m, "tree-draft") || !strcmp(m, "pearl") || !strcmp(m, "rasd") ||
-           !strcmp(m, "draft-xtok");
-}
-
-bool tool_method_own_core(const char *m) { return !strcmp(m, "pearl"); }
-
-/* The heads method of m ("eagle", "hydra", "medusa") and whether it is the
- * -chain variant; NULL for other methods. */
-static const char *heads_method(const char *m, bool *chain) {
-    static const char *const k[] = {"eagle", "hydra", "medusa"};
-    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
-        size_t n = strlen(k[i]);
-        if (strncmp(m, k[i], n) != 0) continue;
-        if (m[n] == 0 || !strcmp(m + n, "-chain")) {
-            if (chain) *chain = m[n] != 0;
-            return k[i];
-        }
-    }
-    return NULL;
-}
-
-bool tool_method_needs_heads(const char *m) { return heads_method(m, NULL) != NULL; }
 
 sd_heads *tool_load_heads(const tool_spec *s, const sd_model *target) {
     char buf[PATH_MAX], err[512];
@@ -290,124 +286,20 @@ sd_heads *tool_load_heads(const tool_spec *s, const sd_model *target) {
 }
 
 int tool_method_budget(const char *m, const tool_spec *s) {
-    bool chain = false;
-    if (heads_method(m, &chain)) return chain ? s->draft_max : s->tree_nodes;
-    return !strncmp(m, "tree-", 5) || !strcmp(m, "aded") || !strcmp(m, "rasd") ? s->tree_nodes : s->draft_max;
-}
-
-/* The rasd drafter, with the --rasd-corpus text (if any) tokenized with
- * the target's vocabulary, without BOS. */
-static sd_status make_rasd(const tool_spec *s, const sd_model *draft, const sd_model *target, sd_threadpool *pool,
-                           int n_ctx, sd_drafter **out, char *err, size_t n) {
-    int32_t *ids = NULL;
-    int n_ids = 0;
-    if (s->rasd_corpus) {
-        tool_opts o = {.file = s->rasd_corpus};
-        size_t len = 0;
-        char *text = tool_read_prompt(&o, &len);
-        if (!text) {
-            if (err && n) snprintf(err, n, "cannot read the rasd corpus '%s'", s->rasd_corpus);
-            return SD_ERR_IO;
-        }
-        ids = len ? tool_tokenize(sd_model_vocab(target), text, len, false, false, &n_ids) : NULL;
-        free(text);
-        if (len && !ids) {
-            if (err && n) snprintf(err, n, "cannot tokenize the rasd corpus '%s'", s->rasd_corpus);
-            return SD_ERR_NOMEM;
-        }
-    }
-    sd_status st = sd_drafter_new_rasd(draft, target, pool, n_ctx, &s->tree, s->lookup_min, s->lookup_max, ids,
-                                       (size_t)n_ids, out, err, n);
-    free(ids);
-    return st;
+    sd_spec_params p = tool_spec_params(s);
+    return sd_spec_method_budget(m, &p);
 }
 
 sd_status tool_make_drafter(const char *m, const tool_spec *s, const sd_model *draft, const sd_model *target,
                             sd_ctx *target_ctx, sd_threadpool *pool, int n_ctx, sd_drafter **out, char *err,
                             size_t n) {
-    *out = NULL;
-    /* --draft-threads 1: the draft model single-threaded (faster on a
-     * loaded machine, where a spinning pool stalls; slower on an idle one) */
-    if (s->draft_threads <= 1) pool = NULL;
-    if (err && n) err[0] = 0;
-    if (!strcmp(m, "none")) return SD_OK;
-    if (!strcmp(m, "draft") || !strcmp(m, "tree-draft")) {
-        int32_t *sub = NULL; /* VocabTrim ids, copied by the constructor */
-        int n_sub = 0;
-        if (s->draft_vocab && draft) {
-            sd_model_info di;
-            sd_model_get_info(draft, &di);
-            char lerr[256] = "";
-            sd_status st = sd_vocab_subset_load(s->draft_vocab, di.n_vocab, &sub, &n_sub, lerr, sizeof lerr);
-            if (st != SD_OK) {
-                if (err && n) snprintf(err, n, "--draft-vocab: %s", lerr);
-                return st;
-            }
-        }
-        sd_status st = !strcmp(m, "draft")
-                           ? sd_drafter_new_model_ex(draft, target, pool, n_ctx, s->p_min, sub, n_sub, out, err, n)
-                           : sd_drafter_new_model_tree_ex(draft, target, pool, n_ctx, &s->tree, sub, n_sub, out, err, n);
-        sd_vocab_subset_free(sub);
-        if (st == SD_OK && !strcmp(m, "draft") && s->reject_max > 0.0f)
-            st = sd_drafter_model_set_reject_max(*out, s->reject_max);
-        if (st == SD_ERR_MISMATCH && err && n) { /* point at the cross-vocabulary method */
-            size_t l = strlen(err);
-            snprintf(err + l, n - l, " (--spec draft-xtok drafts across vocabularies)");
-        }
-        return st;
-    }
-    if (!strcmp(m, "draft-xtok")) {
-        /* the draft's tokenization of a text may be longer than the
-         * target's: twice the target's cells (0: its training context) */
-        int n_draft = n_ctx > 0 && n_ctx < (1 << 28) ? 2 * n_ctx + 2 * SD_MAX_DRAFT_POS : 0;
-        return sd_drafter_new_xtok(s->xtok_model ? s->xtok_model : draft, target, pool, n_draft, s->p_min, out, err,
-                                   n);
-    }
-    if (!strcmp(m, "lookup")) return sd_drafter_new_lookup(s->lookup_min, s->lookup_max, out);
-    if (!strcmp(m, "tree-lookup")) return sd_drafter_new_lookup_tree(s->lookup_min, s->lookup_max, out);
-    if (!strcmp(m, "aded")) return sd_drafter_new_aded(NULL, NULL, 0, out);
-    if (!strcmp(m, "self")) return sd_drafter_new_self(target_ctx, s->self_exit, s->p_min, out);
-    if (!strcmp(m, "pearl"))
-        return sd_drafter_new_pearl(draft, target, n_ctx, s->p_min, s->draft_max > 0 ? s->draft_max : 16, out, err, n);
-    if (!strcmp(m, "rasd")) return make_rasd(s, draft, target, pool, n_ctx, out, err, n);
-    bool chain = false;
-    const char *hm = heads_method(m, &chain);
-    if (hm) {
-        if (!s->heads) {
-            if (err && n) snprintf(err, n, "method '%s' needs trained heads (-mh HEADS)", m);
-            return SD_ERR_INVALID_ARG;
-        }
-        sd_heads_params hp = sd_heads_default_params(hm);
-        hp.tree = !chain;
-        hp.p_min = s->p_min;
-        if (s->tree_given) hp.tree_params = s->tree;
-        if (s->heads_q8 >= 0) hp.q8 = s->heads_q8 != 0;
-        int32_t *sub = NULL;
-        int n_sub = 0;
-        if (s->draft_vocab) { /* VocabTrim for the heads' output head */
-            sd_model_info ti;
-            sd_model_get_info(target, &ti);
-            char lerr[256] = "";
-            sd_status st = sd_vocab_subset_load(s->draft_vocab, ti.n_vocab, &sub, &n_sub, lerr, sizeof lerr);
-            if (st != SD_OK) {
-                if (err && n) snprintf(err, n, "--draft-vocab: %s", lerr);
-                return st;
-            }
-            hp.vocab_subset = sub;
-            hp.n_vocab_subset = n_sub;
-        }
-        sd_status st;
-        if (!strcmp(hm, "eagle"))
-            st = sd_drafter_new_eagle(s->heads, pool, n_ctx > 0 ? n_ctx + SD_MAX_DRAFT_POS : 0, &hp, out);
-        else if (!strcmp(hm, "hydra")) st = sd_drafter_new_hydra(s->heads, pool, &hp, out);
-        else st = sd_drafter_new_medusa(s->heads, pool, &hp, out);
-        sd_vocab_subset_free(sub);
-        return st;
-    }
-    if (!strcmp(m, "ngram-cache") || !strcmp(m, "ngram"))
-        return sd_drafter_new_ngram_cache(s->ngram_static, s->ngram_dynamic, out, err, n);
-    if (err && n) snprintf(err, n, "unknown method '%s' (%s)", m, TOOL_METHODS);
-    return SD_ERR_INVALID_ARG;
+    sd_spec_params p = tool_spec_params(s);
+    sd_spec_models mm = {.target = target, .target_ctx = target_ctx, .draft = draft, .xtok_draft = s->xtok_model,
+                         .heads = s->heads, .pool = pool, .n_ctx = n_ctx};
+    sd_status st = sd_drafter_from_spec(m, &p, &mm, out, NULL, err, n);
+    if (st != SD_OK && tool_method_needs_heads(m) && !s->heads && err && n)
+        snprintf(err, n, "method '%s' needs trained heads (-mh HEADS)", m);
+    return st;
 }
 
 /* "3,2,1" into branch[] (missing depths repeat the last value). */

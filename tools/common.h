@@ -61,9 +61,11 @@ typedef struct tool_spec {
                                    the draft model passed to the factory)   */
 } tool_spec;
 
-/* The speculation methods (--spec, bench --methods), "none" first. */
-#define TOOL_METHODS "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, draft-xtok, " \
-    "eagle, hydra, medusa, eagle-chain, hydra-chain, medusa-chain"
+/* The speculation methods (--spec, bench --methods), "none" first: the
+ * library's registry (sd_spec_methods). */
+#define TOOL_METHODS sd_spec_methods()
+/* The library's speculation settings of s (sd_drafter_from_spec). */
+sd_spec_params tool_spec_params(const tool_spec *s);
 /* True for a method name tool_make_drafter knows. */
 bool tool_method_known(const char *method);
 /* True for methods that need the draft model. */
@@ -80,14 +82,11 @@ sd_heads *tool_load_heads(const tool_spec *s, const sd_model *target);
 bool tool_method_own_core(const char *method);
 /* Nodes (tree methods) or tokens (chains) drafted per step. */
 int tool_method_budget(const char *method, const tool_spec *s);
-/* Makes the drafter of a method (NULL for "none"); target_ctx is the
- * context the generation will run on (`self` drafts on it); heads methods
- * use s->heads (SD_ERR_INVALID_ARG with a message when it is NULL);
- * SD_ERR_INVALID_ARG for an unknown method, else the constructor's status
- * (message in err). With s->draft_vocab the draft model methods read that
- * file and restrict the draft's output head to its ids (errors of
- * sd_vocab_subset_load); rasd also SD_ERR_IO when --rasd-corpus cannot
- * be read. */
+/* Makes the drafter of a method or method spec (NULL for "none") through
+ * the library's registry, sd_drafter_from_spec, with s's settings and
+ * loaded models; target_ctx is the context the generation will run on
+ * (`self` drafts on it); heads methods use s->heads. Errors as
+ * sd_drafter_from_spec (message in err). */
 sd_status tool_make_drafter(const char *method, const tool_spec *s, const sd_model *draft,
                             const sd_model *target, sd_ctx *target_ctx, sd_threadpool *pool, int n_ctx,
                             sd_drafter **out, char *err, size_t err_size);

@@ -543,33 +543,36 @@ int srv_run(srv_config *cfg) {
     s->created = (long)time(NULL);
     bool mu_ok = false, sched_ok = false;
     struct MHD_Daemon *d = NULL;
-    char path_buf[4096];
-    const char *mpath = cfg->o.model ? cfg->o.model : tool_model_path("kernel-c-target.gguf", path_buf, sizeof path_buf);
+    const char *mpath = cfg->model_path;
     if ((s->default_method = srv_method_index(cfg->method)) < 0) {
-        fprintf(stderr, "error: unknown --spec method '%s' (%s)\n", cfg->method, TOOL_METHODS);
+        fprintf(stderr, "error: unknown --spec method '%s' (%s)\n", cfg->method, sd_spec_methods());
         goto done;
     }
-    for (int i = 0; i < SRV_N_METHODS; i++) {
-        tool_spec ts = cfg->spec;
-        s->method_budget[i] = tool_method_budget(srv_methods[i], &ts);
-    }
+    for (int i = 0; i < SRV_N_METHODS; i++) s->method_budget[i] = sd_spec_method_budget(srv_methods[i], &cfg->spec);
     if ((s->tmpl = detect_template(mpath, cfg->chat_template)) < 0) {
         fprintf(stderr, "error: --chat-template expects chatml, llama2 or llama3\n");
         goto done;
     }
-    if (!(s->model = tool_load_model(&cfg->o, mpath))) goto done;
+    {
+        char err[512] = "";
+        sd_status lst = sd_model_load(mpath, &cfg->mp, &s->model, err, sizeof err);
+        if (lst != SD_OK) {
+            fprintf(stderr, "error: cannot load model '%s': %s (%s)\n", mpath, err, sd_status_str(lst));
+            goto done;
+        }
+    }
     s->vocab = sd_model_vocab(s->model);
     sd_model_get_info(s->model, &s->info);
     const char *base = strrchr(mpath, '/');
     snprintf(s->model_name, sizeof s->model_name, "%s", cfg->alias ? cfg->alias : base ? base + 1 : mpath);
-    sd_status st = sd_threadpool_new(cfg->o.n_threads, &s->pool);
+    sd_status st = sd_threadpool_new(cfg->n_threads, &s->pool);
     if (st != SD_OK) goto fail_st;
     s->n_slots = cfg->n_parallel;
     if (!(s->slots = calloc((size_t)s->n_slots, sizeof *s->slots))) goto done;
     sd_ctx_params cp = sd_ctx_default_params();
-    cp.n_ctx = cfg->o.n_ctx;
+    cp.n_ctx = cfg->n_ctx;
     cp.pool = s->pool;
-    cp.attn_compat = cfg->o.attn_compat;
+    cp.attn_compat = cfg->attn_compat;
     for (int i = 0; i < s->n_slots; i++)
         if ((st = sd_ctx_new(s->model, &cp, &s->slots[i].ctx)) != SD_OK) goto fail_st;
     s->n_ctx = sd_ctx_n_ctx(s->slots[0].ctx);
@@ -581,10 +584,13 @@ int srv_run(srv_config *cfg) {
             goto done;
         }
     }
-    if (tool_method_needs_draft(cfg->method) || cfg->spec.draft) { /* fail early on a bad -md */
-        char buf[4096];
-        const char *p = cfg->spec.draft ? cfg->spec.draft : tool_model_path("kernel-c-draft.gguf", buf, sizeof buf);
-        if (!(s->draft = tool_load_model(&cfg->o, p))) goto done;
+    if (cfg->draft_at_start) { /* fail early on a bad -md */
+        char err[512] = "";
+        sd_status lst = sd_model_load(cfg->draft_path, &cfg->mp, &s->draft, err, sizeof err);
+        if (lst != SD_OK) {
+            fprintf(stderr, "error: cannot load model '%s': %s (%s)\n", cfg->draft_path, err, sd_status_str(lst));
+            goto done;
+        }
     }
     if (pthread_mutex_init(&s->mu, NULL) != 0) goto done;
     if (pthread_cond_init(&s->cv, NULL) != 0) {

@@ -16,6 +16,11 @@ const char *const srv_methods[SRV_N_METHODS] = {
     "none", "draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self",
     "pearl", "rasd", "eagle", "hydra", "medusa", "eagle-chain", "hydra-chain", "medusa-chain"};
 
+/* srv_methods as a message */
+#define SRV_METHOD_LIST \
+    "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, eagle, hydra, medusa, " \
+    "eagle-chain, hydra-chain, medusa-chain"
+
 int srv_method_index(const char *name) {
     if (!strcmp(name, "ngram")) name = "ngram-cache";
     for (int i = 0; i < SRV_N_METHODS; i++)
@@ -203,7 +208,7 @@ static unsigned parse_gen(const srv_parse_env *e, json_t *j, bool chat, srv_req 
     double v;
     long long iv;
     int g;
-    sd_sampler_params sp = cfg->o.sp;
+    sd_sampler_params sp = cfg->sp;
     long long n_predict = chat ? -1 : 16;
     unsigned st = 400;
     if ((g = get_int(j, "max_tokens", 0, 1 << 30, &iv, msg, n)) < 0) goto bad;
@@ -222,9 +227,9 @@ static unsigned parse_gen(const srv_parse_env *e, json_t *j, bool chat, srv_req 
     if (g > 0) sp.top_k = (int)iv;
     if ((g = get_int(j, "seed", -1, INT64_MAX, &iv, msg, n)) < 0) goto bad;
     if (g > 0 && iv >= 0) sp.seed = (uint64_t)iv;
-    else if (!cfg->o.seed_set)
+    else if (!cfg->seed_set)
         sp.seed = e->seed;
-    bool ignore_eos = cfg->o.ignore_eos;
+    bool ignore_eos = cfg->ignore_eos;
     if (get_bool(j, "ignore_eos", &ignore_eos, msg, n) < 0) goto bad;
     if ((g = get_int(j, "n", 1, 1, &iv, msg, n)) < 0) goto bad;
     bool echo = false;
@@ -237,7 +242,7 @@ static unsigned parse_gen(const srv_parse_env *e, json_t *j, bool chat, srv_req 
     int method = e->default_method;
     if ((x = json_object_get(j, "spec")) && !json_is_null(x)) {
         if (!json_is_string(x) || (method = srv_method_index(json_string_value(x))) < 0) {
-            snprintf(msg, n, "'spec' must be one of: %s", TOOL_METHODS);
+            snprintf(msg, n, "'spec' must be one of: %s", SRV_METHOD_LIST);
             goto bad;
         }
     }

@@ -12,8 +12,8 @@
 
 /* What a request is checked against: the server's settings. */
 typedef struct srv_parse_env {
-    const srv_config *cfg;          /* request defaults: cfg->o.sp, o.seed_set,
-                                       o.ignore_eos                          */
+    const srv_config *cfg;          /* request defaults: cfg->sp, seed_set,
+                                       ignore_eos                            */
     const sd_vocab *vocab;          /* tokenizes the prompt                   */
     int n_ctx;                      /* cells per slot: prompt + max_tokens   */
     int n_vocab;                    /* top_k's upper bound                    */

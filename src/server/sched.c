@@ -234,25 +234,27 @@ static sd_status slot_drafter(server *s, srv_slot *sl, int mi, sd_drafter **out,
     if (!strcmp(m, "ngram-cache") && s->ngram_owner) {
         st = sd_drafter_ngram_cache_fork(s->ngram_owner, &sl->dr[mi]);
     } else {
-        if (tool_method_needs_draft(m) && !s->draft) {
-            char buf[4096];
-            const char *path = s->cfg->spec.draft ? s->cfg->spec.draft
-                                                  : tool_model_path("kernel-c-draft.gguf", buf, sizeof buf);
-            if (!(s->draft = tool_load_model(&s->cfg->o, path))) {
-                snprintf(err, n, "cannot load the draft model");
-                return SD_ERR_IO;
+        unsigned needs = sd_spec_method_needs(m);
+        char lerr[512] = "";
+        if ((needs & SD_SPEC_NEEDS_DRAFT) && !s->draft) {
+            st = sd_model_load(s->cfg->draft_path, &s->cfg->mp, &s->draft, lerr, sizeof lerr);
+            if (st != SD_OK) {
+                snprintf(err, n, "cannot load the draft model '%s': %s", s->cfg->draft_path, lerr);
+                return st;
             }
         }
-        if (tool_method_needs_heads(m) && !s->heads) {
-            if (!(s->heads = tool_load_heads(&s->cfg->spec, s->model))) {
-                snprintf(err, n, "cannot load the trained heads");
-                return SD_ERR_IO;
+        if ((needs & SD_SPEC_NEEDS_HEADS) && !s->heads) {
+            st = sd_heads_load(s->cfg->heads_path, s->model, &s->heads, lerr, sizeof lerr);
+            if (st != SD_OK) {
+                snprintf(err, n, "cannot load the trained heads '%s': %s", s->cfg->heads_path, lerr);
+                return st;
             }
         }
-        tool_spec sp = s->cfg->spec;
-        sp.heads = s->heads;
+        sd_spec_params sp = s->cfg->spec;
         sp.ngram_dynamic = NULL; /* the shared cache is the server's */
-        st = tool_make_drafter(m, &sp, s->draft, s->model, sl->ctx, s->pool, s->n_ctx, &sl->dr[mi], err, n);
+        sd_spec_models mm = {.target = s->model, .target_ctx = sl->ctx, .draft = s->draft, .heads = s->heads,
+                             .pool = s->pool, .n_ctx = s->n_ctx};
+        st = sd_drafter_from_spec(m, &sp, &mm, &sl->dr[mi], NULL, err, n);
     }
     *out = sl->dr[mi];
     return st;
@@ -316,7 +318,7 @@ static void slot_start(server *s, srv_slot *sl) {
     gp.n_predict = r->n_predict;
     gp.ignore_eos = r->ignore_eos;
     gp.draft_max = d ? r->draft_max : 0;
-    gp.draft_min = s->cfg->spec.draft_min;
+    gp.draft_min = s->cfg->draft_min;
     gp.on_tokens = slot_on_tokens;
     gp.user = sl;
     if (st == SD_OK && d && gp.draft_max == SD_DRAFT_AUTO) {

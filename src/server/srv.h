@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../../tools/common.h"
+#include "specdec.h"
 
 #define SRV_N_METHODS 16
 extern const char *const srv_methods[SRV_N_METHODS]; /* "none" first */
@@ -52,8 +52,22 @@ typedef struct srv_config {
     const char *chat_template; /* --chat-template chatml|llama2|llama3       */
     const char *alias;         /* --alias: the model's name in the API       */
     const char *port_file;     /* --port-file: the bound port is written here */
-    tool_opts o;               /* -m -c -t --temp ...: request defaults      */
-    tool_spec spec;            /* -md --draft-max ...: speculation defaults  */
+    /* models: paths as the command line resolved them (tools/serve.c) */
+    const char *model_path;    /* the target                                 */
+    const char *draft_path;    /* the draft model, loaded on first use       */
+    bool draft_at_start;       /* load it at start (-md given, or the default
+                                  method needs it): fail early              */
+    const char *heads_path;    /* trained heads, loaded on first use         */
+    sd_model_params mp;        /* --quantize --backend --no-pack             */
+    int n_threads;             /* -t                                         */
+    int n_ctx;                 /* -c: cells per slot (0: training context)   */
+    bool attn_compat;          /* --attn-compat                              */
+    /* request defaults */
+    sd_sampler_params sp;      /* --temp --top-k --top-p --min-p --seed      */
+    bool seed_set;             /* --seed given: requests without one use it  */
+    bool ignore_eos;           /* --ignore-eos                               */
+    sd_spec_params spec;       /* --draft-max --tree-nodes ...: speculation  */
+    int draft_min;             /* --draft-min                                */
 } srv_config;
 
 /* A growable text buffer. */
