@@ -81,42 +81,21 @@ static int add_method(bench_opts *b, const char *t) {
         fprintf(stderr, "error: at most %d methods\n", M_COUNT);
         return -1;
     }
-    char name[32], body[40];
     if (strlen(t) >= sizeof b->label[0]) {
         fprintf(stderr, "error: bad method '%s'\n", t);
         return -1;
     }
-    snprintf(body, sizeof body, "%s", t);
-    float p_min = -1.0f;
-    char *slash = strchr(body, '/');
-    if (slash) { /* METHOD[:K]/pX */
-        char *end = NULL;
-        p_min = slash[1] == 'p' ? strtof(slash + 2, &end) : -1.0f;
-        if (slash[1] != 'p' || !end || end == slash + 2 || *end || !(p_min >= 0.0f && p_min <= 1.0f)) {
-            fprintf(stderr, "error: bad method '%s' (suffix /pX: a --draft-p-min in [0, 1])\n", t);
-            return -1;
-        }
-        *slash = 0;
-    }
-    const char *colon = strchr(body, ':');
-    size_t len = colon ? (size_t)(colon - body) : strlen(body);
-    if (len == 0 || len >= sizeof name) {
-        fprintf(stderr, "error: bad method '%s'\n", t);
+    /* METHOD[:K|:auto|:feedback][/pX], parsed by the library's registry */
+    char name[32], err[256] = "";
+    sd_spec_params sp = sd_spec_default_params();
+    sp.p_min = -1.0f; /* stays below 0 without /pX: the command line's --draft-p-min */
+    bool explicit_budget = false;
+    if (sd_spec_parse(t, name, sizeof name, &sp, &explicit_budget, err, sizeof err) != SD_OK) {
+        fprintf(stderr, "error: --methods: %s\n", err);
         return -1;
     }
-    memcpy(name, body, len);
-    name[len] = 0;
-    if (!strcmp(name, "ngram")) snprintf(name, sizeof name, "ngram-cache");
-    if (!tool_method_known(name)) {
-        fprintf(stderr, "error: unknown method '%s' (%s)\n", name, TOOL_METHODS);
-        return -1;
-    }
-    int budget = BUDGET_DEFAULT;
-    if (colon) {
-        if (!strcmp(colon + 1, "auto")) budget = SD_DRAFT_AUTO;
-        else if (!strcmp(colon + 1, "feedback")) budget = SD_DRAFT_FEEDBACK;
-        else if (parse_int_opt("--methods", colon + 1, 0, SD_MAX_DRAFT_POS, &budget) != 0) return -1;
-    }
+    int budget = explicit_budget ? sd_spec_method_budget(name, &sp) : BUDGET_DEFAULT;
+    float p_min = sp.p_min;
     int m = !strcmp(name, "none") ? M_NONE : b->n_methods;
     if (m == M_NONE && b->n_methods > 0) return 0; /* none is always entry 0 */
     snprintf(b->label[m], sizeof b->label[m], "%s", t);
