@@ -2,7 +2,7 @@
 # deps.sh PROFILE - make sure what PROFILE needs is on this machine (Debian).
 #
 #   build   compiler and the libraries bin/specdec links (make, make run)
-#   test    build + python3 (server tests), node, npm and the `openai` package
+#   test    build + python3 and curl (server and README tests), node, npm and the `openai` package
 #           in tests/node (the OpenAI SDK test)                    (make test)
 #   fuzz    build + clang and its sanitizer runtime               (make fuzz)
 #   bench   build + Debian's python3-numpy (../shared/tools/widen.py)
@@ -21,10 +21,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build="gcc:gcc make:make libjansson-dev libmicrohttpd-dev"
 case "$profile" in
 build) pkgs="$build" ;;
-test) pkgs="$build python3:python3 nodejs:node npm:npm" ;;
+test) pkgs="$build python3:python3 nodejs:node npm:npm curl:curl" ;;
 fuzz) pkgs="$build clang:clang libclang-rt-14-dev" ;;
 bench) pkgs="$build python3-numpy" ;;
-ci) pkgs="$build python3:python3 nodejs:node npm:npm clang:clang libclang-rt-14-dev qemu-user:qemu-x86_64" ;;
+ci) pkgs="$build python3:python3 nodejs:node npm:npm curl:curl clang:clang libclang-rt-14-dev qemu-user:qemu-x86_64" ;;
 *) echo "deps.sh: unknown profile '$profile' (build, test, fuzz, bench, ci)" >&2; exit 2 ;;
 esac
 
