@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_cli.sh - the command-line contract, end to end on the shipped models:
 # perplexity against the reference values, tokenize/generate output against
-# the reference ids, and clear errors (non-zero exit, no crash) on bad input.
+# the reference ids, clear errors (non-zero exit, no crash) on bad input, and
+# every command's --help.
 set -u
 . "$(dirname "$0")/util/check.sh"
 export SPECDEC_MODEL_DIR=${SPECDEC_MODEL_DIR:-$SHARED/models}
@@ -164,5 +165,84 @@ expect_error "vocabtrim without -o" "$BIN" vocabtrim -f "$tmp/prompt.txt"
 expect_error "missing heads" "$BIN" generate -p x -n 4 --spec eagle -mh /nonexistent.gguf
 expect_error "a model file as heads" "$BIN" heads-probe -p x -mh "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf"
 expect_error "heads of another target" "$BIN" heads-probe -p x -m "$SPECDEC_MODEL_DIR/kernel-c-draft.gguf"
+
+# Help. The commands are those main.c dispatches, so a new command without a
+# help entry (tools/help.c) fails here. Each: `CMD --help` and `CMD -h` print
+# on stdout, exit 0, a "usage: specdec CMD" line and an example; `help CMD`
+# prints the same; an unknown option is an error that points at `CMD --help`;
+# the options its parsers name (its own tools/CMD.c, tool_parse and
+# tool_spec_opt in tools/common.c) are all in its help.
+src=$(dirname "$0")/../tools
+cmds=$(sed -n 's/.*!strcmp(cmd, "\([a-z-]*\)")) return cmd_.*/\1/p' "$src/main.c")
+n_cmds=$(echo $cmds | wc -w)
+[ "$n_cmds" -ge 11 ] && ok "main.c dispatches $n_cmds commands" || bad "main.c dispatch: only '$cmds' found"
+"$BIN" --help > "$tmp/overview" 2> "$tmp/overview.err"; rc=$?
+listed=$(awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { exit }' "$tmp/overview")
+sorted() { echo $* | tr ' ' '\n' | sort; }
+if [ $rc -eq 0 ] && [ ! -s "$tmp/overview.err" ] && [ "$(sorted $cmds)" = "$(sorted $listed)" ]
+then ok "specdec --help (exit 0, stdout) lists exactly main.c's commands"
+else bad "specdec --help: exit $rc, lists '$(echo $listed)', main.c has '$(echo $cmds)'"; fi
+"$BIN" help > "$tmp/overview2" 2>&1 && cmp -s "$tmp/overview" "$tmp/overview2" && ok "specdec help = specdec --help" \
+    || bad "specdec help differs from specdec --help"
+"$BIN" > "$tmp/o" 2> "$tmp/e"; rc=$?
+[ $rc -eq 1 ] && [ ! -s "$tmp/o" ] && cmp -s "$tmp/overview" "$tmp/e" \
+    && ok "bare specdec: the overview on stderr, exit 1" \
+    || bad "bare specdec: exit $rc, stdout $(head -c 100 "$tmp/o")"
+"$BIN" help nosuch > "$tmp/o" 2> "$tmp/e"; rc=$?
+[ $rc -eq 1 ] && [ ! -s "$tmp/o" ] && grep -q "error: unknown command 'nosuch'" "$tmp/e" \
+    && ok "specdec help nosuch: exit 1, $(cat "$tmp/e")" \
+    || bad "specdec help nosuch: exit $rc, $(head -c 200 "$tmp/e")"
+# option names: the quoted "-x" / "--xx" literals of a parser
+opts_of() { grep -o '"--\?[a-z][a-z0-9-]*"' | tr -d '"' | sort -u; }
+shared_opts=$(sed -n '/^int tool_parse(/,/^}/p' "$src/common.c" | opts_of)
+spec_opts=$(sed -n '/^int tool_spec_opt(/,/^}/p' "$src/common.c" | opts_of)
+[ -n "$shared_opts" ] && [ -n "$spec_opts" ] && ok "option names found in tool_parse and tool_spec_opt" \
+    || bad "no option names in tools/common.c's tool_parse / tool_spec_opt"
+for c in $cmds; do
+    "$BIN" "$c" --help > "$tmp/h1" 2> "$tmp/h1.err"; rc=$?
+    if [ $rc -eq 0 ] && [ ! -s "$tmp/h1.err" ] && grep -q "^usage: specdec $c " "$tmp/h1" && grep -qw example "$tmp/h1"
+    then ok "$c --help: exit 0, usage line and example on stdout"
+    else bad "$c --help: exit $rc, $(head -c 200 "$tmp/h1") $(head -c 200 "$tmp/h1.err")"; fi
+    "$BIN" help "$c" > "$tmp/h2" 2>&1 && cmp -s "$tmp/h1" "$tmp/h2" && ok "help $c = $c --help" \
+        || bad "help $c differs from $c --help"
+    "$BIN" "$c" -h > "$tmp/h3" 2>&1 && cmp -s "$tmp/h1" "$tmp/h3" && ok "$c -h = $c --help" \
+        || bad "$c -h differs from $c --help"
+    # quantize and permute-vocab look at an option before counting positionals: this form reaches every
+    # command's option error
+    "$BIN" "$c" --no-such-option > "$tmp/o" 2> "$tmp/e"; rc=$?
+    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q "error: .*'--no-such-option' (see 'specdec $c --help')" "$tmp/e"
+    then ok "$c --no-such-option: exit $rc, $(cat "$tmp/e")"
+    else bad "$c --no-such-option: exit $rc, stderr: $(head -c 200 "$tmp/e")"; fi
+    # every option the command parses and reads is documented (serve never reads -mdx and --ngram-dynamic)
+    own=$(opts_of < "$src/$(echo "$c" | tr - _).c")
+    case $c in
+        generate) need_opts="$own $shared_opts $spec_opts";;
+        bench) # its prompts come from --prompts (BOS added, EOS ignored), its JSON from --out
+            need_opts="$own $spec_opts $(echo "$shared_opts" | grep -v -x -e -p -e --prompt -e -f -e --file \
+                -e --json -e --no-bos -e --parse-special -e --ignore-eos)";;
+        serve) need_opts="$own $(echo "$spec_opts" | grep -v -x -e -mdx -e --model-draft-xtok -e --ngram-dynamic)";;
+        heads-probe) need_opts="-mh --model-heads";;
+        *) need_opts=$own;;
+    esac
+    missing=""
+    for opt in $need_opts; do grep -qE -- "(^| )$opt([ ,]|$)" "$tmp/h1" || missing="$missing $opt"; done
+    [ -z "$missing" ] && ok "$c --help documents its parsers' $(echo $need_opts | wc -w) options" \
+        || bad "$c --help does not document:$missing"
+done
+"$BIN" generate -n 4 --help > "$tmp/h4" 2>&1 && "$BIN" generate --help | cmp -s - "$tmp/h4" \
+    && ok "--help after other options: generate -n 4 --help = generate --help" || bad "generate -n 4 --help differs"
+# the lists that live in the library: every method (generate --spec) and
+# every quantize TYPE, as their own error messages name them
+methods=$("$BIN" bench --prompts x --methods nosuch 2>&1 \
+    | sed -n "s/^error: unknown method 'nosuch' (\(.*\))$/\1/p" | tr -d ,)
+missing=""
+for m in $methods; do "$BIN" generate --help | grep -qE -- "[ ,]$m(,|$)" || missing="$missing $m"; done
+[ -n "$methods" ] && [ -z "$missing" ] && ok "generate --help names all $(echo $methods | wc -w) methods" \
+    || bad "generate --help: methods '$methods', missing:$missing"
+types=$("$BIN" quantize 2>&1 | sed -n 's/^ *TYPE: //p' | tr ',()=' '    ')
+missing=""
+for t in $types; do "$BIN" quantize --help | grep -qw -- "$t" || missing="$missing $t"; done
+[ -n "$types" ] && [ -z "$missing" ] && ok "quantize --help names all quantize types" \
+    || bad "quantize --help: types '$types', missing:$missing"
 
 report test_cli.sh

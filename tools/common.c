@@ -90,7 +90,7 @@ int tool_parse(int argc, char **argv, int first, tool_opts *o, tool_extra_fn ext
                 if (used < 0) return -1;
             } else {
                 if (used < 0) return -1;
-                fprintf(stderr, "error: unknown option '%s'\n", a);
+                fprintf(stderr, "error: unknown option '%s' (see 'specdec %s --help')\n", a, argv[1]);
                 return -1;
             }
         }

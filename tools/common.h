@@ -129,6 +129,11 @@ double tool_now_ms(void);
 void tool_json_str(FILE *f, const char *s, size_t n);
 void tool_json_ids(FILE *f, const int32_t *ids, int n);
 
+/* Help (help.c): cmd NULL prints the overview (every command and its
+ * summary); else that command's usage, options with their defaults and an
+ * example. Returns 0, or -1 (printing nothing) for an unknown command. */
+int tool_help(const char *cmd, FILE *f);
+
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);

@@ -96,14 +96,14 @@ int cmd_permute_vocab(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--map") && i + 1 < argc) {
             map = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "error: unknown or incomplete option '%s'\n", argv[i]);
+            fprintf(stderr, "error: unknown or incomplete option '%s' (see 'specdec permute-vocab --help')\n", argv[i]);
             return 1;
         } else if (!in) {
             in = argv[i];
         } else if (!out) {
             out = argv[i];
         } else {
-            fprintf(stderr, "error: unexpected argument '%s'\n", argv[i]);
+            fprintf(stderr, "error: unexpected argument '%s' (see 'specdec permute-vocab --help')\n", argv[i]);
             return 1;
         }
     }

@@ -20,12 +20,12 @@ int cmd_quantize(int argc, char **argv) {
             }
             n_threads = (int)v;
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "error: unknown or incomplete option '%s'\n", argv[i]);
+            fprintf(stderr, "error: unknown or incomplete option '%s' (see 'specdec quantize --help')\n", argv[i]);
             return 1;
         } else if (n_pos < 3) {
             pos[n_pos++] = argv[i];
         } else {
-            fprintf(stderr, "error: unexpected argument '%s'\n", argv[i]);
+            fprintf(stderr, "error: unexpected argument '%s' (see 'specdec quantize --help')\n", argv[i]);
             return 1;
         }
     }
