@@ -14,7 +14,9 @@
  *     (../shared/models/quant), which shows the block layouts, the mix and
  *     the reference quantizers match; quantizing an output again with the
  *     same mix leaves every tensor unchanged; the output carries
- *     general.file_type and general.quantization_version. A missing input
+ *     general.file_type and general.quantization_version; the requantizing
+ *     run goes through sd_model_quantize_ex with a progress callback, called
+ *     once per tensor with growing input bytes up to the total. A missing input
  *     or llama.cpp file is check_need: a failure in CI, a named skip
  *     elsewhere.
  *  4. Errors: missing input, vocabulary-only input, unwritable output.
@@ -170,6 +172,21 @@ static int compare_tensors(const sd_gguf *a, const sd_gguf *b) {
     return bad;
 }
 
+/* sd_model_quantize_ex's progress calls, as seen by the callback. */
+typedef struct prog_rec {
+    int64_t calls, last_done, total;
+    bool ok; /* done grew, total stayed, done <= total */
+} prog_rec;
+
+static void on_progress(void *user, int64_t done, int64_t total) {
+    prog_rec *r = user;
+    if (r->calls > 0 && (done <= r->last_done || total != r->total)) r->ok = false;
+    if (done > total) r->ok = false;
+    r->calls++;
+    r->last_done = done;
+    r->total = total;
+}
+
 static void test_model_files(void) {
     char target[1024], ref[1024], out[1024], out2[1024], err[1024];
     snprintf(target, sizeof target, "%s/kernel-c-target.gguf", test_model_dir());
@@ -214,9 +231,17 @@ static void test_model_files(void) {
                        (long long)sd_gguf_n_tensors(a), cases[c].file, d == 0 ? "yes" : "NO");
             }
         }
-        /* quantizing the output again with the same mix changes nothing */
-        st = sd_model_quantize(out, out2, sd_quant_mix_find(cases[c].mix), 1, NULL, err, sizeof err);
+        /* quantizing the output again with the same mix changes nothing,
+         * and reports progress per tensor (which changes nothing either) */
+        prog_rec pr = {0, 0, 0, true};
+        sd_quantize_stats s2;
+        st = sd_model_quantize_ex(out, out2, sd_quant_mix_find(cases[c].mix), 1, on_progress, &pr, &s2, err,
+                                  sizeof err);
         CHECK(st == SD_OK, "requantize %s: %s", cases[c].mix, err);
+        CHECK(!st && pr.ok && pr.calls == s2.n_tensors && pr.last_done == pr.total &&
+              (uint64_t)pr.total == s2.bytes_in, "%s progress: %lld calls for %lld tensors, last %lld of %lld (%s)",
+              cases[c].mix, (long long)pr.calls, (long long)s2.n_tensors, (long long)pr.last_done,
+              (long long)pr.total, pr.ok ? "in order" : "out of order");
         if (a && !st && sd_gguf_open(out2, &a2, err, sizeof err) == SD_OK)
             CHECK(compare_tensors(a, a2) == 0, "%s: requantized file differs", cases[c].mix);
         sd_gguf_close(a);

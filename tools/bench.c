@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "progress.h"
 
 /* Methods: entries of --methods, "none" first (the baseline, index 0).
  * An entry is METHOD or METHOD:K (budget K, or "auto"), so one run can set
@@ -599,6 +600,7 @@ int cmd_bench(int argc, char **argv) {
     memset(htime, 0, sizeof htime);
     bench_env e = {.b = &b};
     bool active[M_COUNT] = {0}, skipped[M_COUNT] = {0};
+    tool_progress *prog = NULL;
 
     if (sd_threadpool_new(o.n_threads, &e.pool) != SD_OK) goto done;
     if (!(e.target = tool_load_model(&o, tpath))) goto done;
@@ -710,6 +712,15 @@ int cmd_bench(int argc, char **argv) {
     }
 
     int mismatches = 0, failures = 0;
+    /* Progress in generations (runs x prompts x methods), on a terminal only
+     * (NULL otherwise). There each prompt's line is collected in lbuf and
+     * printed whole once its methods are done, so that it never shares the
+     * screen line with the meter; off a terminal it goes straight to stderr,
+     * piece by piece, as always. */
+    int n_active = 0;
+    for (int m = 0; m < M_COUNT; m++) n_active += active[m];
+    prog = tool_progress_begin("bench", (int64_t)b.runs * ps.n * n_active, "generations");
+    int64_t n_done = 0;
     for (int r = 0; r < b.runs; r++) {
         /* fresh drafters per run: a dynamic n-gram cache must not have seen
          * the warm-up or an earlier run's output of the same prompt */
@@ -718,6 +729,7 @@ int cmd_bench(int argc, char **argv) {
             sd_drafter_free(dr[m]);
             dr[m] = NULL;
             if ((st = make_drafter(&e, m, &dr[m], err, sizeof err)) != SD_OK) {
+                tool_progress_clear(prog);
                 fprintf(stderr, "error: method %s: %s\n", b.label[m], sd_status_str(st));
                 goto done;
             }
@@ -725,8 +737,12 @@ int cmd_bench(int argc, char **argv) {
         for (int p = 0; p < ps.n; p++) {
             bprompt *pr = &ps.p[p];
             int n_base = -1;
-            fprintf(stderr, "[%*d/%d] %-14s", ps.n >= 100 ? 3 : 2, p + 1, ps.n, pr->id);
-            if (b.runs > 1) fprintf(stderr, " run %d", r + 1);
+            char *lbuf = NULL;
+            size_t lsize = 0;
+            FILE *lf = prog ? open_memstream(&lbuf, &lsize) : NULL;
+            if (!lf) lf = stderr;
+            fprintf(lf, "[%*d/%d] %-14s", ps.n >= 100 ? 3 : 2, p + 1, ps.n, pr->id);
+            if (b.runs > 1) fprintf(lf, " run %d", r + 1);
             for (int m = 0; m < M_COUNT; m++) {
                 if (!active[m]) continue;
                 brec *x = &rec[((size_t)r * ps.n + p) * M_COUNT + m];
@@ -740,8 +756,9 @@ int cmd_bench(int argc, char **argv) {
                 if (st == SD_OK)
                     st = sd_generate(method_ctx(&e, m), smp, dr[m], pr->ids, pr->n_ids, &gp, out, &n, &x->st);
                 sd_sampler_free(smp);
+                tool_progress_update(prog, ++n_done);
                 if (st != SD_OK) {
-                    fprintf(stderr, "\n  error: %s on %s: %s\n", b.label[m], pr->id, sd_status_str(st));
+                    fprintf(lf, "\n  error: %s on %s: %s\n", b.label[m], pr->id, sd_status_str(st));
                     failures++;
                     continue;
                 }
@@ -759,16 +776,23 @@ int cmd_bench(int argc, char **argv) {
                         x->match = false;
                         x->mismatch_at = i;
                         mismatches++;
-                        fprintf(stderr, "\n  LOSSLESS VIOLATION: %s differs from none on %s at token %d\n",
+                        fprintf(lf, "\n  LOSSLESS VIOLATION: %s differs from none on %s at token %d\n",
                                 b.label[m], pr->id, i);
                     }
                 }
                 double t = tps((double)x->st.n_generated, x->st.gen_ms);
-                if (m == M_NONE) fprintf(stderr, " | none %5.1f tok/s", t);
-                else fprintf(stderr, " | %s %5.1f (%.2f/step)", b.label[m], t,
+                if (m == M_NONE) fprintf(lf, " | none %5.1f tok/s", t);
+                else fprintf(lf, " | %s %5.1f (%.2f/step)", b.label[m], t,
                              x->st.steps ? (double)(x->st.n_generated - 1) / (double)x->st.steps : 0.0);
             }
-            fprintf(stderr, "\n");
+            fprintf(lf, "\n");
+            if (lf != stderr) { /* the collected line, above the meter */
+                fclose(lf);
+                tool_progress_clear(prog);
+                fwrite(lbuf, 1, lsize, stderr);
+                tool_progress_update(prog, n_done);
+            }
+            free(lbuf);
         }
         for (int m = 1; m < M_COUNT; m++) { /* heads drafters: where their time went */
             sd_heads_timing ht;
@@ -780,6 +804,8 @@ int cmd_bench(int argc, char **argv) {
         }
     }
 
+    tool_progress_end(prog);
+    prog = NULL;
     printf("\nspecdec bench: %d prompts x %d run(s), %s (temp %.2f), %d threads, target %s (%s), draft-max %s, "
            "draft-min %d, draft-p-min %.2f, lookup %d..%d\n", ps.n, b.runs, o.sp.temp > 0 ? "sampling" : "greedy",
            (double)o.sp.temp, o.n_threads, sd_type_name(ti.weight_type), sd_backend_name(o.backend),
@@ -813,6 +839,7 @@ int cmd_bench(int argc, char **argv) {
     }
 
 done:
+    tool_progress_end(prog);
     for (int m = 0; m < M_COUNT; m++) sd_drafter_free(dr[m]);
     sd_heads_free(heads);
     sd_cost_table_free(costs);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "progress.h"
 
 static int extra_opt(const char *a, const char *next, void *user) {
     const char **outp = user;
@@ -42,12 +43,23 @@ int cmd_ngram_build(int argc, char **argv) {
     const sd_vocab *v = sd_model_vocab(m);
     double t0 = tool_now_ms();
     int n = 0;
+    /* Both steps are single library calls with no progress to report (the
+     * tokenization takes ~95% of the time): on a terminal, a line that says
+     * which one is running. NULL off a terminal. */
+    tool_progress *prog = tool_progress_begin("ngram-build", 0, "");
+    char status[128];
+    snprintf(status, sizeof status, "tokenizing %.1f MB of text", (double)len / 1e6);
+    tool_progress_status(prog, status);
     int32_t *ids = tool_tokenize(v, text, len, !o.no_bos && sd_vocab_add_bos(v), o.parse_special, &n);
     int rc = 1;
     if (ids) {
         double t1 = tool_now_ms();
         char err[512] = "";
+        snprintf(status, sizeof status, "building the cache of %d tokens", n);
+        tool_progress_status(prog, status);
         sd_status st = sd_ngram_cache_build(ids, (size_t)n, outp, err, sizeof err);
+        tool_progress_end(prog);
+        prog = NULL;
         if (st != SD_OK) {
             fprintf(stderr, "error: cannot build the n-gram cache '%s': %s (%s)\n", outp, err, sd_status_str(st));
         } else {
@@ -56,6 +68,7 @@ int cmd_ngram_build(int argc, char **argv) {
             rc = 0;
         }
     }
+    tool_progress_end(prog);
     free(ids);
     free(text);
     sd_model_free(m);

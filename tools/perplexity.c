@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "common.h"
+#include "progress.h"
 
 /* -log softmax(logits)[target] in double. */
 static double nll(const float *logits, int n_vocab, int target) {
@@ -56,6 +57,7 @@ int cmd_perplexity(int argc, char **argv) {
     long count = 0;
     double t0 = tool_now_ms();
     int n_vocab = sd_vocab_n_tokens(v);
+    tool_progress *prog = tool_progress_begin("perplexity", n_chunk, "chunks"); /* NULL off a terminal */
     for (int c = 0; c < n_chunk; c++) {
         int32_t *chunk = ids + (size_t)c * n_ctx;
         int32_t saved = chunk[0];
@@ -66,6 +68,7 @@ int cmd_perplexity(int argc, char **argv) {
         st = sd_ctx_decode(ctx, &b);
         chunk[0] = saved;
         if (st != SD_OK) {
+            tool_progress_end(prog);
             fprintf(stderr, "error: decode: %s\n", sd_status_str(st));
             goto done;
         }
@@ -73,8 +76,13 @@ int cmd_perplexity(int argc, char **argv) {
             sum += nll(sd_ctx_logits(ctx, oi), n_vocab, chunk[j + 1]);
             count++;
         }
-        if (!o.json) fprintf(stderr, "[%d/%d] ppl so far %.4f\n", c + 1, n_chunk, exp(sum / (double)count));
+        if (!o.json) {
+            tool_progress_clear(prog);
+            fprintf(stderr, "[%d/%d] ppl so far %.4f\n", c + 1, n_chunk, exp(sum / (double)count));
+        }
+        tool_progress_update(prog, c + 1);
     }
+    tool_progress_end(prog);
     double ppl = exp(sum / (double)count);
     double ms = tool_now_ms() - t0;
     if (o.json)

@@ -6,6 +6,13 @@
 #include "common.h"
 #include "model/gguf.h"
 #include "model/quantize.h"
+#include "progress.h"
+
+/* sd_model_quantize_ex's progress, in MB of input tensor data. */
+static void on_progress(void *user, int64_t done, int64_t total) {
+    tool_progress_set_total(user, total / 1000000);
+    tool_progress_update(user, done / 1000000);
+}
 
 int cmd_quantize(int argc, char **argv) {
     const char *pos[3] = {NULL, NULL, NULL};
@@ -42,7 +49,12 @@ int cmd_quantize(int argc, char **argv) {
     char err[1024] = "";
     sd_quantize_stats s;
     double t0 = tool_now_ms();
-    sd_status st = sd_model_quantize(pos[0], pos[1], mix, n_threads, &s, err, sizeof err);
+    /* NULL off a terminal; the total (MB of tensor data) comes with the first
+     * callback */
+    tool_progress *prog = tool_progress_begin("quantize", 0, "MB");
+    sd_status st = sd_model_quantize_ex(pos[0], pos[1], mix, n_threads, prog ? on_progress : NULL, prog, &s, err,
+                                        sizeof err);
+    tool_progress_end(prog);
     if (st != SD_OK) {
         fprintf(stderr, "error: %s (%s)\n", err[0] ? err : "quantize failed", sd_status_str(st));
         return 1;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "progress.h"
 
 typedef struct vt_opts {
     const char *out;  /* -o */
@@ -164,6 +165,7 @@ int cmd_vocabtrim(int argc, char **argv) {
             body + (bos ? 1 : 0), v.gen > 0 ? "greedy generation" : "teacher-forced argmax", o.n_threads);
     double t0 = tool_now_ms();
     int64_t total = 0;
+    tool_progress *prog = tool_progress_begin("vocabtrim", n_chunks, "chunks"); /* NULL off a terminal */
     for (int c = 0; c < n_chunks; c++) {
         size_t start = (size_t)c * (size_t)(n_corpus - body) / (size_t)n_chunks;
         int n = 0;
@@ -173,10 +175,13 @@ int cmd_vocabtrim(int argc, char **argv) {
         st = v.gen > 0 ? count_generated(ctx, smp, chunk, n, v.gen, gen_buf, counts)
                        : count_forced(ctx, chunk, n, V, counts);
         if (st != SD_OK) {
+            tool_progress_end(prog);
             fprintf(stderr, "error: vocabtrim: chunk %d: %s\n", c, sd_status_str(st));
             goto done;
         }
+        tool_progress_update(prog, c + 1);
     }
+    tool_progress_end(prog);
     int n_seen = 0;
     for (int t = 0; t < V; t++) {
         rank[t] = (vt_rank){.count = counts[t], .id = t};

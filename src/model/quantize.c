@@ -453,6 +453,12 @@ static void qjob_run(void *arg, int ith, int nth) {
 
 sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix *mix, int n_threads,
                             sd_quantize_stats *stats, char *err, size_t err_size) {
+    return sd_model_quantize_ex(in, out, mix, n_threads, NULL, NULL, stats, err, err_size);
+}
+
+sd_status sd_model_quantize_ex(const char *in, const char *out, const sd_quant_mix *mix, int n_threads,
+                               sd_quantize_progress_fn progress, void *user, sd_quantize_stats *stats,
+                               char *err, size_t err_size) {
     if (!in || !out || !mix) return sd_fail(SD_ERR_INVALID_ARG, err, err_size, "NULL argument");
     if (n_threads < 1) n_threads = 1;
     if (n_threads > 64) n_threads = 64;
@@ -474,11 +480,13 @@ sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix 
     int has_output = sd_gguf_find_tensor(g, "output.weight") != NULL;
     int n_attn_v = 0, n_ffn_down = 0;
     int64_t max_ne0 = 1;
+    uint64_t bytes_total = 0; /* for progress */
     for (int64_t i = 0; i < n_t; i++) {
         const sd_gguf_tensor *t = sd_gguf_tensor_at(g, i);
         if (ends_with(t->name, ".attn_v.weight")) n_attn_v++;
         if (ends_with(t->name, ".ffn_down.weight")) n_ffn_down++;
         if (t->ne[0] > max_ne0) max_ne0 = t->ne[0];
+        bytes_total += t->size;
     }
     if (max_ne0 > INT32_MAX || (uint64_t)max_ne0 * (uint64_t)n_threads > SIZE_MAX / sizeof(float)) {
         st = sd_fail(SD_ERR_UNSUPPORTED, err, err_size, "%s: rows of %lld elements are too long", in,
@@ -550,6 +558,7 @@ sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix 
         stats->n_tensors++;
         if (ot >= 0 && ot < SD_TYPE_COUNT) stats->count_by_type[ot]++;
         stats->bytes_out += (uint64_t)sd_type_row_size(ot, t->ne[0]) * (uint64_t)n_rows;
+        if (progress) progress(user, (int64_t)stats->bytes_in, (int64_t)bytes_total);
     }
     st = sd_gguf_writer_write(w, out, err, err_size);
 done:

@@ -75,4 +75,18 @@ typedef struct sd_quantize_stats {
 sd_status sd_model_quantize(const char *in, const char *out, const sd_quant_mix *mix, int n_threads,
                             sd_quantize_stats *stats, char *err, size_t err_size);
 
+/* Progress of sd_model_quantize_ex, for a caller that shows it (the library
+ * prints nothing): done and total are bytes of input tensor data (total: the
+ * whole file's, fixed for the run). Called on the thread that called
+ * sd_model_quantize_ex (never on a worker), once after each tensor has been
+ * converted or copied, so done grows to total; writing the output file
+ * follows the last call. A tensor that fails ends the run without a call. */
+typedef void (*sd_quantize_progress_fn)(void *user, int64_t done, int64_t total);
+
+/* sd_model_quantize with progress(user, done, total) after each tensor;
+ * progress NULL: exactly sd_model_quantize. */
+sd_status sd_model_quantize_ex(const char *in, const char *out, const sd_quant_mix *mix, int n_threads,
+                               sd_quantize_progress_fn progress, void *user, sd_quantize_stats *stats,
+                               char *err, size_t err_size);
+
 #endif
