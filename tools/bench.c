@@ -13,7 +13,7 @@
  * 1) / steps (the first token comes from the prompt forward; each target
  * verification forward yields its accepted drafts plus one bonus token).
  *
- * Defaults: greedy (--temp 0), -t 2, --runs 1, --draft-max 6, --draft-min 0,
+ * Defaults: greedy (--temp 0), -t 2, --runs 1, --draft-max auto, --draft-min 0,
  * --draft-p-min 0.5 (best of 0 / 0.5 / 0.8 for the shipped pair on the
  * shipped prompts), --lookup-min 1 --lookup-max 4, no n-gram cache files
  * (--ngram-static/--ngram-dynamic), -n N overrides every max_tokens, --limit N

@@ -545,7 +545,7 @@ int srv_run(srv_config *cfg) {
     struct MHD_Daemon *d = NULL;
     const char *mpath = cfg->model_path;
     if ((s->default_method = srv_method_index(cfg->method)) < 0) {
-        fprintf(stderr, "error: unknown --spec method '%s' (%s)\n", cfg->method, sd_spec_methods());
+        fprintf(stderr, "error: unknown --spec method '%s' (%s)\n", cfg->method, SRV_METHOD_LIST);
         goto done;
     }
     for (int i = 0; i < SRV_N_METHODS; i++) s->method_budget[i] = sd_spec_method_budget(srv_methods[i], &cfg->spec);

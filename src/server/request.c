@@ -16,11 +16,6 @@ const char *const srv_methods[SRV_N_METHODS] = {
     "none", "draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self",
     "pearl", "rasd", "eagle", "hydra", "medusa", "eagle-chain", "hydra-chain", "medusa-chain"};
 
-/* srv_methods as a message */
-#define SRV_METHOD_LIST \
-    "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, eagle, hydra, medusa, " \
-    "eagle-chain, hydra-chain, medusa-chain"
-
 int srv_method_index(const char *name) {
     if (!strcmp(name, "ngram")) name = "ngram-cache";
     for (int i = 0; i < SRV_N_METHODS; i++)

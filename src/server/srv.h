@@ -27,6 +27,10 @@
 
 #define SRV_N_METHODS 16
 extern const char *const srv_methods[SRV_N_METHODS]; /* "none" first */
+/* srv_methods as a message (every registry method but draft-xtok) */
+#define SRV_METHOD_LIST \
+    "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, eagle, hydra, medusa, " \
+    "eagle-chain, hydra-chain, medusa-chain"
 /* Index of a method name in srv_methods ("ngram" = "ngram-cache"), or -1. */
 int srv_method_index(const char *name);
 
