@@ -92,7 +92,7 @@ static int add_method(bench_opts *b, const char *t) {
     sp.p_min = -1.0f; /* stays below 0 without /pX: the command line's --draft-p-min */
     bool explicit_budget = false;
     if (sd_spec_parse(t, name, sizeof name, &sp, &explicit_budget, err, sizeof err) != SD_OK) {
-        fprintf(stderr, "error: %s (in --methods)\n", err);
+        fprintf(stderr, "error: %s\n", err); /* err names the entry */
         return -1;
     }
     int budget = explicit_budget ? sd_spec_method_budget(name, &sp) : BUDGET_DEFAULT;
