@@ -234,13 +234,19 @@ static int need_block(int need) {
     return 1;
 }
 
-/* cos/sin table of row r at position pos (ggml's incremental theta). */
+/* cos/sin table of row r at position pos (ggml's incremental theta; pair
+ * i's angle divided by rope_freqs[i] and scaled by the linear factor as
+ * ggml's rope does, theta = freq_scale * theta / freq_factor). */
 static void rope_table(const sd_model *m, float *t, int pos) {
     const float theta_scale = powf(m->rope_base, -2.0f / (float)m->n_rot);
+    const float *ff = m->rope_freqs;
+    const float fs = m->rope_freq_scale;
     float theta = (float)pos;
     for (int i = 0; i < m->n_rot / 2; i++) {
-        t[2 * i] = cosf(theta);
-        t[2 * i + 1] = sinf(theta);
+        float th = ff ? theta / ff[i] : theta;
+        if (fs > 0.0f && fs != 1.0f) th = fs * th; /* 0: a model made without it */
+        t[2 * i] = cosf(th);
+        t[2 * i + 1] = sinf(th);
         theta *= theta_scale;
     }
 }

@@ -190,6 +190,8 @@ static sd_status load_eagle(sd_heads *h, char *err, size_t n) {
     m->n_rot = D;
     m->n_ctx_train = T->n_ctx_train + SD_MAX_DRAFT_POS;
     m->rope_base = base;
+    m->rope_freqs = D == T->n_rot ? T->rope_freqs : NULL; /* the target's rope scaling */
+    m->rope_freq_scale = T->rope_freq_scale;
     m->norm_eps = eps;
     m->rope_type = SD_ROPE_NORM;
     m->tok_embd = T->tok_embd;

@@ -41,6 +41,7 @@ void sd_model_free(sd_model *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);
+    free(m->bound);
     sd_vocab_free(m->vocab);
     sd_gguf_close(m->gguf);
     free(m);
@@ -108,6 +109,7 @@ static sd_status bind(sd_model *m, const char *name, int64_t cols, int64_t rows,
                       const sd_gguf_tensor **out, char *err, size_t err_size) {
     const sd_gguf_tensor *t = sd_gguf_find_tensor(m->gguf, name);
     *out = t;
+    if (t && m->bound && m->n_bound < sd_gguf_n_tensors(m->gguf)) m->bound[m->n_bound++] = t;
     if (!t) {
         if (!required) return SD_OK;
         sd_set_err(err, err_size, "%s: missing tensor %s", sd_gguf_name(m->gguf), name);
@@ -210,6 +212,73 @@ sd_status sd_weight_pack(sd_model *m, sd_weight *w) {
 
 static size_t weight_size(const sd_weight *w) { return w->data ? w->row_bytes * (size_t)w->rows : 0; }
 
+/* The keys of "<arch>." this loader reads (or checks) for llama and qwen2;
+ * any other key of the architecture changes arithmetic we do not do and is
+ * refused by name (check_keys), never ignored. */
+static const char *const known_arch_keys[] = {
+    "context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count",
+    "attention.head_count_kv", "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count",
+    "vocab_size", "attention.key_length", "attention.value_length", "rope.scaling.type", "rope.scaling.factor",
+    "rope.scaling.original_context_length", "rope.scaling.finetuned", "expert_count", "expert_used_count",
+};
+
+static sd_status check_keys(sd_model *m, char *err, size_t err_size) {
+    const size_t al = strlen(m->arch);
+    for (int64_t i = 0; i < sd_gguf_n_kv(m->gguf); i++) {
+        const char *k = sd_gguf_key(m->gguf, i);
+        if (strncmp(k, m->arch, al) != 0 || k[al] != '.') continue;
+        bool known = false;
+        for (size_t j = 0; j < sizeof known_arch_keys / sizeof *known_arch_keys && !known; j++)
+            known = !strcmp(k + al + 1, known_arch_keys[j]);
+        if (!known) {
+            sd_set_err(err, err_size, "%s: key %s is not supported for architecture %s (it would change the"
+                       " arithmetic; refused rather than ignored)", sd_gguf_name(m->gguf), k, m->arch);
+            return SD_ERR_UNSUPPORTED;
+        }
+    }
+    int experts = 0;
+    sd_status st = get_hp(m, "expert_count", false, 0, 0, 1 << 16, &experts, err, err_size);
+    if (st != SD_OK) return st;
+    if (experts > 0) {
+        sd_set_err(err, err_size, "%s: %s.expert_count %d: mixture-of-experts models are not supported",
+                   sd_gguf_name(m->gguf), m->arch, experts);
+        return SD_ERR_UNSUPPORTED;
+    }
+    return SD_OK;
+}
+
+/* rope.scaling.type none (or absent) or linear (positions divided by
+ * rope.scaling.factor); YaRN and the rest are refused. */
+static sd_status load_rope_scaling(sd_model *m, char *err, size_t err_size) {
+    char key[128];
+    m->rope_freq_scale = 1.0f;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch);
+    sd_gguf_str s;
+    sd_status st = sd_gguf_get_str(m->gguf, key, &s, err, err_size);
+    char type[32] = "none";
+    if (st == SD_OK) snprintf(type, sizeof type, "%.*s", (int)(s.len < 31 ? s.len : 31), s.ptr);
+    else if (st != SD_ERR_NOT_FOUND) return st;
+    float factor = 1.0f;
+    if ((st = get_hp_f32(m, "rope.scaling.factor", 1.0f, 0.0f, 1e6f, &factor, err, err_size)) != SD_OK) return st;
+    if (!strcmp(type, "linear")) {
+        if (!(factor > 0.0f)) {
+            sd_set_err(err, err_size, "%s: %s.rope.scaling.factor %g must be > 0", sd_gguf_name(m->gguf), m->arch,
+                       (double)factor);
+            return SD_ERR_FORMAT;
+        }
+        m->rope_freq_scale = 1.0f / factor;
+    } else if (strcmp(type, "none") != 0) {
+        sd_set_err(err, err_size, "%s: %s.rope.scaling.type '%s' is not supported (none, linear)",
+                   sd_gguf_name(m->gguf), m->arch, type);
+        return SD_ERR_UNSUPPORTED;
+    } else if (factor != 1.0f && factor != 0.0f) {
+        sd_set_err(err, err_size, "%s: %s.rope.scaling.factor %g without a scaling type: refused",
+                   sd_gguf_name(m->gguf), m->arch, (double)factor);
+        return SD_ERR_UNSUPPORTED;
+    }
+    return SD_OK;
+}
+
 static sd_status load_hparams(sd_model *m, char *err, size_t err_size) {
     sd_status st;
     int n_vocab_kv = 0;
@@ -236,6 +305,16 @@ static sd_status load_hparams(sd_model *m, char *err, size_t err_size) {
     if ((st = get_hp_f32(m, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &m->rope_base, err, err_size)) ||
         (st = get_hp_f32(m, "attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &m->norm_eps, err, err_size)))
         return st;
+    if ((st = load_rope_scaling(m, err, err_size)) || (st = check_keys(m, err, err_size))) return st;
+    int kl = 0, vl = 0; /* per-head sizes other than n_embd / n_head are not computed here */
+    if ((st = get_hp(m, "attention.key_length", false, m->head_dim, 1, 1 << 16, &kl, err, err_size)) ||
+        (st = get_hp(m, "attention.value_length", false, m->head_dim, 1, 1 << 16, &vl, err, err_size)))
+        return st;
+    if (kl != m->head_dim || vl != m->head_dim) {
+        sd_set_err(err, err_size, "%s: %s.attention.key_length %d / value_length %d differ from n_embd / n_head = %d:"
+                   " not supported", sd_gguf_name(m->gguf), m->arch, kl, vl, m->head_dim);
+        return SD_ERR_UNSUPPORTED;
+    }
     m->n_vocab = sd_vocab_n_tokens(m->vocab);
     if (n_vocab_kv != 0 && n_vocab_kv != m->n_vocab) {
         sd_set_err(err, err_size, "%s: %s.vocab_size %d != %d tokens", sd_gguf_name(m->gguf), m->arch,
@@ -266,7 +345,16 @@ static sd_status load_tensors(sd_model *m, const sd_model_params *p, char *err, 
     sd_status st;
     const int64_t E = m->n_embd, V = m->n_vocab, F = m->n_ff;
     const int64_t QD = (int64_t)m->n_head * m->head_dim, KVD = (int64_t)m->n_head_kv * m->head_dim;
-    const bool qkv_bias = strcmp(m->arch, "qwen2") == 0;
+    const bool qkv_bias = strcmp(m->arch, "qwen2") == 0; /* required by qwen2; llama may have them */
+    /* Llama 3.1+: per-pair frequency divisors of RoPE (positive, finite) */
+    if ((st = bind_vec(m, "rope_freqs.weight", m->n_rot / 2, false, &m->rope_freqs, err, err_size))) return st;
+    for (int i = 0; m->rope_freqs && i < m->n_rot / 2; i++) {
+        if (!(m->rope_freqs[i] > 0.0f)) {
+            sd_set_err(err, err_size, "%s: rope_freqs.weight[%d] = %g is not positive", sd_gguf_name(m->gguf), i,
+                       (double)m->rope_freqs[i]);
+            return SD_ERR_FORMAT;
+        }
+    }
     if ((st = bind_mat(m, p, "token_embd.weight", E, V, true, &m->tok_embd, err, err_size)) ||
         (st = bind_vec(m, "output_norm.weight", E, true, &m->output_norm, err, err_size)) ||
         (st = bind_mat(m, p, "output.weight", E, V, false, &m->output, err, err_size)))
@@ -302,6 +390,27 @@ static sd_status load_tensors(sd_model *m, const sd_model_params *p, char *err, 
     m->weight_bytes_per_token += weight_size(&m->output) + m->tok_embd.row_bytes;
     m->weight_bytes = m->weight_bytes_per_token - m->tok_embd.row_bytes +
                       (m->output.data == m->tok_embd.data ? 0 : weight_size(&m->tok_embd));
+    return SD_OK;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t) * (const void *const *)a, y = (uintptr_t) * (const void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Every tensor of the file was bound: one the architecture does not use is
+ * refused by name (a bias, a norm, a tensor of another architecture would
+ * otherwise be silently left out of the arithmetic). */
+static sd_status check_all_bound(sd_model *m, char *err, size_t err_size) {
+    qsort(m->bound, (size_t)m->n_bound, sizeof *m->bound, cmp_ptr);
+    for (int64_t i = 0; i < sd_gguf_n_tensors(m->gguf); i++) {
+        const sd_gguf_tensor *t = sd_gguf_tensor_at(m->gguf, i);
+        if (!bsearch(&t, m->bound, (size_t)m->n_bound, sizeof *m->bound, cmp_ptr)) {
+            sd_set_err(err, err_size, "%s: tensor %s is not used by architecture %s (refused rather than ignored)",
+                       sd_gguf_name(m->gguf), t->name, m->arch);
+            return SD_ERR_UNSUPPORTED;
+        }
+    }
     return SD_OK;
 }
 
@@ -362,7 +471,14 @@ sd_status sd_model_load(const char *path, const sd_model_params *params, sd_mode
     }
     m->rope_type = strcmp(m->arch, "qwen2") == 0 ? SD_ROPE_NEOX : SD_ROPE_NORM;
     if ((st = load_hparams(m, err, err_size)) != SD_OK) goto fail;
-    if ((st = load_tensors(m, &p, err, err_size)) != SD_OK) goto fail;
+    if (!(m->bound = calloc((size_t)sd_gguf_n_tensors(m->gguf), sizeof *m->bound))) {
+        st = SD_ERR_NOMEM;
+        goto fail;
+    }
+    if ((st = load_tensors(m, &p, err, err_size)) != SD_OK || (st = check_all_bound(m, err, err_size)) != SD_OK)
+        goto fail;
+    free(m->bound);
+    m->bound = NULL;
     *out = m;
     return SD_OK;
 fail:

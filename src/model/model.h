@@ -53,6 +53,10 @@ struct sd_model {
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_rot, n_ctx_train;
     float rope_base, norm_eps;
     sd_rope_type rope_type;
+    const float *rope_freqs;  /* (n_rot / 2) divisors of each pair's frequency
+                                 (rope_freqs.weight, Llama 3.1+), or NULL   */
+    float rope_freq_scale;    /* 1 / rope.scaling.factor under linear
+                                 scaling, else 1                            */
     int n_early_exit;
     int early_exit[SD_MAX_EARLY_EXITS];
 
@@ -61,6 +65,8 @@ struct sd_model {
     sd_weight output;         /* (V, E); == tok_embd when tied              */
     sd_layer *layers;         /* (n_layer)                                  */
 
+    const sd_gguf_tensor **bound; /* while loading: the tensors bound so far */
+    int64_t n_bound;
     void **owned;             /* buffers made at load (F32 norms, quantized) */
     int n_owned, cap_owned;
     size_t weight_bytes, weight_bytes_per_token;
