@@ -367,7 +367,7 @@ def main():
         for streaming in (True, False):
             c0 = srv.metric("specdec_requests_cancelled_total")
             s = socket.create_connection(("127.0.0.1", srv.port))
-            req = json.dumps({"prompt": prompt, "max_tokens": 900, "ignore_eos": True, "temperature": 0,
+            req = json.dumps({"prompt": prompt, "max_tokens": 1000, "ignore_eos": True, "temperature": 0,
                               "stream": streaming})
             s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                        "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (KEY, len(req), req))
@@ -375,8 +375,10 @@ def main():
             if streaming:
                 s.settimeout(60)
                 s.recv(100)  # the first event arrived: the generation is running
-            else:
-                time.sleep(1.0)
+            else:  # close while it runs (1000 tokens take ~1 s on a fast machine)
+                t_wait = time.time()
+                while srv.metric("specdec_slots_busy") == 0 and time.time() - t_wait < 5:
+                    time.sleep(0.02)
             s.close()
             t0 = time.time()
             c1 = c0
