@@ -357,9 +357,8 @@ static bool authorized(const server *s, struct MHD_Connection *c) {
  * connection is then closed. */
 static void send_408(server *s, struct MHD_Connection *c) {
     char msg[128], head[256];
-    json_t *j = json_pack("{s:{s:s, s:s, s:i}}", "error", "message", "", "type", "invalid_request_error", "code", 408);
     snprintf(msg, sizeof msg, "the request was not received within %d s", s->cfg->read_timeout_s);
-    if (j) json_object_set_new(json_object_get(j, "error"), "message", json_string(msg));
+    json_t *j = error_body(408, msg);
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     int fd = conn_fd(c);
@@ -545,7 +544,9 @@ int srv_run(srv_config *cfg) {
     struct MHD_Daemon *d = NULL;
     const char *mpath = cfg->model_path;
     if ((s->default_method = srv_method_index(cfg->method)) < 0) {
-        fprintf(stderr, "error: unknown --spec method '%s' (%s)\n", cfg->method, SRV_METHOD_LIST);
+        char list[256];
+        srv_method_list(list, sizeof list);
+        fprintf(stderr, "error: unknown --spec method '%s' (%s)\n", cfg->method, list);
         goto done;
     }
     for (int i = 0; i < SRV_N_METHODS; i++) s->method_budget[i] = sd_spec_method_budget(srv_methods[i], &cfg->spec);

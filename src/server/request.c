@@ -16,6 +16,16 @@ const char *const srv_methods[SRV_N_METHODS] = {
     "none", "draft", "lookup", "ngram-cache", "tree-draft", "tree-lookup", "aded", "self",
     "pearl", "rasd", "eagle", "hydra", "medusa", "eagle-chain", "hydra-chain", "medusa-chain"};
 
+void srv_method_list(char *buf, size_t n) {
+    size_t k = 0;
+    if (n) buf[0] = 0;
+    for (int i = 0; i < SRV_N_METHODS && k < n; i++) {
+        int w = snprintf(buf + k, n - k, "%s%s", i ? ", " : "", srv_methods[i]);
+        if (w < 0) break;
+        k += (size_t)w;
+    }
+}
+
 int srv_method_index(const char *name) {
     if (!strcmp(name, "ngram")) name = "ngram-cache";
     for (int i = 0; i < SRV_N_METHODS; i++)
@@ -237,7 +247,9 @@ static unsigned parse_gen(const srv_parse_env *e, json_t *j, bool chat, srv_req 
     int method = e->default_method;
     if ((x = json_object_get(j, "spec")) && !json_is_null(x)) {
         if (!json_is_string(x) || (method = srv_method_index(json_string_value(x))) < 0) {
-            snprintf(msg, n, "'spec' must be one of: %s", SRV_METHOD_LIST);
+            char list[256];
+            srv_method_list(list, sizeof list);
+            snprintf(msg, n, "'spec' must be one of: %s", list);
             goto bad;
         }
     }

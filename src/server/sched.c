@@ -34,11 +34,6 @@ srv_req *srv_req_new(void) {
         free(r);
         return NULL;
     }
-    if (pthread_cond_init(&r->cv, NULL) != 0) {
-        pthread_mutex_destroy(&r->mu);
-        free(r);
-        return NULL;
-    }
     r->refs = 1;
     r->fd = -1;
     return r;
@@ -57,7 +52,6 @@ void srv_req_unref(srv_req *r) {
     pthread_mutex_unlock(&r->mu);
     if (left > 0) return;
     pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
     free(r->prompt);
     free(r->text);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
@@ -74,14 +68,6 @@ void *srv_req_unpark(srv_req *r) {
     void *c = r->parked;
     r->parked = NULL;
     return c;
-}
-
-/* Wakes whoever waits for r's output: r->mu held; returns the parked
- * connection, which the caller resumes after unlocking r->mu (resuming
- * under r->mu could meet the HTTP thread taking r->mu inside MHD). */
-static void *req_wake(srv_req *r) {
-    pthread_cond_broadcast(&r->cv);
-    return srv_req_unpark(r);
 }
 
 static void req_resume(srv_req *r, void *conn) {
@@ -144,7 +130,7 @@ static bool slot_on_tokens(void *user, const int32_t *ids, int n) {
     }
     if (r->n_gen == 0 && n > 0) r->t_first = srv_now_s();
     r->n_gen += n;
-    void *conn = r->stream ? req_wake(r) : NULL; /* a plain request waits for done */
+    void *conn = r->stream ? srv_req_unpark(r) : NULL; /* a plain request waits for done */
     pthread_mutex_unlock(&r->mu);
     req_resume(r, conn);
     return ok;
@@ -277,7 +263,7 @@ static void slot_complete(server *s, srv_slot *sl, sd_status rc) {
     r->hit_length = !r->hit_stop && r->n_gen >= r->n_predict;
     r->t_done = now;
     r->done = true;
-    void *conn = req_wake(r);
+    void *conn = srv_req_unpark(r);
     double t_first = r->t_first, t_arrive = r->t_arrive;
     pthread_mutex_unlock(&r->mu);
     req_resume(r, conn);
@@ -499,7 +485,7 @@ void *srv_sched_main(void *arg) {
         pthread_mutex_lock(&r->mu);
         r->status = SD_ERR_INVALID_ARG;
         r->done = true;
-        void *conn = req_wake(r);
+        void *conn = srv_req_unpark(r);
         pthread_mutex_unlock(&r->mu);
         req_resume(r, conn);
         srv_req_unref(r);

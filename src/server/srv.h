@@ -27,10 +27,8 @@
 
 #define SRV_N_METHODS 16
 extern const char *const srv_methods[SRV_N_METHODS]; /* "none" first */
-/* srv_methods as a message (every registry method but draft-xtok) */
-#define SRV_METHOD_LIST \
-    "none, draft, lookup, ngram-cache, tree-draft, tree-lookup, aded, self, pearl, rasd, eagle, hydra, medusa, " \
-    "eagle-chain, hydra-chain, medusa-chain"
+/* srv_methods joined by ", " into buf (for messages; truncated to n). */
+void srv_method_list(char *buf, size_t n);
 /* Index of a method name in srv_methods ("ngram" = "ngram-cache"), or -1. */
 int srv_method_index(const char *name);
 
@@ -85,7 +83,6 @@ void srv_buf_add(srv_buf *b, const char *s, size_t n);
 
 typedef struct srv_req {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     int refs;
     /* inputs: set before srv_enqueue, read-only after */
     int32_t *prompt;           /* (n_prompt) ids, BOS included              */
@@ -114,7 +111,7 @@ typedef struct srv_req {
     bool done;                 /* the scheduler is finished with it         */
     void *parked;              /* the suspended connection waiting for
                                   output, or NULL; whoever clears it
-                                  resumes it (srv_req_wake)                */
+                                  resumes it (srv_req_unpark)              */
     int fd;                    /* the client's socket while its connection
                                   lives, else -1 (polled for a hang-up)    */
     bool cancelled;            /* the client went away                      */
@@ -137,8 +134,10 @@ srv_req *srv_req_new(void);    /* refs = 1; NULL on NOMEM */
 void srv_req_ref(srv_req *r);
 void srv_req_unref(srv_req *r);
 void srv_req_cancel(srv_req *r);
-/* r->mu held: takes the parked connection (NULL if none); the caller
- * passes it to r->resume after unlocking r->mu. */
+/* r->mu held: takes the parked connection (NULL if none) that waits for
+ * r's output; the caller passes it to r->resume after unlocking r->mu
+ * (resuming under r->mu could meet the HTTP thread taking r->mu inside
+ * libmicrohttpd). */
 void *srv_req_unpark(srv_req *r);
 /* True if the peer of socket fd hung up (a non-blocking poll). */
 bool srv_client_gone(int fd);
