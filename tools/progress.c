@@ -2,12 +2,13 @@
  * progress.h). */
 #include "progress.h"
 
+#include "common.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Redraw interval: at most 5 lines a second, and none for work that ends
@@ -20,12 +21,6 @@ struct tool_progress {
     double t_begin, t_drawn; /* ms; t_drawn: the last draw (begin until then) */
     bool drawn;              /* the line is on the screen                       */
 };
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* "4.2 s", "3m05s", "2h07m": short enough for one line, precise enough for
  * a wait. */
@@ -53,7 +48,7 @@ static void draw(tool_progress *p, const char *line) {
     fwrite(buf, 1, n + 4, stderr);
     fflush(stderr);
     p->drawn = true;
-    p->t_drawn = now_ms();
+    p->t_drawn = tool_now_ms();
 }
 
 tool_progress *tool_progress_begin(const char *what, int64_t total, const char *unit) {
@@ -63,7 +58,7 @@ tool_progress *tool_progress_begin(const char *what, int64_t total, const char *
     p->what = what ? what : "";
     p->unit = unit ? unit : "";
     p->total = total;
-    p->t_begin = p->t_drawn = now_ms();
+    p->t_begin = p->t_drawn = tool_now_ms();
     return p;
 }
 
@@ -73,7 +68,7 @@ void tool_progress_set_total(tool_progress *p, int64_t total) {
 
 void tool_progress_update(tool_progress *p, int64_t done) {
     if (!p) return;
-    double now = now_ms();
+    double now = tool_now_ms();
     if (now - p->t_drawn < REDRAW_MS) return;
     double elapsed = now - p->t_begin;
     char el[32], line[400];
